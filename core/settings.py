@@ -1,0 +1,77 @@
+"""Every setting of the service, in one place.
+
+Read from environment variables prefixed ``AUTOGRADER_``. The defaults describe the
+embedded mode: everything under ``AUTOGRADER_DATA_DIR`` (``./var``), SQLite, and a
+filesystem broker, so two instances with two data dirs never see each other.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUTOGRADER_", extra="ignore")
+
+    data_dir: Path = Path("./var")
+    database_url: str | None = None
+    broker_url: str | None = None
+    blob_dir: Path | None = None
+    course_dir: Path = PROJECT_ROOT / "reference"
+
+    max_upload_bytes: int = 20 * 1024 * 1024
+    # How long a running job may go without a heartbeat before the sweeper re-queues it.
+    lease_seconds: float = 60.0
+    # How long a queued job may wait unclaimed before the sweeper sends it again.
+    resend_after_seconds: float = 30.0
+    sweep_interval_seconds: float = 5.0
+    max_attempts: int = 3
+
+    # Sandbox limits (per grading job); an exercise may ask for more within these caps.
+    sandbox_call_timeout: float = 10.0
+    sandbox_job_timeout: float = 120.0
+    sandbox_memory_mb: int = 2048
+    sandbox_output_bytes: int = 64 * 1024
+    # "auto": use the strongest isolation this host allows; "none": plain child process.
+    sandbox_isolation: str = "auto"
+
+    # Run exercises that declare `gpu` on the CPU when no GPU worker exists.
+    gpu_fallback_to_cpu: bool = True
+    worker_slots: int = Field(default=1, ge=1)
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir / 'autograder.db'}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def broker_folder(self) -> Path:
+        return self.resolved_data_dir / "broker"
+
+    @property
+    def resolved_blob_dir(self) -> Path:
+        return (self.blob_dir or self.resolved_data_dir / "blobs").resolve()
+
+    @property
+    def is_embedded_broker(self) -> bool:
+        return self.resolved_broker_url.startswith("filesystem://")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

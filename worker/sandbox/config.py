@@ -1,0 +1,29 @@
+"""What a sandbox is allowed: its files, its limits, its device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    memory_mb: int = 2048
+    cpu_seconds: int = 300
+    processes: int = 64
+    file_size_mb: int = 16
+    open_files: int = 256
+    output_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    #: Folder holding the submission's files (read-only inside the sandbox).
+    submission_dir: Path
+    #: The assignment's public helper folders, importable inside the sandbox.
+    public_dirs: tuple[Path, ...] = ()
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+    #: "cpu" or "cuda"; with cuda the child initialises CUDA itself.
+    device: str = "cpu"
+    #: "auto" (the strongest isolation the host allows) or "none".
+    isolation: str = "auto"

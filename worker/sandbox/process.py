@@ -1,0 +1,144 @@
+"""The grader's end of one sandbox: framed requests with deadlines over a pipe pair."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from graders import wire
+from graders.sandbox_api import SandboxCrashed, SandboxTimeout
+
+MAX_REPLY_BYTES = 256 * 1024 * 1024
+
+
+class PipeSandbox:
+    """Talks to a sandbox process through two pipes; kills it on any breach of contract."""
+
+    def __init__(
+        self,
+        pid: int,
+        to_child: int,
+        from_child: int,
+        isolation: str,
+        reap: Callable[[int], int | None],
+        kill: Callable[[], None] | None = None,
+    ) -> None:
+        self.pid = pid
+        self.to_child = to_child
+        self.from_child = from_child
+        self.isolation = isolation
+        self._reap = reap
+        self._kill = kill
+        self.closed = False
+        self.exit_status: int | None = None
+
+    def request(
+        self,
+        message: dict[str, Any],
+        timeout: float,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        if self.closed:
+            raise SandboxCrashed("the sandbox is already closed")
+        deadline = time.monotonic() + timeout
+        try:
+            payload = wire.encode(message)
+            os.write(self.to_child, wire.HEADER.pack(len(payload)))
+            view = memoryview(payload)
+            while view:
+                self._wait(self.to_child, deadline, writable=True)
+                written = os.write(self.to_child, view[: 1 << 20])
+                view = view[written:]
+            while True:
+                reply = self._read_frame(deadline)
+                if isinstance(reply, dict) and "event" in reply:
+                    if on_event is not None:
+                        on_event(reply)
+                    continue
+                if not isinstance(reply, dict):
+                    raise SandboxCrashed("the sandbox sent a reply that is not a message")
+                return reply
+        except SandboxTimeout:
+            self.close()
+            raise
+        except (BrokenPipeError, EOFError, OSError) as exc:
+            # Read the exit status before close() kills it, so the cause is not masked.
+            message = self._death_message(str(exc))
+            oom = self._was_oom()
+            self.close()
+            raise SandboxCrashed(message, oom=oom) from exc
+        except wire.WireError as exc:
+            self.close()
+            raise SandboxCrashed(f"the sandbox sent an unreadable reply: {exc}") from exc
+
+    def _wait(self, fd: int, deadline: float, writable: bool = False) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise SandboxTimeout("the sandbox did not answer in time")
+        if writable:
+            _, ready, _ = select.select([], [fd], [], remaining)
+        else:
+            ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            raise SandboxTimeout("the sandbox did not answer in time")
+
+    def _read_exact(self, size: int, deadline: float) -> bytes:
+        chunks: list[bytes] = []
+        remaining = size
+        while remaining:
+            self._wait(self.from_child, deadline)
+            chunk = os.read(self.from_child, min(remaining, 1 << 20))
+            if not chunk:
+                raise EOFError("the sandbox closed its pipe")
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+
+    def _read_frame(self, deadline: float) -> Any:
+        (size,) = wire.HEADER.unpack(self._read_exact(wire.HEADER.size, deadline))
+        if size > MAX_REPLY_BYTES:
+            raise wire.WireError(f"reply of {size} bytes is over the limit")
+        return wire.decode(self._read_exact(size, deadline))
+
+    def _death_message(self, detail: str) -> str:
+        status = self._wait_exit(1.0)
+        if status is None:
+            return f"the sandbox stopped answering ({detail})"
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            return f"the sandbox was killed by signal {signal.Signals(sig).name}"
+        return f"the sandbox exited with status {os.WEXITSTATUS(status)}"
+
+    def _was_oom(self) -> bool:
+        status = self.exit_status
+        return status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == 9
+
+    def _wait_exit(self, timeout: float) -> int | None:
+        deadline = time.monotonic() + timeout
+        while self.exit_status is None and time.monotonic() < deadline:
+            self.exit_status = self._reap(self.pid)
+            if self.exit_status is None:
+                time.sleep(0.01)
+        return self.exit_status
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._kill is not None:
+            self._kill()
+        else:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for fd in (self.to_child, self.from_child):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._wait_exit(2.0)
