@@ -43,6 +43,8 @@ class Settings(BaseSettings):
 
     # Run exercises that declare `gpu` on the CPU when no GPU worker exists.
     gpu_fallback_to_cpu: bool = True
+    # The queue that jobs with GPU exercises go to; "cpu" where no GPU worker runs.
+    gpu_queue: str = "gpu"
     worker_slots: int = Field(default=1, ge=1)
 
     @property

@@ -203,7 +203,7 @@ def _verdict_outcome(spec: ExerciseSpec, test: TestCase, verdict: Verdict) -> Te
     score = round(test.points * verdict.earned_fraction, 6)
     outcome = "passed" if verdict.passed else "failed"
     feedback = verdict.message
-    if test.visibility in ("visible", "after_due") and verdict.detail:
+    if not verdict.passed and test.visibility in ("visible", "after_due") and verdict.detail:
         feedback = f"{feedback}\n{verdict.detail}".strip()
     return TestOutcome(spec.slug, test.name, outcome, score, test.points, test.visibility,
                        feedback)

@@ -1,0 +1,32 @@
+"""Course content: the assignments and their exercises."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from api.deps import DB, Member
+from api.schemas import AssignmentOut, ExerciseOut
+from core import policy
+from core.models import Assignment, utcnow
+
+router = APIRouter(prefix="/api/v1")
+
+
+@router.get("/courses/{course}/assignments", response_model=list[AssignmentOut])
+def list_assignments(db: DB, member: Member) -> list[AssignmentOut]:
+    rows = db.scalars(
+        select(Assignment).where(Assignment.course_id == member.course.id)
+        .order_by(Assignment.position, Assignment.slug)
+    ).all()
+    now = utcnow()
+    return [
+        AssignmentOut(
+            slug=a.slug, title=a.title, due_at=a.due_at, max_score=a.max_score,
+            exercises=[ExerciseOut(slug=e.slug, max_score=e.max_score, kind=e.kind,
+                                   device=e.device) for e in a.exercises],
+            your_due_at=policy.effective_due(db, a, member.user.id),
+            released=a.released_at is not None and a.released_at <= now,
+        )
+        for a in rows
+    ]

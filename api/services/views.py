@@ -1,0 +1,112 @@
+"""Turning rows into what a given caller may see (visibility of hidden tests)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.schemas import ExerciseResultOut, HiddenTests, JobOut, SubmissionOut, TestOut
+from core import policy
+from core.models import GradingJob, Submission, User, utcnow
+
+
+def latest_job(db: Session, submission: Submission) -> GradingJob | None:
+    return db.scalar(
+        select(GradingJob).where(GradingJob.submission_id == submission.id)
+        .order_by(GradingJob.created_at.desc(), GradingJob.id.desc()).limit(1)
+    )
+
+
+def shown_status(db: Session, submission: Submission) -> str:
+    job = latest_job(db, submission)
+    return job.status if job else "queued"
+
+
+def test_visible(visibility: str, staff: bool, released: bool, due_passed: bool) -> bool:
+    if staff or released or visibility == "visible":
+        return True
+    return visibility == "after_due" and due_passed
+
+
+def submission_view(db: Session, submission: Submission, viewer_is_staff: bool,
+                    now: datetime | None = None) -> SubmissionOut:
+    now = now or utcnow()
+    assignment = submission.assignment
+    due = policy.effective_due(db, assignment, submission.user_id)
+    late_by = policy.late_seconds(submission.submitted_at, due)
+    latest = latest_job(db, submission)
+    scored = db.get(GradingJob, submission.current_job_id) if submission.current_job_id else None
+    released = assignment.released_at is not None and assignment.released_at <= now
+    due_passed = due is None or now > due
+    exercises: list[ExerciseResultOut] = []
+    if scored is not None:
+        by_exercise: dict[str, list] = {}
+        for r in scored.results:
+            by_exercise.setdefault(r.exercise_slug, []).append(r)
+        for ex in assignment.exercises:
+            results = by_exercise.get(ex.slug)
+            if not results:
+                continue
+            shown, hidden = [], []
+            for r in results:
+                (shown if test_visible(r.visibility, viewer_is_staff, released, due_passed)
+                 else hidden).append(r)
+            exercises.append(ExerciseResultOut(
+                slug=ex.slug,
+                score=round(sum(r.score for r in results), 6),
+                max_score=round(sum(r.max_score for r in results), 6),
+                tests=[TestOut(name=r.name, outcome=r.outcome, score=r.score,
+                               max_score=r.max_score, feedback=r.feedback,
+                               visibility=r.visibility) for r in shown],
+                hidden_tests=HiddenTests(
+                    count=len(hidden), max_score=round(sum(r.max_score for r in hidden), 6),
+                    score=round(sum(r.score for r in hidden), 6),
+                ) if hidden else None,
+            ))
+    max_score = (scored.max_score if scored is not None and scored.max_score is not None
+                 else _expected_max(submission))
+    log = (scored.log or {}) if scored is not None else {}
+    return SubmissionOut(
+        id=submission.id,
+        assignment=assignment.slug,
+        course=assignment.course.slug,
+        student=submission.user.name,
+        status=latest.status if latest else "queued",
+        score=scored.score if scored is not None else None,
+        raw_score=scored.raw_score if scored is not None else None,
+        penalty_percent=scored.penalty_percent if scored is not None else None,
+        max_score=max_score,
+        submitted_at=submission.submitted_at,
+        late=late_by > 0,
+        late_seconds=late_by,
+        file_kind=submission.file_kind,
+        filename=submission.filename,
+        job_id=scored.id if scored is not None else (latest.id if latest else None),
+        error=latest.error if latest is not None and latest.status == "failed" else None,
+        exercises=exercises,
+        cells=list(log.get("cells", [])),
+        output=str(log.get("output", "")),
+    )
+
+
+def _expected_max(submission: Submission) -> float:
+    from graders.intake import CODE_KINDS
+
+    kinds = ("function", "class") if submission.file_kind in CODE_KINDS else ("model",)
+    return round(sum(e.max_score for e in submission.assignment.exercises if e.kind in kinds), 6)
+
+
+def job_view(db: Session, job: GradingJob) -> JobOut:
+    requester = db.get(User, job.requested_by) if job.requested_by else None
+    return JobOut(
+        id=job.id, status=job.status, attempt=job.attempt, reason=job.reason, queue=job.queue,
+        created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+        score=job.score, raw_score=job.raw_score, max_score=job.max_score,
+        penalty_percent=job.penalty_percent, worker_host=job.worker_host, device=job.device,
+        isolation=job.isolation, grader_version=job.grader_version,
+        assignment_version=job.assignment_version, seeds=job.seeds, durations=job.durations,
+        error=job.error, batch_id=job.batch_id,
+        requested_by=requester.name if requester else None, exercises=job.exercise_slugs,
+    )

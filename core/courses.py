@@ -1,0 +1,53 @@
+"""Copying the course's metadata from reference/ into the database (idempotent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.models import Assignment, Course, Exercise
+from graders.course import CourseMeta, load_course
+
+
+def sync_course(session: Session, folder: Path) -> CourseMeta:
+    """Create or update the course, its assignments and exercises from the folder.
+
+    Staff changes made in the database (deadline moved, release) are kept: only the
+    folder's own facts (titles, exercises, points, version) are overwritten.
+    """
+    meta = load_course(folder)
+    course = session.scalar(select(Course).where(Course.slug == meta.slug))
+    if course is None:
+        course = Course(slug=meta.slug, title=meta.title)
+        session.add(course)
+        session.flush()
+    course.title = meta.title
+    for a in meta.assignments:
+        row = session.scalar(
+            select(Assignment).where(Assignment.course_id == course.id, Assignment.slug == a.slug)
+        )
+        if row is None:
+            row = Assignment(
+                course_id=course.id, slug=a.slug, title=a.title, due_at=a.due_at,
+                late_policy=a.late_policy, counting_policy=a.counting,
+                cap_total=a.cap_total, cap_per_day=a.cap_per_day,
+            )
+            session.add(row)
+            session.flush()
+        row.title = a.title
+        row.position = a.position
+        row.version = a.version
+        row.max_score = a.max_score
+        existing = {e.slug: e for e in row.exercises}
+        for position, ex in enumerate(a.exercises):
+            e = existing.pop(ex.slug, None)
+            if e is None:
+                e = Exercise(slug=ex.slug, kind=ex.kind, max_score=ex.points)
+                row.exercises.append(e)
+            e.kind, e.max_score, e.position, e.device = ex.kind, ex.points, position, ex.device
+        for stale in existing.values():
+            row.exercises.remove(stale)
+    session.flush()
+    return meta

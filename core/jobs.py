@@ -1,0 +1,250 @@
+"""The life of a grading job, shared by the API, the workers and the sweeper.
+
+queued --claim--> running --finish--> graded
+   ^                 |--lease expired / worker lost--> queued (attempt + 1)
+   |                 `--service error, attempts left--> queued; none left --> failed
+
+Every transition is one conditional UPDATE, so two deliveries of the same task, or
+a worker that comes back after its lease was taken over, can never write a second
+score: results are written only by the claim (attempt number) that holds the job.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core import policy
+from core.models import Assignment, GradingJob, Submission, TestResult, utcnow
+from core.queue import queue_depths, send_grade
+from core.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+FINAL_STATUSES = ("graded", "failed")
+
+
+def queue_for(assignment: Assignment, exercise_slugs: list[str] | None) -> str:
+    settings = get_settings()
+    wanted = [e for e in assignment.exercises
+              if exercise_slugs is None or e.slug in exercise_slugs]
+    if any(e.device == "gpu" for e in wanted):
+        return settings.gpu_queue
+    return "cpu"
+
+
+def create_job(
+    session: Session,
+    submission: Submission,
+    reason: str = "submission",
+    requested_by: int | None = None,
+    batch_id: str | None = None,
+    exercise_slugs: list[str] | None = None,
+) -> GradingJob:
+    job = GradingJob(
+        submission_id=submission.id,
+        queue=queue_for(submission.assignment, exercise_slugs),
+        reason=reason,
+        requested_by=requested_by,
+        batch_id=batch_id,
+        exercise_slugs=exercise_slugs,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def dispatch(session: Session, jobs: list[GradingJob]) -> int:
+    """Send committed jobs to the broker; record when each was sent. Returns how many."""
+    sent = 0
+    for job in jobs:
+        if send_grade(job.id, job.queue):
+            session.execute(update(GradingJob).where(GradingJob.id == job.id)
+                            .values(sent_at=utcnow()))
+            sent += 1
+    session.commit()
+    return sent
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_id: str
+    attempt: int
+
+
+def claim(session: Session, job_id: str, host: str) -> Claim | None:
+    """Take the job if it is waiting (or its holder's lease ran out); None otherwise."""
+    settings = get_settings()
+    now = utcnow()
+    job = session.get(GradingJob, job_id)
+    if job is None:
+        return None
+    attempt = job.attempt + 1
+    result = session.execute(
+        update(GradingJob)
+        .where(
+            GradingJob.id == job_id,
+            GradingJob.attempt == job.attempt,
+            (GradingJob.status == "queued")
+            | ((GradingJob.status == "running") & (GradingJob.lease_expires_at < now)),
+        )
+        .values(
+            status="running", attempt=attempt, started_at=now, worker_host=host,
+            lease_expires_at=now + timedelta(seconds=settings.lease_seconds),
+        )
+    )
+    session.commit()
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return Claim(job_id, attempt)
+
+
+def heartbeat(session: Session, c: Claim) -> bool:
+    settings = get_settings()
+    result = session.execute(
+        update(GradingJob)
+        .where(GradingJob.id == c.job_id, GradingJob.attempt == c.attempt,
+               GradingJob.status == "running")
+        .values(lease_expires_at=utcnow() + timedelta(seconds=settings.lease_seconds))
+    )
+    session.commit()
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+@dataclass
+class ResultRow:
+    exercise: str
+    name: str
+    outcome: str
+    score: float
+    max_score: float
+    visibility: str
+    feedback: str
+
+
+def finish(
+    session: Session,
+    c: Claim,
+    results: list[ResultRow],
+    facts: dict[str, Any],
+) -> bool:
+    """Write the results of a claim, atomically; False if the claim is no longer valid."""
+    job = session.scalar(
+        select(GradingJob).where(GradingJob.id == c.job_id).with_for_update()
+    )
+    if job is None or job.attempt != c.attempt or job.status != "running":
+        session.rollback()
+        return False
+    submission = job.submission
+    assignment = submission.assignment
+    due = policy.effective_due(session, assignment, submission.user_id)
+    late = policy.late_seconds(submission.submitted_at, due)
+    percent = policy.penalty_percent(assignment.late_policy or {}, late)
+    if job.exercise_slugs is not None and submission.current_job_id:
+        # A regrade of some exercises: the others keep the results they had, so the
+        # current job always holds the whole submission's score.
+        previous = session.get(GradingJob, submission.current_job_id)
+        if previous is not None:
+            results = [*results, *(
+                ResultRow(r.exercise_slug, r.name, r.outcome, r.score, r.max_score,
+                          r.visibility, r.feedback)
+                for r in previous.results if r.exercise_slug not in job.exercise_slugs
+            )]
+            order = {e.slug: i for i, e in enumerate(assignment.exercises)}
+            results.sort(key=lambda r: order.get(r.exercise, len(order)))
+    raw = round(sum(r.score for r in results), 6)
+    for position, r in enumerate(results):
+        session.add(TestResult(
+            job_id=job.id, position=position, exercise_slug=r.exercise, name=r.name,
+            outcome=r.outcome, score=r.score, max_score=r.max_score,
+            visibility=r.visibility, feedback=r.feedback,
+        ))
+    job.status = "graded"
+    job.finished_at = utcnow()
+    job.lease_expires_at = None
+    job.raw_score = raw
+    job.max_score = round(sum(r.max_score for r in results), 6)
+    job.late_seconds = late
+    job.penalty_percent = percent
+    job.score = policy.apply_penalty(raw, percent)
+    job.error = None
+    for key, value in facts.items():
+        setattr(job, key, value)
+    submission.current_job_id = job.id
+    session.commit()
+    return True
+
+
+def release_for_retry(session: Session, c: Claim, reason: str) -> str:
+    """The service failed to grade (not the student's fault): retry, or give up clearly."""
+    settings = get_settings()
+    job = session.get(GradingJob, c.job_id)
+    if job is None or job.attempt != c.attempt or job.status != "running":
+        session.rollback()
+        return "stale"
+    if job.attempt >= settings.max_attempts:
+        job.status = "failed"
+        job.finished_at = utcnow()
+        job.lease_expires_at = None
+        job.error = f"gave up after {job.attempt} attempts: {reason}"
+        session.commit()
+        return "failed"
+    job.status = "queued"
+    job.lease_expires_at = None
+    job.sent_at = None
+    job.error = f"attempt {job.attempt} failed, retrying: {reason}"
+    session.commit()
+    return "queued"
+
+
+def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
+    """Re-queue jobs whose worker died, re-send jobs the broker lost or never got.
+
+    Runs every few seconds in the API process; safe to run in several at once
+    (every change is a conditional UPDATE, duplicates of a send are claimed once).
+    """
+    settings = get_settings()
+    now = now or utcnow()
+    counts = {"requeued": 0, "failed": 0, "resent": 0}
+    expired = session.scalars(
+        select(GradingJob).where(GradingJob.status == "running",
+                                 GradingJob.lease_expires_at < now)
+    ).all()
+    for job in expired:
+        if job.attempt >= settings.max_attempts:
+            new_values: dict[str, Any] = {
+                "status": "failed", "finished_at": now, "lease_expires_at": None,
+                "error": f"the worker grading it was lost {job.attempt} times "
+                         f"(last on {job.worker_host}); marked failed",
+            }
+            counts["failed"] += 1
+        else:
+            new_values = {"status": "queued", "lease_expires_at": None, "sent_at": None,
+                          "error": f"worker {job.worker_host} was lost during attempt "
+                                   f"{job.attempt}; re-queued"}
+            counts["requeued"] += 1
+        session.execute(update(GradingJob).where(GradingJob.id == job.id,
+                                                 GradingJob.attempt == job.attempt,
+                                                 GradingJob.status == "running")
+                        .values(**new_values))
+    session.commit()
+
+    stale_before = now - timedelta(seconds=settings.resend_after_seconds)
+    waiting = session.scalars(
+        select(GradingJob).where(
+            GradingJob.status == "queued",
+            GradingJob.sent_at.is_(None) | (GradingJob.sent_at < stale_before),
+        ).order_by(GradingJob.created_at).limit(500)
+    ).all()
+    if waiting:
+        depths = queue_depths()
+        # A job sent long ago is re-sent only when its queue is empty: then its message
+        # was lost (broker restarted without persistence), not merely waiting its turn.
+        to_send = [j for j in waiting if j.sent_at is None or depths.get(j.queue, -1) == 0]
+        counts["resent"] = dispatch(session, to_send)
+    return counts

@@ -1,0 +1,78 @@
+"""Grading one job in the worker: from the job row to stored results.
+
+Loads the submission's bytes from the blob store and the assignment's hidden tests
+from the course folder, runs the engine with a sandbox per job, and turns the report
+into rows for core.jobs.finish. No HTTP, no Celery here: the task wraps it.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.blobs import BlobStore
+from core.jobs import ResultRow
+from core.settings import get_settings
+from graders.course import load_assignment
+from graders.intake import MODEL_KINDS
+from graders.runner import GRADER_VERSION, GradeLimits, GradeReport, grade
+from worker.sandbox.launcher import sandbox_factory
+
+MODEL_SUFFIX = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}
+
+
+@dataclass(frozen=True)
+class JobInput:
+    assignment_slug: str
+    file_kind: str
+    sha256: str
+    exercise_slugs: list[str] | None
+
+
+def run_job(job: JobInput, device: str = "cpu") -> tuple[list[ResultRow], dict[str, Any]]:
+    settings = get_settings()
+    loaded = load_assignment(settings.course_dir / job.assignment_slug)
+    data = BlobStore(settings.resolved_blob_dir).read(job.sha256)
+    workdir = Path(tempfile.mkdtemp(prefix="job-"))
+    try:
+        model_path = None
+        if job.file_kind in MODEL_KINDS:
+            model_path = "submission" + MODEL_SUFFIX[job.file_kind]
+            (workdir / model_path).write_bytes(data)
+        workdir.chmod(0o755)
+        factory = sandbox_factory(
+            public_dirs=(loaded.meta.public_dir,), submission_dir=workdir, device=device
+        )
+        limits = GradeLimits(
+            call_timeout=settings.sandbox_call_timeout,
+            job_timeout=settings.sandbox_job_timeout,
+        )
+        report = grade(loaded, job.file_kind, data, factory, only=job.exercise_slugs,
+                       limits=limits, model_path=model_path)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return rows_of(report), facts_of(report, loaded.meta.version, loaded.seeds, device)
+
+
+def rows_of(report: GradeReport) -> list[ResultRow]:
+    return [
+        ResultRow(t.exercise, t.name, t.outcome, t.score, t.max_score, t.visibility, t.feedback)
+        for t in report.tests
+    ]
+
+
+def facts_of(report: GradeReport, version: str, seeds: list[int], device: str) -> dict[str, Any]:
+    return {
+        "worker_host": platform.node(),
+        "device": device,
+        "isolation": report.isolation[:255],
+        "grader_version": GRADER_VERSION,
+        "assignment_version": version,
+        "seeds": seeds,
+        "durations": report.durations,
+        "log": report.log(),
+    }
