@@ -27,6 +27,10 @@ MODEL_KINDS = frozenset({SAFETENSORS, TORCHSCRIPT, ONNX})
 class IntakeError(ValueError):
     """The file cannot be graded; the message is a sentence for the student."""
 
+    def __init__(self, message: str) -> None:
+        message = message.strip()
+        super().__init__(message if message.endswith((".", "?", "!")) else message + ".")
+
 
 @dataclass(frozen=True)
 class Cell:
