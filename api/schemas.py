@@ -81,6 +81,8 @@ class SubmissionOut(BaseModel):
     #: Notebook cells that failed to run (syntax errors, exceptions), and printed output.
     cells: list[dict[str, Any]] = Field(default_factory=list)
     output: str = ""
+    #: Remarks of the grader about this job (e.g. a GPU exercise graded on the CPU).
+    notes: list[str] = Field(default_factory=list)
     counts: bool | None = None
 
 

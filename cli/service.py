@@ -56,6 +56,7 @@ def worker_argv(queues: str, concurrency: int) -> list[str]:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    os.environ["AUTOGRADER_WORKER_QUEUES"] = args.queues
     from worker.celery_app import app
 
     app.worker_main(worker_argv(args.queues, args.concurrency))

@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     max_attempts: int = 3
 
     # Sandbox limits (per grading job); an exercise may ask for more within these caps.
+    sandbox_cell_timeout: float = 30.0
     sandbox_call_timeout: float = 10.0
     sandbox_job_timeout: float = 120.0
     sandbox_memory_mb: int = 2048

@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+
+from billiard import current_process
+from celery.signals import worker_process_init
+
 from core.queue import get_celery
+from worker.devices import pin_slot
 
 app = get_celery()
 app.conf.imports = ("worker.tasks",)
+log = logging.getLogger("autograder.worker")
+
+
+@worker_process_init.connect
+def _pin_pool_process(**_: object) -> None:
+    """Each pool process is one grading slot: pin it to its GPU (if any) first thing."""
+    index = getattr(current_process(), "index", 0) or 0
+    device = pin_slot(int(index))
+    log.info("grading slot %s on %s", index, device)

@@ -48,6 +48,7 @@ def run_job(job: JobInput, device: str = "cpu") -> tuple[list[ResultRow], dict[s
             public_dirs=(loaded.meta.public_dir,), submission_dir=workdir, device=device
         )
         limits = GradeLimits(
+            cell_timeout=settings.sandbox_cell_timeout,
             call_timeout=settings.sandbox_call_timeout,
             job_timeout=settings.sandbox_job_timeout,
         )
@@ -55,7 +56,14 @@ def run_job(job: JobInput, device: str = "cpu") -> tuple[list[ResultRow], dict[s
                        limits=limits, model_path=model_path)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return rows_of(report), facts_of(report, loaded.meta.version, loaded.seeds, device)
+    facts = facts_of(report, loaded.meta.version, loaded.seeds, device)
+    gpu_exercises = [e for e in report.exercises if loaded.exercises[e].device == "gpu"]
+    if gpu_exercises and device == "cpu":
+        facts["log"]["notes"] = [
+            f"{', '.join(gpu_exercises)} asks for a GPU; this worker has none, so it was "
+            "graded on the CPU (same tests, same tolerances)."
+        ]
+    return rows_of(report), facts
 
 
 def rows_of(report: GradeReport) -> list[ResultRow]:

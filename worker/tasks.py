@@ -14,6 +14,7 @@ from core.models import GradingJob
 from core.queue import GRADE_TASK
 from core.settings import get_settings
 from worker.celery_app import app
+from worker.devices import grading_device
 from worker.grading import JobInput, run_job
 
 log = logging.getLogger("autograder.worker")
@@ -57,7 +58,7 @@ def grade_job(job_id: str) -> str:
     beat = Heartbeat(c, interval=max(1.0, settings.lease_seconds / 4))
     beat.start()
     try:
-        rows, facts = run_job(job_input)
+        rows, facts = run_job(job_input, device=grading_device())
     except Exception as exc:  # noqa: BLE001 - the service failed (GraderError...), not the student
         log.exception("job %s attempt %s failed in the grader", job_id, c.attempt)
         beat.stopped.set()

@@ -88,6 +88,7 @@ def submission_view(db: Session, submission: Submission, viewer_is_staff: bool,
         exercises=exercises,
         cells=list(log.get("cells", [])),
         output=str(log.get("output", "")),
+        notes=[str(n) for n in log.get("notes", [])],
     )
 
 
