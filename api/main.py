@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from api.routers import courses, health, regrades, submissions
+from api.routers import courses, health, leaderboard, regrades, submissions
 from api.sweeper import Sweeper
 
 log = logging.getLogger("autograder.api")
@@ -58,6 +58,6 @@ def create_app(run_sweeper: bool = True) -> FastAPI:
         return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
-    for module in (health, courses, submissions, regrades):
+    for module in (health, courses, submissions, regrades, leaderboard):
         app.include_router(module.router)
     return app
