@@ -111,14 +111,13 @@ def load_assignment_meta(folder: Path) -> AssignmentMeta:
         if kind not in EXERCISE_KINDS:
             raise CourseError(f"{toml_path}: exercise kind {kind!r} is not one of {EXERCISE_KINDS}")
         slug = raw["slug"]
-        default_requires = (slug,) if kind in ("function", "class") else ()
         exercises.append(
             ExerciseMeta(
                 slug=slug,
                 kind=kind,
                 points=float(raw["points"]),
                 device=raw.get("device", "cpu"),
-                requires=tuple(raw.get("requires", default_requires)),
+                requires=tuple(raw.get("requires", ())),
             )
         )
     if not exercises:
@@ -195,8 +194,10 @@ def _load_assignment_cached(folder: Path, version: str) -> LoadedAssignment:
         if ex.slug not in suite.builders:
             raise CourseError(f"{folder / 'tests.py'} has no tests for exercise {ex.slug!r}")
         build, extra_requires = suite.builders[ex.slug]
-        spec = ExerciseSpec(ex.slug, ex.kind, ex.points, [], ex.requires or extra_requires,
-                            ex.device)
+        # Names the submission must define: the toml's and the suite's, else the slug.
+        requires = tuple(dict.fromkeys((*ex.requires, *extra_requires))) or (
+            (ex.slug,) if ex.kind in ("function", "class") else ())
+        spec = ExerciseSpec(ex.slug, ex.kind, ex.points, [], requires, ex.device)
         build(ExerciseBuilder(spec, reference))
         total = sum(t.points for t in spec.tests)
         if abs(total - ex.points) > 1e-9:

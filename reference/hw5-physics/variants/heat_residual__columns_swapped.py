@@ -1,0 +1,11 @@
+# Classic mistake: feeds the network (t, x) instead of (x, t).
+import torch
+
+
+def heat_residual(u, x, t, alpha):
+    x = x.clone().requires_grad_(True)
+    t = t.clone().requires_grad_(True)
+    out = u(torch.stack([t, x], dim=1)).squeeze(1)
+    du_dx, du_dt = torch.autograd.grad(out.sum(), (x, t), create_graph=True)
+    (d2u_dx2,) = torch.autograd.grad(du_dx.sum(), x)
+    return (du_dt - alpha * d2u_dx2).detach()
