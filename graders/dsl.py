@@ -183,9 +183,12 @@ class ExerciseBuilder:
 
         def expected_value() -> Any:
             if "expected" not in cache:
+                # Build trusted copies first: building a model draws random numbers, and the
+                # reference must start from the same generator state as the student's call.
+                ref_args, ref_kwargs = _trusted_copy(args), _trusted_copy(kwargs)
                 torch.manual_seed(seed)
                 try:
-                    cache["expected"] = ref_fn(*_trusted_copy(args), **_trusted_copy(kwargs))
+                    cache["expected"] = ref_fn(*ref_args, **ref_kwargs)
                 except Exception as exc:
                     raise GraderError(f"the reference {function} failed on test {name!r}: "
                                       f"{type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,12 @@
+# Correct, written differently: torch.func.grad of a functional loss, manual log-softmax NLL.
+import torch
+from torch.func import grad
+
+
+def fgsm(model, x, y, eps):
+    def loss(inp):
+        log_probs = torch.log_softmax(model(inp), dim=1)
+        return -log_probs.gather(1, y[:, None]).mean()
+
+    g = grad(loss)(x)
+    return torch.clamp(x + eps * torch.sign(g), min=0.0, max=1.0)

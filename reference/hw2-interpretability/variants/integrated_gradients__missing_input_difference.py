@@ -1,0 +1,11 @@
+# Classic mistake: returns the averaged gradient without multiplying by (x - baseline).
+import torch
+
+
+def integrated_gradients(model, x, target, baseline, steps):
+    total = torch.zeros_like(x)
+    for k in range(1, steps + 1):
+        point = (baseline + k / steps * (x - baseline)).requires_grad_(True)
+        score = model(point)[torch.arange(len(x)), target].sum()
+        total += torch.autograd.grad(score, point)[0]
+    return (total / steps).detach()

@@ -1,0 +1,7 @@
+# Classic mistake: counts the padding once instead of on both sides.
+def conv2d_output_shape(h, w, kernel, stride=1, padding=0, dilation=1):
+    def pair(v):
+        return (v, v) if isinstance(v, int) else tuple(v)
+
+    k, s, p, d = pair(kernel), pair(stride), pair(padding), pair(dilation)
+    return tuple((n + p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i, n in enumerate((h, w)))
