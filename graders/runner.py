@@ -31,6 +31,7 @@ class TestOutcome:
     max_score: float
     visibility: str
     feedback: str
+    seconds: float = 0.0
 
 
 @dataclass
@@ -153,10 +154,12 @@ def run_exercise(
                 f"not run: an earlier test of {spec.slug} ended with {stopped.outcome}",
             ))
             continue
+        started = time.perf_counter()
         try:
             verdict = test.verdict(student)
         except StudentError as exc:
             outcomes.append(_outcome(spec, test, exc.outcome, _error_text(exc, test)))
+            outcomes[-1].seconds = time.perf_counter() - started
             if exc.outcome == "timeout":
                 stopped = exc  # one infinite loop costs this exercise, not the whole job
             continue
@@ -166,6 +169,7 @@ def run_exercise(
             verdict = Verdict(False, f"the answer could not be checked ({type(exc).__name__}: "
                                      f"{str(exc)[:300]})")
         outcomes.append(_verdict_outcome(spec, test, verdict))
+        outcomes[-1].seconds = time.perf_counter() - started
     return outcomes
 
 
