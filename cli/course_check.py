@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import graders.models  # noqa: F401  (registers the self-check of model exercises)
 from graders.course import LoadedAssignment
 from graders.sandbox_api import SandboxFactory
 from graders.selfcheck import CheckResult, check_assignment, format_table

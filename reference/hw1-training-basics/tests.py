@@ -1,8 +1,21 @@
 """Hidden tests of hw1."""
 
+import time
+from functools import lru_cache
+
 import torch
 
-from graders.dsl import ExerciseBuilder, Suite
+from graders.compare import Verdict
+from graders.dsl import ExerciseBuilder, Fail, Suite
+from graders.models import (
+    accuracy_report,
+    cached,
+    check_logits,
+    model_handle,
+    predict,
+    scaled_fraction,
+)
+from graders.student import Student
 
 SEEDS = [11, 12, 13]
 suite = Suite(seeds=SEEDS)
@@ -47,3 +60,99 @@ def _early_stopping(ex: ExerciseBuilder) -> None:
     g = torch.Generator().manual_seed(SEEDS[2])
     noisy = (torch.linspace(2.0, 0.5, 40) + 0.2 * torch.rand(40, generator=g)).tolist()
     ex.compare("a noisy curve", (noisy, 4), kwargs={"min_delta": 0.01}, points=0.25)
+
+
+# -- digits-classifier: a model file, scored on the held-out digits ----------------------
+
+CLASSES = 10
+#: The course's rule: no points at 0.90 accuracy or below, all points at 0.97 or above.
+LOW, HIGH = 0.90, 0.97
+SMALL_BATCHES = (1, 7)
+
+
+@lru_cache(maxsize=1)
+def held_out() -> tuple[torch.Tensor, torch.Tensor]:
+    """The held-out digits: every image of scikit-learn's digits not in the public split.
+
+    Only the inputs are ever sent to the sandbox; the labels stay here.
+    """
+    from hw1_helpers import load_digits_arrays, public_indices
+
+    inputs, labels = load_digits_arrays()
+    public = set(public_indices().tolist())
+    index = [i for i in range(len(labels)) if i not in public]
+    if not index or len(index) + len(public) != len(labels):
+        raise RuntimeError("the public split of hw1_helpers is not a subset of the digits")
+    return torch.from_numpy(inputs[index]), torch.from_numpy(labels[index])
+
+
+def _held_out_answer(student: Student) -> tuple[object, float]:
+    """The model's raw answer on the held-out inputs (once per submission) and its time."""
+
+    def run() -> tuple[object, float]:
+        inputs, _ = held_out()
+        model_handle(student)  # loading is not part of the inference time
+        started = time.perf_counter()
+        answer = predict(student, inputs)
+        return answer, time.perf_counter() - started
+
+    return cached(student, "held-out answer", run)
+
+
+def _accuracy(student: Student) -> tuple[float, torch.Tensor, torch.Tensor]:
+    inputs, labels = held_out()
+    answer, _ = _held_out_answer(student)
+    try:
+        logits = check_logits(answer, len(inputs), CLASSES)
+    except Fail as fail:
+        raise Fail(f"no accuracy can be computed: {fail.message}") from None
+    predicted = logits.argmax(dim=1)
+    return float((predicted == labels).double().mean()), labels, predicted
+
+
+@suite.exercise("digits-classifier")
+def _digits_classifier(ex: ExerciseBuilder) -> None:
+    @ex.check("loads and returns [N, 10] float32 logits", points=0.5, visibility="visible")
+    def _output_format(student: Student) -> Verdict:
+        inputs, _ = held_out()
+        answer, seconds = _held_out_answer(student)
+        logits = check_logits(answer, len(inputs), CLASSES)
+        if logits.dtype != torch.float32:
+            raise Fail(f"the logits are {logits.dtype}; expected torch.float32 (convert the "
+                       "model with model.float() before saving it)")
+        for n in SMALL_BATCHES:
+            try:
+                small = check_logits(predict(student, inputs[:n]), n, CLASSES)
+            except Fail as fail:
+                raise Fail(f"on a batch of {n}: {fail.message}") from None
+            if not torch.allclose(small.float(), logits[:n], rtol=1e-3, atol=1e-4):
+                raise Fail(
+                    f"the logits of an input change with the batch it comes in (batch of {n} "
+                    f"against batch of {len(inputs)}); was the model saved in training mode "
+                    "(batch norm, dropout)? Call model.eval() before exporting it"
+                )
+        accuracy, _, _ = _accuracy(student)
+        fraction = scaled_fraction(accuracy, LOW, HIGH)
+        sizes = ", ".join(str(n) for n in SMALL_BATCHES)
+        return Verdict(
+            True,
+            f"the model answers batches of {sizes} and {len(inputs)} inputs with float32 "
+            f"logits [N, {CLASSES}]; inference on {len(inputs)} digits took "
+            f"{seconds * 1000:.0f} ms. Like all points of this exercise, this test's points "
+            f"scale with the held-out accuracy: {fraction:.0%} of them",
+            fraction=fraction,
+        )
+
+    @ex.check("held-out accuracy", points=4.5, visibility="visible")
+    def _held_out_accuracy(student: Student) -> Verdict:
+        accuracy, labels, predicted = _accuracy(student)
+        fraction = scaled_fraction(accuracy, LOW, HIGH)
+        right = int((predicted == labels).sum())
+        # The table goes in the message: students see it whether or not the test passed.
+        return Verdict(
+            fraction >= 1.0,
+            f"accuracy {accuracy:.4f} on the {len(labels)} held-out digits ({right} right): "
+            f"{fraction:.0%} of the points (0 at {LOW:.2f} or below, all at {HIGH:.2f} or "
+            "above, linear in between)\n" + accuracy_report(labels, predicted, CLASSES),
+            fraction=fraction,
+        )
