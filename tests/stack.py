@@ -33,33 +33,62 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def create_database() -> str:
+def create_database(admin_url: str = PG_ADMIN_URL) -> str:
     import psycopg
 
     name = f"ag_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return name
 
 
-def drop_database(name: str) -> None:
+def drop_database(name: str, admin_url: str = PG_ADMIN_URL) -> None:
     import psycopg
 
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-_redis_db_counter = iter(range(1, 16))
+def database_url(admin_url: str, database: str) -> str:
+    """The service's SQLAlchemy URL for `database` on the server of `admin_url`."""
+    rest = admin_url.split("://", 1)[1].rsplit("/", 1)[0]
+    return f"postgresql+psycopg://{rest}/{database}"
+
+
+REDIS_LOCK_KEY = "autograder-test:owner"
+REDIS_LOCK_SECONDS = 3 * 3600
 
 
 def fresh_redis_db() -> str:
+    """A Redis database number no other test session uses right now, emptied.
+
+    Several pytest runs may share one Redis server: a worker of one run must never
+    consume another run's tasks, so each run takes a database with a lock key.
+    """
     import redis
 
-    number = next(_redis_db_counter)
-    client = redis.Redis.from_url(f"{REDIS_URL}/{number}")
-    client.flushdb()
-    client.close()
-    return f"{REDIS_URL}/{number}"
+    owner = uuid.uuid4().hex
+    for number in range(1, 16):
+        client = redis.Redis.from_url(f"{REDIS_URL}/{number}")
+        try:
+            if client.set(REDIS_LOCK_KEY, owner, nx=True, ex=REDIS_LOCK_SECONDS):
+                for key in client.scan_iter(count=1000):
+                    if key != REDIS_LOCK_KEY.encode():
+                        client.delete(key)
+                return f"{REDIS_URL}/{number}"
+        finally:
+            client.close()
+    raise RuntimeError("every Redis database 1-15 is taken by another test run")
+
+
+def release_redis_db(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -90,6 +119,9 @@ class Stack:
     procs: dict[str, subprocess.Popen[Any]] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     database: str | None = None
+    #: A Redis database this stack took from fresh_redis_db, released when it stops.
+    owned_redis: str | None = None
+    pg_admin_url: str = PG_ADMIN_URL
 
     # -- processes ------------------------------------------------------------
     def start(self, name: str, *args: str) -> subprocess.Popen[Any]:
@@ -121,7 +153,10 @@ class Stack:
         for name in list(self.procs):
             self.kill(name, signal.SIGTERM)
         if self.database:
-            drop_database(self.database)
+            drop_database(self.database, self.pg_admin_url)
+        if self.owned_redis:
+            release_redis_db(self.owned_redis)
+            self.owned_redis = None
 
     def log(self, name: str) -> str:
         path = self.workdir / f"{name}.log"
@@ -172,15 +207,20 @@ def base_env(workdir: Path) -> dict[str, str]:
 
 
 def distributed_stack(workdir: Path, workers: int = 1, extra_env: dict[str, str] | None = None,
-                      concurrency: int = 1) -> Stack:
-    database = create_database()
+                      concurrency: int = 1, pg_admin_url: str | None = None,
+                      broker_url: str | None = None) -> Stack:
+    """A fresh database on the shared PostgreSQL (or the server of `pg_admin_url`) and a
+    fresh database number of the shared Redis (or `broker_url`, used as given)."""
+    admin_url = pg_admin_url or PG_ADMIN_URL
+    database = create_database(admin_url)
     env = base_env(workdir)
-    env["AUTOGRADER_DATABASE_URL"] = f"postgresql+psycopg://postgres@127.0.0.1:5432/{database}"
-    env["AUTOGRADER_BROKER_URL"] = fresh_redis_db()
+    env["AUTOGRADER_DATABASE_URL"] = database_url(admin_url, database)
+    env["AUTOGRADER_BROKER_URL"] = broker_url or fresh_redis_db()
     env.update(extra_env or {})
     port = free_port()
     stack = Stack(base_url=f"http://127.0.0.1:{port}", env=env, workdir=workdir,
-                  database=database)
+                  database=database, pg_admin_url=admin_url,
+                  owned_redis=None if broker_url else env["AUTOGRADER_BROKER_URL"])
     try:
         cli(env, "migrate")
         api = stack.start("api", "serve", "--port", str(port))
@@ -213,3 +253,114 @@ def embedded_stack(workdir: Path) -> Stack:
 
 def dump(obj: Any) -> str:
     return json.dumps(obj, indent=1, default=str)[:4000]
+
+
+# -- private PostgreSQL and Redis servers, for tests that stop and restart them ----------
+# (the shared ones on 5432/6379 serve other people's tests: never stop or flush them)
+
+def _pg_bin(name: str) -> str:
+    import glob
+    import shutil
+
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    path = found[-1] if found else shutil.which(name)
+    if not path:
+        raise RuntimeError(f"PostgreSQL's {name} is not installed")
+    return path
+
+
+class PostgresCluster:
+    """A throw-away PostgreSQL cluster of our own (initdb in a temp folder, own port).
+
+    As root, the server runs as the `postgres` user (it refuses to run as root)."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.root = Path(tempfile.mkdtemp(prefix="ag-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.admin_url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *cmd: str, timeout: float = 120) -> None:
+        argv = list(cmd)
+        if os.geteuid() == 0:
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        subprocess.run(argv, check=True, capture_output=True, timeout=timeout)
+
+    def init(self) -> PostgresCluster:
+        if os.geteuid() == 0:
+            import pwd
+
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.root, pw.pw_uid, pw.pw_gid)
+        self._run(_pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                  "--no-sync", "-E", "UTF8")
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.write(f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                       f"unix_socket_directories = '{self.data}'\nmax_connections = 300\n"
+                       "shared_buffers = 64MB\n")
+        return self
+
+    def start(self) -> None:
+        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.root / "pg.log"),
+                  "-w", "-t", "60", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "60",
+                  "stop")
+
+    def destroy(self) -> None:
+        import shutil
+
+        try:
+            self.stop("immediate")
+        except subprocess.CalledProcessError:
+            pass  # not running
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class RedisServer:
+    """A redis-server of our own, without persistence: a restart loses every message."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.dir = Path(tempfile.mkdtemp(prefix="ag-redis-"))
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[Any] | None = None
+
+    def start(self) -> None:
+        log = open(self.dir / "redis.log", "ab")  # noqa: SIM115 - lives with the process
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "no", "--dir", str(self.dir)],
+            stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"redis-server on port {self.port} did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def destroy(self) -> None:
+        import shutil
+
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
