@@ -302,12 +302,17 @@ def serve(read_fd: int, write_fd: int, public_dirs: list[str]) -> None:
     builtins.input = lambda *a, **k: ""  # a notebook's input() must not hang the sandbox
     torch.set_num_threads(1)
     runtime = Runtime(output)
+    server = os.getpid()
     while True:
         try:
             request = wire.read_frame(rfile)
         except EOFError:
             return
         reply = runtime.handle(request)
+        if os.getpid() != server:
+            # A process the student forked came back here: it must never answer (its
+            # replies would be read as the sandbox's), only end.
+            os._exit(0)
         reply["output"] = output.take()
         try:
             wire.write_frame(wfile, reply)

@@ -14,16 +14,19 @@ class SandboxLimits:
     file_size_mb: int = 16
     open_files: int = 256
     output_bytes: int = 64 * 1024
+    #: Size of the sandbox's private /tmp (and /dev/shm), a tmpfs.
+    tmp_mb: int = 64
 
 
 @dataclass(frozen=True)
 class SandboxConfig:
-    #: Folder holding the submission's files (read-only inside the sandbox).
-    submission_dir: Path
+    #: Folder holding the submission's files (read-only at /submission inside the
+    #: sandbox); None: an empty /submission.
+    submission_dir: Path | None = None
     #: The assignment's public helper folders, importable inside the sandbox.
     public_dirs: tuple[Path, ...] = ()
     limits: SandboxLimits = field(default_factory=SandboxLimits)
     #: "cpu" or "cuda"; with cuda the child initialises CUDA itself.
     device: str = "cpu"
-    #: "auto" (the strongest isolation the host allows) or "none".
+    #: "auto" (the strongest isolation the host allows) or "none" (a plain child process).
     isolation: str = "auto"

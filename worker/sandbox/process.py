@@ -26,6 +26,8 @@ class PipeSandbox:
         isolation: str,
         reap: Callable[[int], int | None],
         kill: Callable[[], None] | None = None,
+        oom: Callable[[int], bool] | None = None,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self.pid = pid
         self.to_child = to_child
@@ -33,8 +35,33 @@ class PipeSandbox:
         self.isolation = isolation
         self._reap = reap
         self._kill = kill
+        self._oom = oom
+        self._on_close = on_close
         self.closed = False
         self.exit_status: int | None = None
+        #: time.monotonic() stamps of the sandbox's start, from its "ready" frame
+        self.ready_stamps: dict[str, float] = {}
+
+    def wait_ready(self, timeout: float) -> dict[str, Any]:
+        """Read the sandbox's first frame, {"event": "ready", "isolation": ...}.
+
+        The isolation string it carries names the layers that really took effect in
+        the sandbox; it replaces the one given at construction.
+        """
+        try:
+            hello = self._read_frame(time.monotonic() + timeout)
+        except (SandboxTimeout, EOFError, OSError, wire.WireError) as exc:
+            message = self._death_message(str(exc))
+            self.close()
+            raise SandboxCrashed(f"the sandbox did not start: {message}") from exc
+        if not isinstance(hello, dict) or hello.get("event") != "ready":
+            self.close()
+            detail = hello.get("error") if isinstance(hello, dict) else None
+            raise SandboxCrashed(f"the sandbox did not start: {detail or hello!r}")
+        self.isolation = str(hello.get("isolation") or self.isolation)
+        stamps = hello.get("stamps")
+        self.ready_stamps = dict(stamps) if isinstance(stamps, dict) else {}
+        return hello
 
     def request(
         self,
@@ -115,7 +142,11 @@ class PipeSandbox:
 
     def _was_oom(self) -> bool:
         status = self.exit_status
-        return status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == 9
+        if status is None:
+            return False
+        if self._oom is not None:
+            return self._oom(status)
+        return os.WIFSIGNALED(status) and os.WTERMSIG(status) == 9
 
     def _wait_exit(self, timeout: float) -> int | None:
         deadline = time.monotonic() + timeout
@@ -142,3 +173,5 @@ class PipeSandbox:
             except OSError:
                 pass
         self._wait_exit(2.0)
+        if self._on_close is not None:
+            self._on_close()
