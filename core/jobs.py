@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from core import policy
@@ -60,15 +61,25 @@ def create_job(
 
 
 def dispatch(session: Session, jobs: list[GradingJob]) -> int:
-    """Send committed jobs to the broker; record when each was sent. Returns how many."""
-    sent = 0
-    for job in jobs:
-        if send_grade(job.id, job.queue):
-            session.execute(update(GradingJob).where(GradingJob.id == job.id)
+    """Send committed jobs to the broker; record when each was sent. Returns how many.
+
+    Never raises: the jobs are already committed, so a broker or database that fails
+    here must not turn an accepted upload into an error. A job whose sending (or whose
+    sent_at) was not recorded is sent again by the sweeper; a duplicate message is
+    harmless, the claim takes each job once.
+    """
+    sent = [job.id for job in jobs if send_grade(job.id, job.queue)]
+    if sent:
+        try:
+            session.execute(update(GradingJob).where(GradingJob.id.in_(sent))
                             .values(sent_at=utcnow()))
-            sent += 1
-    session.commit()
-    return sent
+            session.commit()
+        except SQLAlchemyError as exc:
+            session.rollback()
+            log.warning("sent %d job(s) but could not record it (the sweeper will send "
+                        "them again): %s", len(sent), str(exc).splitlines()[0],
+                        extra={"job_id": sent[0] if len(sent) == 1 else None})
+    return len(sent)
 
 
 @dataclass(frozen=True)
@@ -215,24 +226,34 @@ def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
         select(GradingJob).where(GradingJob.status == "running",
                                  GradingJob.lease_expires_at < now)
     ).all()
+    changed: list[tuple[GradingJob, str]] = []
     for job in expired:
         if job.attempt >= settings.max_attempts:
             new_values: dict[str, Any] = {
                 "status": "failed", "finished_at": now, "lease_expires_at": None,
-                "error": f"the worker grading it was lost {job.attempt} times "
-                         f"(last on {job.worker_host}); marked failed",
+                "error": f"gave up after {job.attempt} attempts: the worker grading it was "
+                         f"lost each time (last on {job.worker_host}: killed, out of memory "
+                         f"or stopped without a heartbeat for {settings.lease_seconds:g} s); "
+                         f"this is not the student's fault, a TA can regrade it",
             }
-            counts["failed"] += 1
+            outcome = "failed"
         else:
             new_values = {"status": "queued", "lease_expires_at": None, "sent_at": None,
                           "error": f"worker {job.worker_host} was lost during attempt "
                                    f"{job.attempt}; re-queued"}
-            counts["requeued"] += 1
-        session.execute(update(GradingJob).where(GradingJob.id == job.id,
-                                                 GradingJob.attempt == job.attempt,
-                                                 GradingJob.status == "running")
-                        .values(**new_values))
+            outcome = "requeued"
+        result = session.execute(update(GradingJob).where(GradingJob.id == job.id,
+                                                          GradingJob.attempt == job.attempt,
+                                                          GradingJob.status == "running")
+                                 .values(**new_values))
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            counts[outcome] += 1
+            changed.append((job, outcome))
     session.commit()
+    for job, outcome in changed:
+        log.warning("job %s: lease expired during attempt %s on %s; %s", job.id,
+                    job.attempt, job.worker_host, outcome,
+                    extra={"job_id": job.id, "attempt": job.attempt})
 
     stale_before = now - timedelta(seconds=settings.resend_after_seconds)
     waiting = session.scalars(
@@ -243,6 +264,12 @@ def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
     ).all()
     if waiting:
         depths = queue_depths()
+        if all(d < 0 for d in depths.values()):
+            # The broker is away: do not spend this round on up to 500 failing sends
+            # (each takes a connection attempt); the next round tries again.
+            log.warning("sweeper: the broker is unreachable; %d job(s) wait to be sent",
+                        len(waiting))
+            return counts
         # A job sent long ago is re-sent only when its queue is empty: then its message
         # was lost (broker restarted without persistence), not merely waiting its turn.
         to_send = [j for j in waiting if j.sent_at is None or depths.get(j.queue, -1) == 0]

@@ -10,6 +10,7 @@ from functools import lru_cache
 
 from celery import Celery
 from kombu import Queue
+from kombu.exceptions import ChannelError
 
 from core.settings import Settings, get_settings
 
@@ -72,21 +73,31 @@ def send_grade(job_id: str, queue: str) -> bool:
         get_celery().send_task(GRADE_TASK, args=[job_id], queue=queue)
         return True
     except Exception as exc:  # broker down: never lose the job, never fail the upload
-        log.warning("could not send job %s to queue %s: %s", job_id, queue, exc)
+        log.warning("could not send job %s to queue %s: %s", job_id, queue, exc,
+                    extra={"job_id": job_id})
         return False
 
 
 def queue_depths() -> dict[str, int]:
-    """Messages waiting per queue (for the sweeper and /metrics); -1 if unknown."""
+    """Messages waiting per queue (for the sweeper and /metrics); -1 if unknown.
+
+    A queue the broker says does not exist holds nothing: Redis deletes a list when
+    its last message is taken, and a restarted Redis without persistence has none.
+    Reporting those as 0 (not "unknown") is what lets the sweeper re-send the
+    messages such a restart lost.
+    """
     depths: dict[str, int] = {}
     app = get_celery()
     try:
         with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
             channel = conn.default_channel
             for name in QUEUES:
                 try:
                     depths[name] = int(channel.queue_declare(queue=name, passive=True)
                                        .message_count)
+                except ChannelError as exc:
+                    depths[name] = 0 if "NOT_FOUND" in str(exc) else -1
                 except Exception:
                     depths[name] = -1
     except Exception:

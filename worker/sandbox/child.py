@@ -104,6 +104,7 @@ class Runtime:
         sys.modules[STUDENT_MODULE] = self.module
         self.handles: dict[int, Any] = {}
         self.next_handle = 1
+        self.device = _grading_device()
 
     # -- requests -------------------------------------------------------------
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -154,6 +155,8 @@ class Runtime:
         return {"index": index, "status": "ok", "message": ""}
 
     def resolve(self, value: Any) -> Any:
+        if isinstance(value, torch.Tensor) and self.device != "cpu":
+            return value.to(self.device)
         if isinstance(value, wire.Handle):
             if value.id not in self.handles:
                 raise LookupError(f"no object with handle {value.id}")
@@ -208,6 +211,8 @@ class Runtime:
                 obj.load_state_dict(state)
             if request.get("eval"):
                 obj.eval()
+            if self.device != "cpu" and isinstance(obj, torch.nn.Module):
+                obj = obj.to(self.device)
             return {"ok": True, "value": self._store(obj)}
         except BaseException as exc:  # noqa: BLE001
             return error_reply(exc)
@@ -217,6 +222,8 @@ class Runtime:
 
         try:
             model = model_loading.load(request)
+            if self.device != "cpu" and isinstance(model, torch.nn.Module):
+                model = model.to(self.device)
             return {"ok": True, "value": self._store(model)}
         except BaseException as exc:  # noqa: BLE001
             return error_reply(exc)
@@ -226,6 +233,24 @@ class Runtime:
         self.next_handle += 1
         self.handles[handle.id] = obj
         return handle
+
+
+def _grading_device() -> str:
+    """'cuda' when the grader asked for the GPU and this sandbox can see one.
+
+    CUDA is initialised here, in the sandbox, never in the zygote. TF32 is switched
+    off so that GPU answers meet the same tolerances as CPU ones.
+    """
+    if os.environ.get("AUTOGRADER_SANDBOX_DEVICE") != "cuda":
+        return "cpu"
+    try:
+        if not torch.cuda.is_available():
+            return "cpu"
+    except Exception:
+        return "cpu"
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    return "cuda"
 
 
 def _syntax_message(exc: BaseException) -> str:

@@ -695,6 +695,7 @@ class Jail:
         if not self.pivoted and self.scratch:
             os.environ["HOME"] = os.environ["TMPDIR"] = self.scratch
         if device == "cuda":
+            os.environ["AUTOGRADER_SANDBOX_DEVICE"] = "cuda"
             if cuda is not None:
                 os.environ["CUDA_VISIBLE_DEVICES"] = cuda
         else:

@@ -70,8 +70,10 @@ def start_plain(config: SandboxConfig) -> PipeSandbox:
     }
     if config.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
-    elif "CUDA_VISIBLE_DEVICES" in os.environ:
-        env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
+    else:
+        env["AUTOGRADER_SANDBOX_DEVICE"] = config.device
+        if "CUDA_VISIBLE_DEVICES" in os.environ:
+            env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
     proc = subprocess.Popen(
         [
             sys.executable,
