@@ -11,8 +11,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from api.routers import courses, health, leaderboard, regrades, submissions
+from api import metrics, pages
+from api.inflight import InFlightLimit
+from api.routers import courses, gradebook, health, leaderboard, regrades, staff, submissions
 from api.sweeper import Sweeper
+from core.logs import setup_logging
 
 log = logging.getLogger("autograder.api")
 
@@ -35,6 +38,7 @@ def _validation_sentence(exc: RequestValidationError) -> str:
 
 
 def create_app(run_sweeper: bool = True) -> FastAPI:
+    setup_logging("api")
     app = FastAPI(title="Deep Learning in Practice autograder", version="0.1.0",
                   lifespan=lifespan)
     app.state.run_sweeper = run_sweeper
@@ -58,6 +62,8 @@ def create_app(run_sweeper: bool = True) -> FastAPI:
         return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
-    for module in (health, courses, submissions, regrades, leaderboard):
+    for module in (health, courses, submissions, regrades, leaderboard, staff, gradebook, pages):
         app.include_router(module.router)
+    metrics.install(app)
+    app.add_middleware(InFlightLimit)  # see api/inflight.py: no pool deadlock
     return app

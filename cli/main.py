@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from cli import staff
+
 Command = Callable[[argparse.Namespace], int]
 
 
@@ -64,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("folders", nargs="+", help="assignment folders, e.g. reference/hw1-*")
     check.set_defaults(func=_lazy("cli.course_check", "run"))
+    from cli import client
+
+    client.add_commands(sub)
+    staff.add_commands(sub)
     return parser
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -39,8 +40,10 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
+        if value is not None:
+            # Stored in UTC: SQLite keeps the wall time and drops the offset, so a
+            # deadline given as 00:00+01:00 would otherwise read back an hour late.
+            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         return value
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
@@ -220,10 +223,11 @@ class GradingJob(Base):
 
 class TestResult(Base):
     __tablename__ = "test_results"
+    # Covers the lookups by job, and lets the gradebook sum a job's points per exercise
+    # from the index alone.
+    __table_args__ = (Index("ix_test_results_job_exercise", "job_id", "exercise_slug", "score"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    job_id: Mapped[str] = mapped_column(
-        ForeignKey("grading_jobs.id", ondelete="CASCADE"), index=True
-    )
+    job_id: Mapped[str] = mapped_column(ForeignKey("grading_jobs.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(Integer, default=0)
     exercise_slug: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
@@ -237,6 +241,7 @@ class TestResult(Base):
 
 class AuditEvent(Base):
     __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_course_id", "course_id", "id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)

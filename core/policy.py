@@ -48,3 +48,28 @@ def penalty_percent(policy: dict[str, Any], seconds_late: float) -> float:
 
 def apply_penalty(raw: float, percent: float) -> float:
     return round(raw * (1.0 - percent / 100.0), 6)
+
+
+LATE_KINDS = ("none", "zero", "percent_per_day")
+COUNTING_POLICIES = ("last", "best")
+
+
+def normalize_late_policy(policy: dict[str, Any] | None) -> dict[str, Any]:
+    """A late policy in its stored form, checked; ValueError (with a sentence) if wrong."""
+    policy = dict(policy or {"kind": "none"})
+    kind = policy.get("kind", "none")
+    if kind not in LATE_KINDS:
+        raise ValueError(f"late_policy.kind must be one of {', '.join(LATE_KINDS)}, "
+                         f"not {kind!r}.")
+    if kind != "percent_per_day":
+        return {"kind": kind}
+    out: dict[str, Any] = {"kind": kind}
+    for key, default in (("percent_per_day", 10.0), ("max_percent", 100.0)):
+        value = policy.get(key)
+        value = default if value is None else value
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                0 <= value <= 100):
+            raise ValueError(f"late_policy.{key} must be a number from 0 to 100.")
+        out[key] = float(value)
+    return out
+

@@ -98,6 +98,9 @@ def list_submissions(db: DB, member: Member, assignment: str) -> list[Submission
 async def submission_events(request: Request, user: CurrentUser, db: DB,
                             submission_id: str) -> StreamingResponse:
     await run_in_threadpool(_load_submission, db, user, submission_id)
+    # The stream lasts minutes: it must not pin a pooled connection (current() opens
+    # its own short sessions). 32 open streams used to stall the whole API.
+    await run_in_threadpool(db.close)
 
     def current() -> dict[str, object]:
         with get_sessionmaker()() as session:

@@ -114,6 +114,9 @@ def accept_upload(
     try:
         db.flush()
         job = create_job(db, submission)
+        # The answer is built before the commit: once the rows are committed nothing
+        # may fail the request (the student would retry and submit twice).
+        created = created_view(db, submission, "queued")
         db.commit()
     except IntegrityError:
         # Two requests with the same Idempotency-Key raced: the first one wins.
@@ -122,8 +125,8 @@ def accept_upload(
         if found is None:
             raise
         return created_view(db, found, _status(db, found))
-    dispatch(db, [job])
-    return created_view(db, submission, "queued")
+    dispatch(db, [job])  # never raises; the sweeper sends what could not be sent
+    return created
 
 
 def _status(db: Session, submission: Submission) -> str:

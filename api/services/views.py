@@ -37,7 +37,12 @@ def submission_view(db: Session, submission: Submission, viewer_is_staff: bool,
     due = policy.effective_due(db, assignment, submission.user_id)
     late_by = policy.late_seconds(submission.submitted_at, due)
     latest = latest_job(db, submission)
-    scored = db.get(GradingJob, submission.current_job_id) if submission.current_job_id else None
+    # The score pointer is read after the latest job: finish() commits both together, so
+    # a job seen graded here always comes with its score (the submission row loaded
+    # earlier in this request may predate that commit: "graded" with a null score).
+    current_id = db.scalar(select(Submission.current_job_id)
+                           .where(Submission.id == submission.id))
+    scored = db.get(GradingJob, current_id) if current_id else None
     released = assignment.released_at is not None and assignment.released_at <= now
     due_passed = due is None or now > due
     exercises: list[ExerciseResultOut] = []
@@ -68,6 +73,10 @@ def submission_view(db: Session, submission: Submission, viewer_is_staff: bool,
     max_score = (scored.max_score if scored is not None and scored.max_score is not None
                  else _expected_max(submission))
     log = (scored.log or {}) if scored is not None else {}
+    if scored is not None and scored.late_seconds is not None:
+        # The lateness the score was computed with (the deadline may have moved since;
+        # a regrade recomputes both).
+        late_by = scored.late_seconds
     return SubmissionOut(
         id=submission.id,
         assignment=assignment.slug,
@@ -89,7 +98,18 @@ def submission_view(db: Session, submission: Submission, viewer_is_staff: bool,
         cells=list(log.get("cells", [])),
         output=str(log.get("output", "")),
         notes=[str(n) for n in log.get("notes", [])],
+        counts=counts(db, submission, scored),
     )
+
+
+def counts(db: Session, submission: Submission, scored: GradingJob | None) -> bool:
+    """Whether this submission is the one whose score counts (last or best policy)."""
+    if scored is None or scored.status != "graded":
+        return False
+    from api.services.gradebook import counted_submission_ids
+
+    return submission.id in counted_submission_ids(db, submission.assignment,
+                                                   submission.user_id)
 
 
 def _expected_max(submission: Submission) -> float:
@@ -111,3 +131,42 @@ def job_view(db: Session, job: GradingJob) -> JobOut:
         error=job.error, batch_id=job.batch_id,
         requested_by=requester.name if requester else None, exercises=job.exercise_slugs,
     )
+
+
+def history_view(db: Session, submission: Submission) -> list[dict[str, object]]:
+    """Every job of a submission, oldest first, with the score before and after it.
+
+    "Before" is the submission's score when the job finished (or now, if it has not):
+    that of the latest job graded before it. A job that did not grade changes nothing.
+    """
+    jobs = db.scalars(select(GradingJob).where(GradingJob.submission_id == submission.id)
+                      .order_by(GradingJob.created_at, GradingJob.id)).all()
+    requesters = {u.id: u.name for u in db.scalars(
+        select(User).where(User.id.in_({j.requested_by for j in jobs if j.requested_by})))}
+    graded = sorted((j for j in jobs if j.status == "graded" and j.finished_at is not None),
+                    key=lambda j: (j.finished_at, j.created_at))
+    before_of: dict[str, float | None] = {}
+    previous: float | None = None
+    for job in graded:
+        before_of[job.id] = previous
+        previous = job.score
+    entries: list[dict[str, object]] = []
+    for job in jobs:
+        done = job.id in before_of
+        entries.append({
+            "job_id": job.id,
+            "created_at": job.created_at,
+            "finished_at": job.finished_at,
+            "status": job.status,
+            "reason": job.reason,
+            "requested_by": requesters.get(job.requested_by) if job.requested_by else None,
+            "batch_id": job.batch_id,
+            "exercises": job.exercise_slugs,
+            "score_before": before_of[job.id] if done else previous,
+            "score_after": job.score if done else None,
+            "raw_score": job.raw_score,
+            "penalty_percent": job.penalty_percent,
+            "late_seconds": job.late_seconds,
+            "current": job.id == submission.current_job_id,
+        })
+    return entries
