@@ -8,7 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import Assignment, Course, Exercise
-from graders.course import CourseMeta, load_course
+from core.policy import normalize_late_policy
+from graders.course import CourseError, CourseMeta, load_course
 
 
 def sync_course(session: Session, folder: Path) -> CourseMeta:
@@ -25,13 +26,20 @@ def sync_course(session: Session, folder: Path) -> CourseMeta:
         session.flush()
     course.title = meta.title
     for a in meta.assignments:
+        try:
+            late_policy = normalize_late_policy(a.late_policy)
+        except ValueError as exc:
+            raise CourseError(f"{a.folder / 'assignment.toml'}: {exc}") from exc
+        if a.counting not in ("last", "best"):
+            raise CourseError(f"{a.folder / 'assignment.toml'}: counting must be 'last' or "
+                              f"'best', not {a.counting!r}")
         row = session.scalar(
             select(Assignment).where(Assignment.course_id == course.id, Assignment.slug == a.slug)
         )
         if row is None:
             row = Assignment(
                 course_id=course.id, slug=a.slug, title=a.title, due_at=a.due_at,
-                late_policy=a.late_policy, counting_policy=a.counting,
+                late_policy=late_policy, counting_policy=a.counting,
                 cap_total=a.cap_total, cap_per_day=a.cap_per_day,
             )
             session.add(row)
