@@ -101,7 +101,8 @@ def accept_upload(
             kind = detect_kind(name, data)
         except IntakeError as exc:
             raise HTTPException(422, str(exc)) from exc
-        check_caps(db, assignment, user.id)
+        if not member.is_staff:  # staff try assignments out; caps are for students
+            check_caps(db, assignment, user.id)
         store.adopt(tmp, sha)
     finally:
         tmp.unlink(missing_ok=True)
