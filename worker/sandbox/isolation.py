@@ -546,6 +546,7 @@ class Jail:
             inside.append(f"/public/{n}")
         mount("sandbox-tmp", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
               f"size={tmp_mb}m,nr_inodes=4096,mode=1777")
+        self._rebind_under("/tmp/")
         mount("sandbox-shm", root + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
               f"size={tmp_mb}m,nr_inodes=1024,mode=1777")
         if device == "cuda":
@@ -553,6 +554,26 @@ class Jail:
             with contextlib.suppress(OSError):
                 mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         return inside
+
+    def _rebind_under(self, prefix: str) -> None:
+        """Bind again the runtime and project paths that a scratch mount just hid.
+
+        The project and its venv may live under /tmp (a CI checkout, a laptop clone):
+        the sandbox's own /tmp must not shadow them.
+        """
+        root = self.root
+        for path in self.plan.runtime:
+            if path.startswith(prefix):
+                real = mirror(root, path)
+                bind(real, root + real)
+        for path in self.plan.project:
+            if path.startswith(prefix):
+                real = mirror(root, path)
+                bind(real, root + real)
+        for path in self.plan.runtime_files:
+            if path.startswith(prefix):
+                real = mirror(root, path, is_dir=False)
+                bind(real, root + real)
 
     def _gpu_nodes(self) -> None:
         root = self.root
