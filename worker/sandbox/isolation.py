@@ -29,6 +29,7 @@ import stat
 import sys
 import sysconfig
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -438,15 +439,8 @@ class Jail:
             if os.path.islink(path) and os.path.dirname(path) == "/":
                 if not os.path.lexists(root + path):
                     os.symlink(os.readlink(path), root + path)
-                continue
-            real = mirror(root, path)
-            bind(real, root + real)
-        for path in self.plan.project:
-            real = mirror(root, path)
-            bind(real, root + real)
-        for path in self.plan.runtime_files:
-            real = mirror(root, path, is_dir=False)
-            bind(real, root + real)
+        self._bind_runtime(lambda path: not (os.path.islink(path)
+                                             and os.path.dirname(path) == "/"))
         etc = root + "/etc"
         os.makedirs(etc, 0o755, exist_ok=True)
         uid, gid = self._inner_ids()
@@ -555,25 +549,21 @@ class Jail:
                 mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         return inside
 
-    def _rebind_under(self, prefix: str) -> None:
-        """Bind again the runtime and project paths that a scratch mount just hid.
-
-        The project and its venv may live under /tmp (a CI checkout, a laptop clone):
-        the sandbox's own /tmp must not shadow them.
-        """
+    def _bind_runtime(self, wanted: Callable[[str], bool]) -> None:
+        """Bind the runtime and the project's code, read-only, at their host paths."""
         root = self.root
-        for path in self.plan.runtime:
-            if path.startswith(prefix):
-                real = mirror(root, path)
-                bind(real, root + real)
-        for path in self.plan.project:
-            if path.startswith(prefix):
-                real = mirror(root, path)
-                bind(real, root + real)
-        for path in self.plan.runtime_files:
-            if path.startswith(prefix):
-                real = mirror(root, path, is_dir=False)
-                bind(real, root + real)
+        for paths, is_dir in ((self.plan.runtime, True), (self.plan.project, True),
+                              (self.plan.runtime_files, False)):
+            for path in paths:
+                if wanted(path):
+                    real = mirror(root, path, is_dir=is_dir)
+                    bind(real, root + real)
+
+    def _rebind_under(self, prefix: str) -> None:
+        """Bind again what a scratch mount at `prefix` just hid: the project and its venv
+        may live under /tmp (a CI checkout), and the sandbox's own /tmp must not hide them.
+        """
+        self._bind_runtime(lambda path: path.startswith(prefix))
 
     def _gpu_nodes(self) -> None:
         root = self.root
