@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass
 
@@ -85,7 +86,10 @@ def read_notebook(data: bytes) -> list[Cell]:
     if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list):
         raise IntakeError("The file is JSON but not a Jupyter notebook: it has no list of 'cells'.")
     try:
-        notebook = nbformat.reads(text, as_version=4)
+        with warnings.catch_warnings():
+            # Notebooks from older Jupyter versions have no cell ids: nothing is wrong.
+            warnings.simplefilter("ignore")
+            notebook = nbformat.reads(text, as_version=4)
     except Exception as exc:
         raise IntakeError(f"The notebook could not be read: {exc}") from exc
     cells: list[Cell] = []

@@ -1,0 +1,145 @@
+"""The grading engine's small steps, each on its own: intake, comparison, wire format."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from graders import wire
+from graders.compare import compare
+from graders.intake import IntakeError, detect_kind, plain_python, read_notebook, read_python
+from graders.notebooks import code_notebook
+
+# -- intake -------------------------------------------------------------------------
+
+
+def test_a_valid_cell_is_left_exactly_as_written() -> None:
+    source = "x = '%not a magic'\ny = 2  # !not a shell line\n"
+    assert plain_python(source) == source
+
+
+@pytest.mark.parametrize(
+    ("source", "must_compile", "absent"),
+    [
+        ("%matplotlib inline\nx = 1\n", True, "%matplotlib"),
+        ("!pip install torch\nx = 1\n", True, "!pip"),
+        ("files = !ls\nx = 1\n", True, "!ls"),
+        ("for i in range(2):\n    !echo hi\n    x = i\n", True, "!echo"),
+        ("%%bash\nrm -rf /\n", True, "rm -rf"),
+        ("%time y = 3\n", True, "%time"),
+    ],
+)
+def test_magics_and_shell_lines_become_harmless_python(source: str, must_compile: bool,
+                                                       absent: str) -> None:
+    out = plain_python(source)
+    compile(out, "<cell>", "exec")
+    assert absent not in out.replace("# cell magic %%bash", "")
+
+
+def test_time_cell_magic_keeps_its_body() -> None:
+    namespace: dict[str, object] = {}
+    exec(compile(plain_python("%%time\nz = 40 + 2\n"), "<cell>", "exec"), namespace)
+    assert namespace["z"] == 42
+
+
+def test_notebook_code_cells_are_numbered_by_their_place_in_the_notebook() -> None:
+    nb = json.loads(code_notebook("a = 1", "b = 2"))
+    nb["cells"].insert(1, {"cell_type": "markdown", "metadata": {}, "source": "# title"})
+    cells = read_notebook(json.dumps(nb).encode())
+    assert [(c.index, c.source.strip()) for c in cells] == [(1, "a = 1"), (3, "b = 2")]
+
+
+def test_percent_markers_split_a_python_file_into_cells() -> None:
+    cells = read_python(b"import torch\n# %%\ndef f():\n    return 1\n# %%\nx = f(\n")
+    assert len(cells) == 3
+    assert "def f" in cells[1].source
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "words"),
+    [
+        ("a.ipynb", b"", "empty"),
+        ("a.ipynb", b"[1, 2]", "not a Jupyter notebook"),
+        ("a.ipynb", b'{"cells": [', "not valid JSON"),
+        ("a.py", b"\xff\xfe", "UTF-8"),
+        ("a.zip", b"PK", "Unsupported file type"),
+        ("a.pt", b"not a zip", "TorchScript"),
+        ("a.safetensors", b"\x00" * 16, "safetensors"),
+        ("a.onnx", b"\xff" * 32, "ONNX"),
+    ],
+)
+def test_unreadable_uploads_are_refused_with_a_sentence(name: str, data: bytes,
+                                                         words: str) -> None:
+    with pytest.raises(IntakeError) as info:
+        detect_kind(name, data)
+    assert words in str(info.value)
+    assert str(info.value)[-1] in ".?!"
+
+
+# -- comparison -----------------------------------------------------------------------
+
+
+def test_shape_then_dtype_then_values() -> None:
+    expected = torch.zeros(3, 2)
+    assert "shape (2, 3)" in compare(torch.zeros(2, 3), expected).message
+    assert "dtype torch.float64" in compare(torch.zeros(3, 2, dtype=torch.float64),
+                                            expected).message
+    got = expected.clone()
+    got[2, 1] = 0.5
+    verdict = compare(got, expected)
+    assert not verdict.passed
+    assert "1 of 6 values" in verdict.message and "(2, 1)" in verdict.message
+    assert compare(expected + 1e-7, expected).passed
+
+
+def test_wrong_kinds_of_answer_say_what_came_back() -> None:
+    assert "drop the .item()" in compare(0.5, torch.tensor(0.5)).message
+    assert "numpy" in compare(np.zeros(2), torch.zeros(2)).message
+    assert "tuple of 2" in compare(torch.zeros(1), (torch.zeros(1), torch.zeros(1))).message
+    assert compare((3, 4), (3, 4)).passed and compare([3, 4], (3, 4)).passed
+    assert not compare(True, 1).passed
+    assert compare(torch.tensor(3), 3).passed
+    assert "NaN" in compare(torch.tensor([float("nan")]), torch.tensor([1.0])).message
+
+
+def test_the_safe_message_never_holds_values_but_the_detail_does() -> None:
+    expected = torch.tensor([0.123456])
+    verdict = compare(torch.tensor([0.987654]), expected)
+    assert "0.123" not in verdict.message and "0.987" not in verdict.message
+    assert "0.123456" in verdict.detail
+
+
+# -- wire format ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16,
+                                   torch.int64, torch.int32, torch.uint8, torch.bool])
+def test_tensors_cross_the_wire_unchanged(dtype: torch.dtype) -> None:
+    value = (torch.arange(12).reshape(3, 4) % 3).to(dtype)
+    back = wire.decode(wire.encode({"v": [value.t(), value[0, 0]]}))
+    assert back["v"][0].dtype == dtype and torch.equal(back["v"][0], value.t())
+    assert back["v"][1].shape == ()
+
+
+def test_what_cannot_cross_arrives_as_unsupported_not_as_code() -> None:
+    class Liar(torch.Tensor):
+        def __eq__(self, other: object) -> bool:  # type: ignore[override]
+            return True
+
+    lie = wire.decode(wire.encode(torch.zeros(2).as_subclass(Liar)))
+    assert type(lie) is torch.Tensor
+    odd = wire.decode(wire.encode(object()))
+    assert isinstance(odd, wire.Unsupported) and odd.type_name == "builtins.object"
+    assert wire.decode(wire.encode(wire.Handle(7))) == wire.Handle(7)
+    assert wire.decode(wire.encode(torch.Size([2, 3]))) == (2, 3)
+
+
+def test_garbage_frames_are_refused() -> None:
+    with pytest.raises(wire.WireError):
+        wire.decode(b"\xc1\xc1\xc1")
+    bad_tensor = wire.encode({"x": 1})[:-1]
+    with pytest.raises(wire.WireError):
+        wire.decode(bad_tensor)
