@@ -8,7 +8,9 @@ back in the wire format. Everything it says is treated as untrusted by the grade
 """
 
 from __future__ import annotations
+import __future__
 
+import ast
 import builtins
 import importlib
 import io
@@ -105,6 +107,7 @@ class Runtime:
         self.handles: dict[int, Any] = {}
         self.next_handle = 1
         self.device = _grading_device()
+        self.future_flags = 0
 
     # -- requests -------------------------------------------------------------
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -137,22 +140,44 @@ class Runtime:
         return {"ok": True, "names": names}
 
     def run_cell(self, index: int, source: str) -> dict[str, Any]:
+        """Run one cell statement by statement.
+
+        A statement that fails is reported and the cell goes on with the next one, so
+        a failing `import` or demo call at the top of a cell does not cost the student
+        the functions defined below it. Only the first failure of the cell is reported.
+        """
         filename = f"<cell {index}>"
         try:
-            code = compile(source, filename, "exec", dont_inherit=True)
+            tree = compile(source, filename, "exec", flags=ast.PyCF_ONLY_AST | self.future_flags,
+                           dont_inherit=True)
         except (SyntaxError, ValueError) as exc:
             return {"index": index, "status": "syntax_error", "message": _syntax_message(exc)}
-        try:
-            exec(code, self.module.__dict__)
-        except SystemExit as exc:
-            return {
-                "index": index,
-                "status": "error",
-                "message": f"the cell called exit({exc.code!r}); the rest of the cell was skipped",
-            }
-        except BaseException as exc:  # noqa: BLE001 - any student failure is reported, not fatal
-            return {"index": index, "status": "error", "message": trimmed_traceback(exc)}
+        first_error = ""
+        for statement in tree.body:
+            try:
+                code = compile(ast.Module(body=[statement], type_ignores=[]), filename, "exec",
+                               flags=self.future_flags, dont_inherit=True)
+                exec(code, self.module.__dict__)
+            except SystemExit as exc:
+                message = (f"line {statement.lineno} called exit({exc.code!r}); that statement "
+                           "was skipped")
+            except BaseException as exc:  # noqa: BLE001 - any student failure is reported
+                message = trimmed_traceback(exc)
+            else:
+                self._note_future(statement)
+                continue
+            first_error = first_error or message
+        if first_error:
+            return {"index": index, "status": "error", "message": first_error}
         return {"index": index, "status": "ok", "message": ""}
+
+    def _note_future(self, statement: ast.stmt) -> None:
+        """`from __future__ import annotations` must keep applying to later statements."""
+        if isinstance(statement, ast.ImportFrom) and statement.module == "__future__":
+            for alias in statement.names:
+                feature = getattr(__future__, alias.name, None)
+                if feature is not None:
+                    self.future_flags |= feature.compiler_flag
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, torch.Tensor) and self.device != "cpu":
