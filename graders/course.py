@@ -34,6 +34,9 @@ class ExerciseMeta:
     points: float
     device: str = "cpu"
     requires: tuple[str, ...] = ()
+    #: Resources the exercise asks for beyond the service's defaults.
+    memory_mb: int | None = None
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,8 @@ def load_assignment_meta(folder: Path) -> AssignmentMeta:
                 points=float(raw["points"]),
                 device=raw.get("device", "cpu"),
                 requires=tuple(raw.get("requires", ())),
+                memory_mb=raw.get("memory_mb"),
+                timeout=raw.get("timeout"),
             )
         )
     if not exercises:
@@ -197,7 +202,7 @@ def _load_assignment_cached(folder: Path, version: str) -> LoadedAssignment:
         # Names the submission must define: the toml's and the suite's, else the slug.
         requires = tuple(dict.fromkeys((*ex.requires, *extra_requires))) or (
             (ex.slug,) if ex.kind in ("function", "class") else ())
-        spec = ExerciseSpec(ex.slug, ex.kind, ex.points, [], requires, ex.device)
+        spec = ExerciseSpec(ex.slug, ex.kind, ex.points, [], requires, ex.device, ex.timeout)
         build(ExerciseBuilder(spec, reference))
         total = sum(t.points for t in spec.tests)
         if abs(total - ex.points) > 1e-9:

@@ -88,6 +88,8 @@ class ExerciseSpec:
     #: Names the submission must define for this exercise to be graded.
     requires: tuple[str, ...] = ()
     device: str = "cpu"
+    #: Seconds each call of this exercise may take (the service default when None).
+    timeout: float | None = None
 
 
 def build_trusted(spec: ModelSpec) -> torch.nn.Module:

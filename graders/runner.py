@@ -112,6 +112,7 @@ def grade(
         report.durations["load"] = round(session.load_seconds, 4)
         for spec in exercises:
             ex_started = time.perf_counter()
+            student.call_timeout = spec.timeout or limits.call_timeout
             report.tests += run_exercise(spec, student, names, load_error, session.cell_reports)
             report.durations[spec.slug] = round(time.perf_counter() - ex_started, 4)
     finally:

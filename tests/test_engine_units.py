@@ -143,3 +143,21 @@ def test_garbage_frames_are_refused() -> None:
     bad_tensor = wire.encode({"x": 1})[:-1]
     with pytest.raises(wire.WireError):
         wire.decode(bad_tensor)
+
+
+# -- resources per exercise ----------------------------------------------------------
+
+
+def test_exercises_declare_device_memory_and_time() -> None:
+    from pathlib import Path
+
+    from graders.course import load_assignment, load_assignment_meta
+
+    reference = Path(__file__).resolve().parent.parent / "reference"
+    hw1 = load_assignment_meta(reference / "hw1-training-basics")
+    digits = next(e for e in hw1.exercises if e.slug == "digits-classifier")
+    assert (digits.memory_mb, digits.timeout) == (3072, 20)
+    assert load_assignment(reference / "hw1-training-basics").exercises[
+        "digits-classifier"].timeout == 20
+    hw2 = load_assignment_meta(reference / "hw2-interpretability")
+    assert {e.slug: e.device for e in hw2.exercises}["grad_cam"] == "gpu"

@@ -44,8 +44,11 @@ def run_job(job: JobInput, device: str = "cpu") -> tuple[list[ResultRow], dict[s
             model_path = "submission" + MODEL_SUFFIX[job.file_kind]
             (workdir / model_path).write_bytes(data)
         workdir.chmod(0o755)
+        graded = [e for e in loaded.meta.exercises
+                  if job.exercise_slugs is None or e.slug in job.exercise_slugs]
         factory = sandbox_factory(
-            public_dirs=(loaded.meta.public_dir,), submission_dir=workdir, device=device
+            public_dirs=(loaded.meta.public_dir,), submission_dir=workdir, device=device,
+            memory_mb=max((e.memory_mb or 0 for e in graded), default=0) or None,
         )
         limits = GradeLimits(
             cell_timeout=settings.sandbox_cell_timeout,

@@ -373,9 +373,14 @@ def start_sandbox(config: SandboxConfig) -> PipeSandbox:
 
 
 def sandbox_factory(
-    public_dirs: tuple[Path, ...] = (), submission_dir: Path | None = None, device: str = "cpu"
+    public_dirs: tuple[Path, ...] = (), submission_dir: Path | None = None, device: str = "cpu",
+    memory_mb: int | None = None,
 ) -> Callable[[], PipeSandbox]:
-    """A factory for the grading engine: each call gives a fresh sandbox."""
+    """A factory for the grading engine: each call gives a fresh sandbox.
+
+    memory_mb: what the job's exercises ask for, when more than the configured default.
+    """
+    wanted_memory = memory_mb
     isolation, memory_mb = "auto", SandboxLimits().memory_mb
     with contextlib.suppress(Exception):
         from core.settings import get_settings
@@ -387,7 +392,7 @@ def sandbox_factory(
         public_dirs=tuple(public_dirs),
         device=device,
         isolation=isolation,
-        limits=SandboxLimits(memory_mb=memory_mb),
+        limits=SandboxLimits(memory_mb=max(memory_mb, wanted_memory or 0)),
     )
     return lambda: start_sandbox(config)
 
