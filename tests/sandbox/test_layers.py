@@ -130,12 +130,13 @@ def test_memory_cgroup_kill_is_reported_as_oom(secrets) -> None:  # noqa: ANN001
     if "memory" not in cgroups.usable(cgroups.discover()):
         pytest.skip("no writable memory cgroup")
     sandbox = launcher.start_sandbox(SandboxConfig(limits=SandboxLimits(memory_mb=1100)))
-    # Each process stays under its address-space limit; together they pass the cgroup's.
+    # Each process stays under its address-space limit; together they pass the cgroup's
+    # (which sits 25 % above the address-space limit).
     source = """
 import os, time, numpy as np
 for _ in range(5):
     if os.fork() == 0:
-        a = np.ones(150 * 1024 * 1024 // 8)
+        a = np.ones(250 * 1024 * 1024 // 8)
         time.sleep(60)
 time.sleep(1)
 big = np.ones(450 * 1024 * 1024 // 8)

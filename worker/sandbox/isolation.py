@@ -475,9 +475,13 @@ class Jail:
         limits = job.get("limits", {})
         device = str(job.get("device", "cpu"))
         memory = int(limits.get("memory_mb", 2048)) * 1024 * 1024
+        # The cgroup sits above RLIMIT_AS: an allocation then fails fast with a clean
+        # MemoryError, instead of the whole cgroup reclaiming (thrashing) at the same
+        # limit; the cgroup still bounds what RLIMIT_AS does not see (tmpfs, children).
+        cgroup_memory = memory + max(256 * 1024 * 1024, memory // 4)
         if self.group is not None:
             try:
-                self.group.set_limits(memory, int(limits.get("processes", 64)))
+                self.group.set_limits(cgroup_memory, int(limits.get("processes", 64)))
                 self.layers["cgroup"] = f"cgroup({','.join(self.group.controllers)})"
             except OSError as exc:
                 self._fail("cgroup limits", exc)
