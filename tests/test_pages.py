@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from graders.notebooks import code_notebook
 from tests.notebooks import course_notebook
 from tests.stack import ROOT, Stack
 
@@ -80,11 +81,13 @@ def sign_in(page: Page, stack: Stack, user: str, start: str = "/ui/") -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
-def busy_queue(stack: Stack, n: int = 6) -> list[str]:
-    """Keep the single embedded worker busy, so a new submission waits visibly."""
+def busy_queue(stack: Stack, n: int = 4) -> list[str]:
+    """Keep the single embedded worker busy (a few seconds, whatever the machine's speed),
+    so that a new submission visibly waits in the queue."""
+    slow = code_notebook("import time\ntime.sleep(2)\n")
     ids = []
     for i in range(n):
-        r = stack.submit("bob", HW1, f"busy{i}.ipynb", course_notebook(HW1, "starter"))
+        r = stack.submit("bob", HW1, f"busy{i}.ipynb", slow)
         assert r.status_code == 202, r.text
         ids.append(r.json()["id"])
     return ids
