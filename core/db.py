@@ -43,9 +43,12 @@ def get_sessionmaker() -> sessionmaker[Session]:
 
 
 @contextmanager
-def session_scope() -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
-    session = get_sessionmaker()()
+def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error.
+
+    engine: another database than the settings' one (tools and tests).
+    """
+    session = Session(engine, expire_on_commit=False) if engine else get_sessionmaker()()
     try:
         yield session
         session.commit()

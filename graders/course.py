@@ -159,7 +159,8 @@ def load_course(folder: Path) -> CourseMeta:
     return CourseMeta(data["slug"], data["title"], folder.resolve(), tuple(assignments))
 
 
-def _import_file(name: str, path: Path) -> types.ModuleType:
+def import_file(name: str, path: Path) -> types.ModuleType:
+    """Import a course file (trusted code) under a name of its own."""
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise CourseError(f"cannot import {path}")
@@ -189,8 +190,8 @@ def _load_assignment_cached(folder: Path, version: str) -> LoadedAssignment:
     if meta.public_dir.is_dir() and str(meta.public_dir) not in sys.path:
         sys.path.insert(0, str(meta.public_dir))
     key = meta.slug.replace("-", "_") + "_" + version
-    reference = _import_file(f"_dlp_reference_{key}", folder / "reference.py")
-    tests = _import_file(f"_dlp_tests_{key}", folder / "tests.py")
+    reference = import_file(f"_dlp_reference_{key}", folder / "reference.py")
+    tests = import_file(f"_dlp_tests_{key}", folder / "tests.py")
     suite = getattr(tests, "suite", None)
     if not isinstance(suite, Suite):
         raise CourseError(f"{folder / 'tests.py'} does not define `suite = Suite()`")

@@ -15,9 +15,7 @@ into workdir and returns `ModelSample`s saying what each must score.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ from typing import Any
 import torch
 
 from graders.compare import describe_type
-from graders.course import LoadedAssignment
+from graders.course import CourseError, LoadedAssignment, import_file
 from graders.dsl import Fail, GraderError
 from graders.intake import IntakeError, detect_kind
 from graders.runner import GradeReport, grade
@@ -225,13 +223,10 @@ def _factory_with(loaded: LoadedAssignment, folder: Path) -> SandboxFactory:
 
 def _import_samples(path: Path, loaded: LoadedAssignment) -> Any:
     name = f"_dlp_model_samples_{loaded.meta.slug.replace('-', '_')}_{loaded.meta.version}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise GraderError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    try:
+        return import_file(name, path)
+    except CourseError as exc:
+        raise GraderError(str(exc)) from exc
 
 
 def grade_model_file(

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from core.accounts import enroll, get_or_create_user, issue_token
+from core.db import make_engine, session_scope
 from core.models import Assignment, Course, Exercise, Submission, User
 from tests.notebooks import REFERENCE
 from tests.stack import Stack
@@ -25,8 +26,6 @@ ALTERNATIVES = REFERENCE / HW1 / "alternatives"
 
 @lru_cache
 def _engine(url: str) -> Engine:
-    from core.db import make_engine
-
     return make_engine(url)
 
 
@@ -35,15 +34,8 @@ def stack_db(stack: Stack) -> Iterator[Session]:
     """A session on the stack's own database (committed on success)."""
     url = stack.env.get("AUTOGRADER_DATABASE_URL") or (
         f"sqlite:///{stack.env['AUTOGRADER_DATA_DIR']}/autograder.db")
-    session = Session(_engine(url), expire_on_commit=False)
-    try:
+    with session_scope(_engine(url)) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def clone_course(stack: Stack, slug: str, members: dict[str, str],
