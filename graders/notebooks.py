@@ -29,3 +29,10 @@ def write_notebook(path: Path, cells: list[tuple[str, str]]) -> None:
 def code_notebook(*sources: str) -> bytes:
     """A notebook of code cells only, as bytes ready to upload."""
     return notebook_text([("code", s) for s in sources]).encode()
+
+
+def with_extra_cell(notebook: bytes, source: str) -> bytes:
+    """The notebook with one more code cell at the end (a variant, a test's addition)."""
+    nb = nbformat.reads(notebook.decode(), as_version=4)
+    nb.cells.append(new_code_cell(source))
+    return nbformat.writes(nb).encode()

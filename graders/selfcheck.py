@@ -15,6 +15,7 @@ from pathlib import Path
 
 from graders.course import LoadedAssignment, load_assignment
 from graders.intake import NOTEBOOK
+from graders.notebooks import with_extra_cell
 from graders.runner import GradeReport, exercises_for, grade
 from graders.sandbox_api import SandboxFactory
 
@@ -40,15 +41,6 @@ class CheckResult:
     @property
     def ok(self) -> bool:
         return bool(self.rows) and all(r.ok for r in self.rows)
-
-
-def _with_extra_cell(notebook: bytes, source: str) -> bytes:
-    """The notebook with one more code cell at the end (nbformat keeps it valid)."""
-    import nbformat
-
-    nb = nbformat.reads(notebook.decode(), as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell(source))
-    return nbformat.writes(nb).encode()
 
 
 def _grade(loaded: LoadedAssignment, data: bytes, factory: SandboxFactory) -> GradeReport:
@@ -86,13 +78,13 @@ def check_assignment(
             "" if starter.score <= EPS else f"starter scores {starter.score:g}")
 
         for path in sorted((folder / "alternatives").glob("*.py")):
-            report = _grade(loaded, _with_extra_cell(solution, path.read_text()), factory)
+            report = _grade(loaded, with_extra_cell(solution, path.read_text()), factory)
             problems = _not_full(report)
             row(f"alternative {path.stem}", "full marks", report, not problems, problems)
 
         for path in sorted((folder / "variants").glob("*.py")):
             exercise = path.stem.split("__")[0]
-            report = _grade(loaded, _with_extra_cell(solution, path.read_text()), factory)
+            report = _grade(loaded, with_extra_cell(solution, path.read_text()), factory)
             problem = _variant_problem(report, full, exercise)
             row(f"variant {path.stem}", f"loses points on {exercise} only", report,
                 not problem, problem)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from graders.notebooks import code_notebook
-from tests.notebooks import REFERENCE, course_notebook, variants, with_extra_cell
+from graders.notebooks import code_notebook, with_extra_cell
+from tests.notebooks import REFERENCE, course_notebook, variants
 from tests.stack import Stack, dump
 
 ASSIGNMENTS = ["hw1-training-basics", "hw4-small-data"]
