@@ -14,6 +14,7 @@ from datetime import datetime
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from api.deps import DB, Member, get_assignment
 from core.models import Enrollment, GradingJob, Submission, TestResult, User, utcnow
@@ -60,11 +61,13 @@ def leaderboard(db: DB, member: Member, assignment: str, exercise: str) -> Leade
         select(Submission, GradingJob)
         .join(GradingJob, GradingJob.id == Submission.current_job_id)
         .where(Submission.assignment_id == target.id, GradingJob.status == "graded")
+        .options(selectinload(GradingJob.results))  # one query for all results, not one a row
     ).all()
     students = {
         e.user_id: e for e in db.scalars(select(Enrollment).where(
             Enrollment.course_id == member.course.id, Enrollment.role == "student"))
     }
+    names = dict(db.execute(select(User.id, User.name).where(User.id.in_(students))).all())
     best: dict[int, tuple[float, datetime, LeaderboardRow]] = {}
     has_split = False
     for submission, job in rows:
@@ -77,10 +80,9 @@ def leaderboard(db: DB, member: Member, assignment: str, exercise: str) -> Leade
         has_split = has_split or public is not None
         key_score = public if (public is not None and not revealed) else (
             private if private is not None else total)
-        user = db.get(User, submission.user_id)
-        assert user is not None
         mine = submission.user_id == member.user.id
-        name = user.name if member.is_staff or mine else students[submission.user_id].pseudonym
+        name = (names[submission.user_id] if member.is_staff or mine
+                else students[submission.user_id].pseudonym)
         row = LeaderboardRow(
             rank=0, name=name, score=round(key_score, 6),
             public_score=public, private_score=private if revealed else None,
