@@ -39,6 +39,8 @@ from core.accounts import add_user  # noqa: E402
 from core.blobs import BlobStore  # noqa: E402
 from core.db import make_engine  # noqa: E402
 from core.models import Assignment, Submission, User  # noqa: E402
+from protocol.codec import decode, encode  # noqa: E402
+from protocol.limits import REPLY_LIMITS, REQUEST_LIMITS  # noqa: E402
 from tests.stack import PostgresCluster, RedisServer, distributed_stack  # noqa: E402
 
 
@@ -69,18 +71,16 @@ class InProcessSandbox:
                 sys.path.insert(0, directory)
         self.runtime = Runtime(CappedText(64 * 1024))
 
-    def request(self, message: dict[str, Any], timeout: float,
-                on_event: Any = None) -> dict[str, Any]:
-        from graders import wire
-
+    def request(self, message: dict[str, Any], timeout: float) -> Any:
         saved = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = self.runtime.output  # type: ignore[assignment]
         try:
-            reply = self.runtime.handle(wire.decode(wire.encode(message)))
+            reply = self.runtime.handle(decode(encode(message), REQUEST_LIMITS))
         finally:
             sys.stdout, sys.stderr = saved
         reply["output"] = self.runtime.output.take()
-        return dict(wire.decode(wire.encode(reply)))
+        reply["seq"] = message.get("seq")
+        return decode(encode(reply), REPLY_LIMITS)
 
     def close(self) -> None:
         pass

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from graders.wire import Handle, Unsupported
+from protocol.codec import Handle, Unsupported
 
 
 @dataclass

@@ -32,7 +32,7 @@ from graders.runner import GradeReport, grade
 from graders.sandbox_api import SandboxFactory
 from graders.selfcheck import EPS, CheckResult, CheckRow, register_check
 from graders.student import Student, StudentError
-from graders.wire import Handle
+from protocol.codec import Handle
 
 _CACHE_ATTR = "_model_exercise_cache"
 

@@ -7,6 +7,7 @@ HTTP, Celery or the database: the worker stores the report.
 
 from __future__ import annotations
 
+import builtins
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,9 +18,18 @@ from graders.dsl import ExerciseSpec, GraderError, TestCase
 from graders.intake import CODE_KINDS, MODEL_KINDS, read_cells
 from graders.sandbox_api import SandboxFactory
 from graders.student import CellReport, Student, StudentError, SubmissionSession
+from protocol.messages import VALUE_TOO_LARGE
+from protocol.text import clean, clean_tail
 
-GRADER_VERSION = "0.1.0"
-HIDDEN_ERROR_CHARS = 600
+GRADER_VERSION = "0.2.0"
+#: Characters of one test's feedback, and of a message repeated into every test.
+FEEDBACK_CHARS = 4000
+BLOCKER_CHARS = 1200
+#: Cells listed in the job's log (those that did not run completely).
+LOG_CELLS = 20
+NAMED_EXCEPTIONS = frozenset(
+    name for name, value in vars(builtins).items()
+    if isinstance(value, type) and issubclass(value, BaseException)) | {VALUE_TOO_LARGE}
 
 
 @dataclass
@@ -56,8 +66,11 @@ class GradeReport:
         return round(sum(t.score for t in self.tests if t.exercise == slug), 6)
 
     def log(self) -> dict[str, Any]:
+        broken = [c for c in self.cells if c.status != "ok"]
         return {
-            "cells": [c.__dict__ for c in self.cells if c.status != "ok"],
+            "cells": [{"index": c.index, "status": c.status, "message": clean(c.message, 2000)}
+                      for c in broken[:LOG_CELLS]],
+            "cells_not_listed": max(0, len(broken) - LOG_CELLS),
             "output": self.output,
             "restarts": self.restarts,
         }
@@ -103,18 +116,25 @@ def grade(
         factory, cells, cell_timeout=limits.cell_timeout,
         deadline=time.monotonic() + limits.job_timeout,
     )
-    student = Student(session, call_timeout=limits.call_timeout)
-    student.model_path = model_path  # type: ignore[attr-defined]
-    student.model_format = file_kind  # type: ignore[attr-defined]
-    student.options = loaded.meta.options  # type: ignore[attr-defined]
+    student = Student(session, call_timeout=limits.call_timeout, model_path=model_path,
+                      model_format=file_kind, options=loaded.meta.options)
     try:
         names, load_error = _load(session, file_kind)
         report.durations["load"] = round(session.load_seconds, 4)
+        runs = {spec.slug: ExerciseRun(spec, _blocker(spec, names, load_error,
+                                                      session.cell_reports))
+                for spec in exercises}
+        # Visible tests first, hidden ones last: whatever a hidden test's inputs leave
+        # behind in the sandbox can then only reach feedback that hides them too.
+        for visibility in VISIBILITY_ORDER:
+            for spec in exercises:
+                ex_started = time.perf_counter()
+                student.call_timeout = spec.timeout or limits.call_timeout
+                runs[spec.slug].run(student, visibility)
+                report.durations[spec.slug] = round(
+                    report.durations.get(spec.slug, 0.0) + time.perf_counter() - ex_started, 4)
         for spec in exercises:
-            ex_started = time.perf_counter()
-            student.call_timeout = spec.timeout or limits.call_timeout
-            report.tests += run_exercise(spec, student, names, load_error, session.cell_reports)
-            report.durations[spec.slug] = round(time.perf_counter() - ex_started, 4)
+            report.tests += runs[spec.slug].outcomes()
     finally:
         session.close()
     report.cells = session.cell_reports
@@ -135,6 +155,61 @@ def _load(session: SubmissionSession, file_kind: str) -> tuple[set[str], Student
         return set(), exc
 
 
+VISIBILITY_ORDER = ("visible", "after_due", "hidden")
+
+
+class ExerciseRun:
+    """One exercise's tests, run in visibility phases, reported in their own order."""
+
+    def __init__(self, spec: ExerciseSpec, blocker: tuple[str, str] | None) -> None:
+        self.spec = spec
+        self.blocker = blocker
+        self.results: dict[int, TestOutcome] = {}
+        #: A timeout stops the exercise: one infinite loop costs it, not the whole job.
+        self.stopped: StudentError | None = None
+
+    def run(self, student: Student, visibility: str) -> None:
+        spec = self.spec
+        for position, test in enumerate(spec.tests):
+            if _phase(test.visibility) != visibility:
+                continue
+            if self.blocker is not None:
+                self.results[position] = _outcome(spec, test, *self.blocker)
+            elif self.stopped is not None:
+                self.results[position] = _outcome(
+                    spec, test, self.stopped.outcome,
+                    f"not run: an earlier test of {spec.slug} ended with {self.stopped.outcome}")
+            else:
+                self.results[position] = run_test(spec, test, student)
+                if self.results[position].outcome == "timeout":
+                    self.stopped = StudentError("timeout", "")
+
+    def outcomes(self) -> list[TestOutcome]:
+        return [self.results[i] for i in sorted(self.results)]
+
+
+def _phase(visibility: str) -> str:
+    return visibility if visibility in VISIBILITY_ORDER else "hidden"
+
+
+def run_test(spec: ExerciseSpec, test: TestCase, student: Student) -> TestOutcome:
+    started = time.perf_counter()
+    try:
+        verdict = test.verdict(student)
+    except StudentError as exc:
+        outcome = _outcome(spec, test, exc.outcome, _error_text(exc, test))
+    except GraderError:
+        raise
+    except Exception as exc:  # a check tripped over a malformed answer
+        outcome = _verdict_outcome(spec, test, Verdict(
+            False, f"the answer could not be checked ({type(exc).__name__}: "
+                   f"{clean(exc, 300)})"))
+    else:
+        outcome = _verdict_outcome(spec, test, verdict)
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
 def run_exercise(
     spec: ExerciseSpec,
     student: Student,
@@ -142,43 +217,19 @@ def run_exercise(
     load_error: StudentError | None,
     cells: list[CellReport],
 ) -> list[TestOutcome]:
-    blocker = _blocker(spec, names, load_error, cells)
-    outcomes: list[TestOutcome] = []
-    stopped: StudentError | None = None
-    for test in spec.tests:
-        if blocker is not None:
-            outcomes.append(_outcome(spec, test, blocker[0], blocker[1]))
-            continue
-        if stopped is not None:
-            outcomes.append(_outcome(
-                spec, test, stopped.outcome,
-                f"not run: an earlier test of {spec.slug} ended with {stopped.outcome}",
-            ))
-            continue
-        started = time.perf_counter()
-        try:
-            verdict = test.verdict(student)
-        except StudentError as exc:
-            outcomes.append(_outcome(spec, test, exc.outcome, _error_text(exc, test)))
-            outcomes[-1].seconds = time.perf_counter() - started
-            if exc.outcome == "timeout":
-                stopped = exc  # one infinite loop costs this exercise, not the whole job
-            continue
-        except GraderError:
-            raise
-        except Exception as exc:  # a check tripped over a malformed answer
-            verdict = Verdict(False, f"the answer could not be checked ({type(exc).__name__}: "
-                                     f"{str(exc)[:300]})")
-        outcomes.append(_verdict_outcome(spec, test, verdict))
-        outcomes[-1].seconds = time.perf_counter() - started
-    return outcomes
+    """All tests of one exercise, visible ones first (used alone by the self-check)."""
+    run = ExerciseRun(spec, _blocker(spec, names, load_error, cells))
+    for visibility in VISIBILITY_ORDER:
+        run.run(student, visibility)
+    return run.outcomes()
 
 
 def _blocker(
     spec: ExerciseSpec, names: set[str], load_error: StudentError | None, cells: list[CellReport]
 ) -> tuple[str, str] | None:
     if load_error is not None:
-        return load_error.outcome, f"the submission could not be loaded: {load_error.message}"
+        return load_error.outcome, clean(
+            f"the submission could not be loaded: {load_error.message}", BLOCKER_CHARS)
     missing = [n for n in spec.requires if n not in names]
     if not missing:
         return None
@@ -187,17 +238,30 @@ def _blocker(
     broken = [c for c in cells if c.status != "ok"]
     if broken:
         message += " Cells that did not run completely: " + "; ".join(
-            f"cell {c.index}: {c.message.strip().splitlines()[-1] if c.message else c.status}"
-            for c in broken[:5]
+            f"cell {c.index}: {_last_line(c)}" for c in broken[:5]
         )
-    return "failed", message
+    # Repeated into every test of the exercise: kept short, whatever the cells said.
+    return "failed", clean(message, BLOCKER_CHARS)
+
+
+def _last_line(cell: CellReport) -> str:
+    lines = cell.message.strip().splitlines()
+    return clean(lines[-1], 200) if lines else cell.status
 
 
 def _error_text(exc: StudentError, test: TestCase) -> str:
-    text = exc.message.strip()
-    if test.visibility == "hidden" and len(text) > HIDDEN_ERROR_CHARS:
-        text = "..." + text[-HIDDEN_ERROR_CHARS:]
-    return text
+    """Feedback for a test the student's code failed to answer.
+
+    A hidden test's feedback can be released to students, and the student's own
+    exception text can hold the hidden inputs (the code under test chose it): for a
+    hidden test only the exception's type is named, and only a builtin one.
+    """
+    if exc.failure is None or test.visibility in ("visible", "after_due"):
+        return clean_tail(exc.message.strip(), FEEDBACK_CHARS)
+    kind = exc.failure.type
+    named = kind if kind in NAMED_EXCEPTIONS else "an exception of its own"
+    return (f"your code raised {named} on a hidden input (its message is not shown for "
+            "hidden tests)")
 
 
 def _outcome(spec: ExerciseSpec, test: TestCase, outcome: str, feedback: str) -> TestOutcome:
@@ -211,4 +275,4 @@ def _verdict_outcome(spec: ExerciseSpec, test: TestCase, verdict: Verdict) -> Te
     if not verdict.passed and test.visibility in ("visible", "after_due") and verdict.detail:
         feedback = f"{feedback}\n{verdict.detail}".strip()
     return TestOutcome(spec.slug, test.name, outcome, score, test.points, test.visibility,
-                       feedback)
+                       clean(feedback, FEEDBACK_CHARS))

@@ -17,22 +17,24 @@ class SandboxTimeout(Exception):
 class SandboxCrashed(Exception):
     """The sandbox died (exit, signal, memory limit) or sent something unreadable."""
 
-    def __init__(self, message: str, oom: bool = False) -> None:
+    def __init__(self, message: str, oom: bool = False, protocol: bool = False) -> None:
         super().__init__(message)
         self.oom = oom
+        #: It sent something the protocol does not allow (the student's code wrote it).
+        self.protocol = protocol
 
 
 class Sandbox(Protocol):
     #: How the sandbox is isolated, in words, for the job record.
     isolation: str
 
-    def request(
-        self,
-        message: dict[str, Any],
-        timeout: float,
-        on_event: Callable[[dict[str, Any]], None] | None = None,
-    ) -> dict[str, Any]:
-        """Send one request; return its reply. Raises SandboxTimeout or SandboxCrashed."""
+    def request(self, message: dict[str, Any], timeout: float) -> Any:
+        """Send one request; return its reply as decoded, not yet validated.
+
+        Decoding is bounded (protocol.limits); validation is the engine's
+        (protocol.messages). Raises SandboxTimeout or SandboxCrashed, and in either
+        case the sandbox has been closed.
+        """
         ...
 
     def close(self) -> None:

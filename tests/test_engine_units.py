@@ -1,4 +1,4 @@
-"""The grading engine's small steps, each on its own: intake, comparison, wire format."""
+"""The grading engine's small steps, each on its own: intake and comparison."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from graders import wire
 from graders.compare import compare
 from graders.intake import IntakeError, detect_kind, plain_python, read_notebook, read_python
 from graders.notebooks import code_notebook
@@ -110,39 +109,6 @@ def test_the_safe_message_never_holds_values_but_the_detail_does() -> None:
     verdict = compare(torch.tensor([0.987654]), expected)
     assert "0.123" not in verdict.message and "0.987" not in verdict.message
     assert "0.123456" in verdict.detail
-
-
-# -- wire format ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16,
-                                   torch.int64, torch.int32, torch.uint8, torch.bool])
-def test_tensors_cross_the_wire_unchanged(dtype: torch.dtype) -> None:
-    value = (torch.arange(12).reshape(3, 4) % 3).to(dtype)
-    back = wire.decode(wire.encode({"v": [value.t(), value[0, 0]]}))
-    assert back["v"][0].dtype == dtype and torch.equal(back["v"][0], value.t())
-    assert back["v"][1].shape == ()
-
-
-def test_what_cannot_cross_arrives_as_unsupported_not_as_code() -> None:
-    class Liar(torch.Tensor):
-        def __eq__(self, other: object) -> bool:  # type: ignore[override]
-            return True
-
-    lie = wire.decode(wire.encode(torch.zeros(2).as_subclass(Liar)))
-    assert type(lie) is torch.Tensor
-    odd = wire.decode(wire.encode(object()))
-    assert isinstance(odd, wire.Unsupported) and odd.type_name == "builtins.object"
-    assert wire.decode(wire.encode(wire.Handle(7))) == wire.Handle(7)
-    assert wire.decode(wire.encode(torch.Size([2, 3]))) == (2, 3)
-
-
-def test_garbage_frames_are_refused() -> None:
-    with pytest.raises(wire.WireError):
-        wire.decode(b"\xc1\xc1\xc1")
-    bad_tensor = wire.encode({"x": 1})[:-1]
-    with pytest.raises(wire.WireError):
-        wire.decode(bad_tensor)
 
 
 # -- resources per exercise ----------------------------------------------------------

@@ -14,7 +14,9 @@ import shutil
 import subprocess
 
 ENV_QUEUES = "AUTOGRADER_WORKER_QUEUES"
-ENV_SLOT = "AUTOGRADER_WORKER_SLOT"
+#: The Celery pool index of this process (its GPU, when it has one); the sandbox uid
+#: comes from a host-wide lease instead (worker/sandbox/slots.py).
+ENV_SLOT = "AUTOGRADER_POOL_INDEX"
 
 
 def visible_gpus() -> list[str]:

@@ -19,7 +19,8 @@ from core.jobs import ResultRow
 from core.settings import get_settings
 from graders.course import load_assignment
 from graders.intake import MODEL_KINDS
-from graders.runner import GRADER_VERSION, GradeLimits, GradeReport, grade
+from graders.runner import FEEDBACK_CHARS, GRADER_VERSION, GradeLimits, GradeReport, grade
+from protocol.text import clean
 from worker.sandbox.launcher import sandbox_factory
 
 MODEL_SUFFIX = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}
@@ -71,7 +72,10 @@ def run_job(job: JobInput, device: str = "cpu") -> tuple[list[ResultRow], dict[s
 
 def rows_of(report: GradeReport) -> list[ResultRow]:
     return [
-        ResultRow(t.exercise, t.name, t.outcome, t.score, t.max_score, t.visibility, t.feedback)
+        # Capped again where it is stored: storage per job is bounded whatever the
+        # submission did (protocol.text.clean also drops NUL, which PostgreSQL refuses).
+        ResultRow(t.exercise, t.name, t.outcome, t.score, t.max_score, t.visibility,
+                  clean(t.feedback, FEEDBACK_CHARS))
         for t in report.tests
     ]
 
@@ -80,7 +84,7 @@ def facts_of(report: GradeReport, version: str, seeds: list[int], device: str) -
     return {
         "worker_host": platform.node(),
         "device": device,
-        "isolation": report.isolation[:255],
+        "isolation": clean(report.isolation, 255),
         "grader_version": GRADER_VERSION,
         "assignment_version": version,
         "seeds": seeds,

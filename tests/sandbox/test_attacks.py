@@ -399,7 +399,7 @@ def early_stopping_epoch(*a, **k):
         write("big", "/tmp/big-" + str(os.getpid()), 10 ** 9)
         write("submission", "/submission/x", 1 << 20)
         write("project", os.path.join(os.path.dirname(os.path.dirname(
-            __import__("graders").__file__)), "graders", "evil.py"), 1 << 20)
+            __import__("protocol").__file__)), "protocol", "evil.py"), 1 << 20)
         write("runtime", os.path.join(os.path.dirname(os.__file__), "evil.py"), 1 << 20)
         write("root", "/evil", 1 << 20)
         raise OSError(" ".join(results))
@@ -487,8 +487,8 @@ def label_smoothing_ce(*a, **k):
 def early_stopping_epoch(*a, **k):
     return -99
 '''], lambda ctx: None),
-    Attack("monkey-patch graders.compare and the wire", lambda s, li: [PRELUDE, '''
-import graders.compare, graders.wire
+    Attack("monkey-patch graders.compare and the protocol", lambda s, li: [PRELUDE, '''
+import graders.compare, protocol.codec
 graders.compare.compare = lambda *a, **k: graders.compare.Verdict(True)
 graders.compare.compare_tensors = lambda *a, **k: graders.compare.Verdict(True)
 graders.compare.Verdict.passed = True

@@ -23,7 +23,10 @@ from typing import Any
 
 import torch
 
-from graders import wire
+from protocol.codec import Handle
+from protocol.frames import FrameTooLarge, frame, read_frame
+from protocol.limits import REPLY_LIMITS, REQUEST_LIMITS
+from protocol.messages import VALUE_TOO_LARGE
 
 OUTPUT_LIMIT = 64 * 1024
 STUDENT_MODULE = "submission"
@@ -83,7 +86,7 @@ def trimmed_traceback(exc: BaseException) -> str:
     return text[-4000:]
 
 
-def error_reply(exc: BaseException) -> dict[str, Any]:
+def error_reply(exc: BaseException, kind: str | None = None) -> dict[str, Any]:
     try:
         message = str(exc)[:2000]
     except Exception:
@@ -91,9 +94,9 @@ def error_reply(exc: BaseException) -> dict[str, Any]:
     return {
         "ok": False,
         "error": {
-            "type": type(exc).__name__,
+            "type": kind or type(exc).__name__,
             "message": message,
-            "traceback": trimmed_traceback(exc),
+            "traceback": f"{kind}: {message}" if kind else trimmed_traceback(exc),
         },
     }
 
@@ -182,7 +185,7 @@ class Runtime:
     def resolve(self, value: Any) -> Any:
         if isinstance(value, torch.Tensor) and self.device != "cpu":
             return value.to(self.device)
-        if isinstance(value, wire.Handle):
+        if isinstance(value, Handle):
             if value.id not in self.handles:
                 raise LookupError(f"no object with handle {value.id}")
             return self.handles[value.id]
@@ -195,7 +198,7 @@ class Runtime:
         return value
 
     def lookup(self, target: Any) -> Any:
-        if isinstance(target, wire.Handle):
+        if isinstance(target, Handle):
             return self.resolve(target)
         if not isinstance(target, str) or not target.isidentifier():
             raise LookupError(f"bad target {target!r}")
@@ -253,8 +256,8 @@ class Runtime:
         except BaseException as exc:  # noqa: BLE001
             return error_reply(exc)
 
-    def _store(self, obj: Any) -> wire.Handle:
-        handle = wire.Handle(self.next_handle)
+    def _store(self, obj: Any) -> Handle:
+        handle = Handle(self.next_handle)
         self.next_handle += 1
         self.handles[handle.id] = obj
         return handle
@@ -339,8 +342,14 @@ def _mutated(snapshots: list[torch.Tensor], args: Any, kwargs: Any) -> list[int]
     return changed
 
 
-def serve(read_fd: int, write_fd: int, public_dirs: list[str]) -> None:
-    """Answer requests until the grader closes the pipe."""
+def serve(read_fd: int, write_fd: int, public_dirs: list[str],
+          reply_limit: int = REPLY_LIMITS.max_frame_bytes) -> None:
+    """Answer requests until the grader closes the pipe.
+
+    A reply larger than the grader accepts (`reply_limit`) is replaced by an error
+    reply that says so: an honest submission learns why, and the grader is never sent
+    a frame it would have to refuse.
+    """
     for directory in public_dirs:
         if directory not in sys.path:
             sys.path.insert(0, directory)
@@ -355,7 +364,7 @@ def serve(read_fd: int, write_fd: int, public_dirs: list[str]) -> None:
     server = os.getpid()
     while True:
         try:
-            request = wire.read_frame(rfile)
+            request = read_frame(rfile, REQUEST_LIMITS)
         except EOFError:
             return
         reply = runtime.handle(request)
@@ -363,11 +372,17 @@ def serve(read_fd: int, write_fd: int, public_dirs: list[str]) -> None:
             # A process the student forked came back here: it must never answer (its
             # replies would be read as the sandbox's), only end.
             os._exit(0)
+        reply["seq"] = request.get("seq")
         reply["output"] = output.take()
         try:
-            wire.write_frame(wfile, reply)
+            data = frame(reply, reply_limit)
+        except FrameTooLarge as exc:
+            data = frame(error_reply(exc, VALUE_TOO_LARGE) | {"seq": reply["seq"]})
         except (TypeError, ValueError, OverflowError) as exc:
-            wire.write_frame(wfile, error_reply(exc) | {"output": ""})
+            data = frame(error_reply(exc) | {"seq": reply["seq"]})
+        view = memoryview(data)
+        while view:
+            view = view[wfile.write(view) or 0:]
 
 
 def main() -> None:
@@ -378,7 +393,8 @@ def main() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
-    serve(read_fd, write_fd, public_dirs)
+    reply_limit = int(os.environ.pop("AUTOGRADER_SANDBOX_REPLY_BYTES", "0") or 0)
+    serve(read_fd, write_fd, public_dirs, reply_limit or REPLY_LIMITS.max_frame_bytes)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from protocol.limits import REPLY_LIMITS
+
 
 @dataclass(frozen=True)
 class SandboxLimits:
@@ -14,6 +16,8 @@ class SandboxLimits:
     file_size_mb: int = 16
     open_files: int = 256
     output_bytes: int = 64 * 1024
+    #: The largest reply frame the grader reads from the sandbox (protocol.limits).
+    reply_bytes: int = REPLY_LIMITS.max_frame_bytes
     #: Size of the sandbox's private /tmp (and /dev/shm), a tmpfs.
     tmp_mb: int = 64
 

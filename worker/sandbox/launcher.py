@@ -30,7 +30,10 @@ from typing import Any
 
 from core.settings import PROJECT_ROOT
 from graders.sandbox_api import SandboxCrashed
+from protocol.limits import REPLY_LIMITS, DecodeLimits
+from worker.sandbox import slots
 from worker.sandbox.config import SandboxConfig, SandboxLimits
+from worker.sandbox.isolation import sandbox_uid
 from worker.sandbox.process import PipeSandbox
 
 log = logging.getLogger("worker.sandbox")
@@ -67,6 +70,7 @@ def start_plain(config: SandboxConfig) -> PipeSandbox:
         "OMP_NUM_THREADS": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
         "TORCH_FORCE_WEIGHTS_ONLY_LOAD": "1",
+        "AUTOGRADER_SANDBOX_REPLY_BYTES": str(config.limits.reply_bytes),
     }
     if config.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
@@ -108,6 +112,7 @@ def start_plain(config: SandboxConfig) -> PipeSandbox:
         isolation="process+rlimits (no namespaces)",
         reap=lambda pid: None if proc.poll() is None else _status(proc.returncode),
         kill=kill,
+        limits=reply_limits(config),
     )
 
 
@@ -159,14 +164,14 @@ class Zygote:
             "mode": mode or "",
             "secret": _secret_paths(),
             "opaque": [str(PROJECT_ROOT)],
-            "project": [str(PROJECT_ROOT / "graders"), str(PROJECT_ROOT / "worker")],
+            # What the sandbox runs: the protocol and the sandbox program, not the engine.
+            "project": [str(PROJECT_ROOT / "protocol"), str(PROJECT_ROOT / "worker")],
         }
         self.owner = os.getpid()
         self.lock = threading.Lock()
         self.sock = ours
         self.proc = subprocess.Popen(
-            [sys.executable, "-s", "-m", "worker.sandbox.zygote", str(theirs.fileno()),
-             json.dumps(options)],
+            [sys.executable, "-s", "-m", "worker.sandbox.zygote", str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
             cwd="/",
             env=_zygote_env(),
@@ -176,6 +181,7 @@ class Zygote:
         )
         theirs.close()
         try:
+            self.sock.send(json.dumps(options).encode())
             hello = self._receive(ZYGOTE_START_TIMEOUT)[0]
         except Exception:
             self.close()
@@ -223,7 +229,8 @@ class Zygote:
             for fd in (to_child_w, from_child_r, *fds):
                 os.close(fd)
             raise SandboxStartError(f"no sandbox: {reply.get('error', 'no handles')}")
-        sandbox = _zygote_sandbox(int(reply["pid"]), fds[0], fds[1], to_child_w, from_child_r)
+        sandbox = _zygote_sandbox(int(reply["pid"]), fds[0], fds[1], to_child_w, from_child_r,
+                                  reply_limits(config))
         try:
             hello = sandbox.wait_ready(READY_TIMEOUT)
         except SandboxCrashed as exc:
@@ -250,8 +257,12 @@ class Zygote:
                 self.proc.wait(5)
 
 
+def reply_limits(config: SandboxConfig) -> DecodeLimits:
+    return REPLY_LIMITS.with_frame_bytes(config.limits.reply_bytes)
+
+
 def _zygote_sandbox(pid: int, pidfd: int, status_fd: int, to_child: int,
-                    from_child: int) -> PipeSandbox:
+                    from_child: int, limits: DecodeLimits) -> PipeSandbox:
     state: dict[str, Any] = {"status": None, "oom": 0}
     os.set_blocking(status_fd, False)
 
@@ -291,33 +302,38 @@ def _zygote_sandbox(pid: int, pidfd: int, status_fd: int, to_child: int,
 
     return PipeSandbox(pid=pid, to_child=to_child, from_child=from_child,
                        isolation="zygote", reap=reap, kill=kill, oom=was_oom,
-                       on_close=on_close)
+                       on_close=on_close, limits=limits)
 
 
 _zygotes: dict[tuple[int, str], Zygote] = {}
 _zygotes_lock = threading.Lock()
-_slot: int | None = None
+_lease: slots.Lease | None = None
 
 
 def set_worker_slot(slot: int | None) -> None:
-    """Which worker slot this process is (its sandboxes run as uid 60000 + slot).
-
-    A Celery worker calls this in each pool process (worker_process_init) with that
-    process's index + 1; None goes back to the default.
-    """
-    global _slot
-    _slot = slot
+    """Lease exactly `slot` for this process (tests, a pinned deployment); None lets
+    the next use lease the lowest free slot of the host again."""
+    global _lease
+    if _lease is not None and _lease.owner == os.getpid():
+        if slot is not None and _lease.slot == slot:
+            return
+        shutdown()
+        _lease.release()
+    _lease = slots.lease(slot) if slot is not None else None
 
 
 def worker_slot() -> int:
-    """This process's slot: set_worker_slot(), else AUTOGRADER_WORKER_SLOT, else one
-    derived from the pid, so that two worker processes never share a sandbox uid (and
-    with it RLIMIT_NPROC, counted per uid)."""
-    if _slot is not None:
-        return _slot
-    with contextlib.suppress(KeyError, ValueError):
-        return max(1, int(os.environ["AUTOGRADER_WORKER_SLOT"]))
-    return 1000 + os.getpid() % 4000
+    """This process's sandbox slot (its sandboxes run as uid 60000 + slot).
+
+    Leased host-wide on first use (worker/sandbox/slots.py): two grading processes
+    on one host, of one worker or of several, never share a slot, and with it the
+    per-uid process budget.
+    """
+    global _lease
+    if _lease is None or _lease.owner != os.getpid():
+        _lease = slots.lease()
+        log.info("sandbox slot %s leased (uid %s)", _lease.slot, sandbox_uid(_lease.slot))
+    return _lease.slot
 
 
 def get_zygote(mode: str | None = None) -> Zygote:
@@ -398,10 +414,15 @@ def sandbox_factory(
 
 
 def _after_fork_in_child() -> None:
-    # A forked worker (Celery prefork) must not talk to its parent's zygotes.
-    global _zygotes_lock
+    # A forked worker (Celery prefork) must not talk to its parent's zygotes, nor
+    # keep its parent's slot: it leases its own on first use.
+    global _zygotes_lock, _lease
     _zygotes.clear()
     _zygotes_lock = threading.Lock()
+    if _lease is not None:
+        with contextlib.suppress(OSError):
+            os.close(_lease.fd)  # our copy only: the parent's lock stays
+        _lease = None
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -9,10 +9,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from graders import wire
 from graders.sandbox_api import SandboxCrashed, SandboxTimeout
-
-MAX_REPLY_BYTES = 256 * 1024 * 1024
+from protocol.codec import DecodeError, decode, encode
+from protocol.frames import HEADER
+from protocol.limits import REPLY_LIMITS, DecodeLimits
+from protocol.messages import ProtocolViolation, parse_ready
 
 
 class PipeSandbox:
@@ -28,6 +29,7 @@ class PipeSandbox:
         kill: Callable[[], None] | None = None,
         oom: Callable[[int], bool] | None = None,
         on_close: Callable[[], None] | None = None,
+        limits: DecodeLimits = REPLY_LIMITS,
     ) -> None:
         self.pid = pid
         self.to_child = to_child
@@ -37,6 +39,7 @@ class PipeSandbox:
         self._kill = kill
         self._oom = oom
         self._on_close = on_close
+        self.limits = limits
         self.closed = False
         self.exit_status: int | None = None
         #: time.monotonic() stamps of the sandbox's start, from its "ready" frame
@@ -49,46 +52,32 @@ class PipeSandbox:
         the sandbox; it replaces the one given at construction.
         """
         try:
-            hello = self._read_frame(time.monotonic() + timeout)
-        except (SandboxTimeout, EOFError, OSError, wire.WireError) as exc:
+            ready = parse_ready(self._read_frame(time.monotonic() + timeout))
+        except (SandboxTimeout, EOFError, OSError, DecodeError) as exc:
             message = self._death_message(str(exc))
             self.close()
             raise SandboxCrashed(f"the sandbox did not start: {message}") from exc
-        if not isinstance(hello, dict) or hello.get("event") != "ready":
+        except ProtocolViolation as exc:
             self.close()
-            detail = hello.get("error") if isinstance(hello, dict) else None
-            raise SandboxCrashed(f"the sandbox did not start: {detail or hello!r}")
-        self.isolation = str(hello.get("isolation") or self.isolation)
-        stamps = hello.get("stamps")
-        self.ready_stamps = dict(stamps) if isinstance(stamps, dict) else {}
-        return hello
+            raise SandboxCrashed(f"the sandbox did not start: {exc}") from exc
+        self.isolation = ready.isolation or self.isolation
+        self.ready_stamps = dict(ready.stamps)
+        return {"isolation": ready.isolation, "problems": list(ready.problems),
+                "stamps": ready.stamps}
 
-    def request(
-        self,
-        message: dict[str, Any],
-        timeout: float,
-        on_event: Callable[[dict[str, Any]], None] | None = None,
-    ) -> dict[str, Any]:
+    def request(self, message: dict[str, Any], timeout: float) -> Any:
+        """Send one request and read one frame back; every way out but a frame closes."""
         if self.closed:
             raise SandboxCrashed("the sandbox is already closed")
         deadline = time.monotonic() + timeout
         try:
-            payload = wire.encode(message)
-            os.write(self.to_child, wire.HEADER.pack(len(payload)))
-            view = memoryview(payload)
+            payload = encode(message)
+            view = memoryview(HEADER.pack(len(payload)) + payload)
             while view:
                 self._wait(self.to_child, deadline, writable=True)
                 written = os.write(self.to_child, view[: 1 << 20])
                 view = view[written:]
-            while True:
-                reply = self._read_frame(deadline)
-                if isinstance(reply, dict) and "event" in reply:
-                    if on_event is not None:
-                        on_event(reply)
-                    continue
-                if not isinstance(reply, dict):
-                    raise SandboxCrashed("the sandbox sent a reply that is not a message")
-                return reply
+            return self._read_frame(deadline)
         except SandboxTimeout:
             self.close()
             raise
@@ -98,9 +87,12 @@ class PipeSandbox:
             oom = self._was_oom()
             self.close()
             raise SandboxCrashed(message, oom=oom) from exc
-        except wire.WireError as exc:
+        except DecodeError as exc:
             self.close()
-            raise SandboxCrashed(f"the sandbox sent an unreadable reply: {exc}") from exc
+            raise SandboxCrashed(str(exc), protocol=True) from exc
+        except BaseException:
+            self.close()
+            raise
 
     def _wait(self, fd: int, deadline: float, writable: bool = False) -> None:
         remaining = deadline - time.monotonic()
@@ -126,10 +118,12 @@ class PipeSandbox:
         return b"".join(chunks)
 
     def _read_frame(self, deadline: float) -> Any:
-        (size,) = wire.HEADER.unpack(self._read_exact(wire.HEADER.size, deadline))
-        if size > MAX_REPLY_BYTES:
-            raise wire.WireError(f"reply of {size} bytes is over the limit")
-        return wire.decode(self._read_exact(size, deadline))
+        (size,) = HEADER.unpack(self._read_exact(HEADER.size, deadline))
+        if size > self.limits.max_frame_bytes:
+            # Refused before a byte of it is read: the sandbox is killed, not drained.
+            raise DecodeError(f"a reply of {size} bytes is over the limit of "
+                              f"{self.limits.max_frame_bytes}")
+        return decode(self._read_exact(size, deadline), self.limits)
 
     def _death_message(self, detail: str) -> str:
         status = self._wait_exit(1.0)

@@ -208,7 +208,7 @@ def _sandbox(plan: Any, sock: socket.socket, alive_r: int, group: Any, scratch: 
     code = 0
     write_fd = -1
     try:
-        from graders import wire
+        from protocol.frames import write_frame
         from worker.sandbox import child, isolation
 
         isolation.die_with_parent()
@@ -234,20 +234,27 @@ def _sandbox(plan: Any, sock: socket.socket, alive_r: int, group: Any, scratch: 
         stamps.update(jail.stamps)
         stamps["ready"] = time.monotonic()
         with os.fdopen(os.dup(write_fd), "wb", buffering=0) as out:
-            wire.write_frame(out, {"event": "ready", "isolation": isolation_text,
-                                   "problems": jail.problems, "stamps": stamps})
-        child.OUTPUT_LIMIT = int(job.get("limits", {}).get("output_bytes", child.OUTPUT_LIMIT))
-        del plan, group, job, jail, message
-        child.serve(read_fd, write_fd, [])  # finish() already put the helpers on sys.path
+            write_frame(out, {"event": "ready", "isolation": isolation_text,
+                              "problems": jail.problems, "stamps": stamps})
+        limits = job.get("limits", {})
+        child.OUTPUT_LIMIT = int(limits.get("output_bytes", child.OUTPUT_LIMIT))
+        reply_limit = int(limits.get("reply_bytes", 0)) or None
+        # Nothing of the job (host paths of the submission and the course's helpers)
+        # stays reachable from the frames the student's code can walk.
+        del plan, group, job, jail, message, limits
+        if reply_limit is None:
+            child.serve(read_fd, write_fd, [])
+        else:
+            child.serve(read_fd, write_fd, [], reply_limit)
     except BaseException as exc:  # noqa: BLE001 - report and die, never return
         code = 70
         if write_fd >= 0:
             with contextlib.suppress(Exception):
-                from graders import wire
+                from protocol.frames import write_frame
 
                 with os.fdopen(os.dup(write_fd), "wb", buffering=0) as out:
-                    wire.write_frame(out, {"event": "failed",
-                                           "error": f"{type(exc).__name__}: {exc}"})
+                    write_frame(out, {"event": "failed",
+                                      "error": f"{type(exc).__name__}: {exc}"})
         else:
             with contextlib.suppress(Exception):
                 traceback.print_exc()
@@ -348,19 +355,32 @@ def make_plan(options: dict[str, Any]) -> Any:
     )
 
 
+def _plan_from_socket(sock: socket.socket) -> Any:
+    """The host plan, from the options the grader sends as the socket's first message.
+
+    The options (which name the folders to hide: the course, the data and blob
+    folders) come over the socket, never on the command line, and live only in this
+    function's frame: nothing of them is in argv, the environment, or a frame that a
+    sandbox forked later could walk.
+    """
+    options, _ = _recv(sock, 0)
+    if options is None:
+        raise RuntimeError("the grader closed the socket before sending options")
+    return make_plan(options)
+
+
 def main() -> None:
     sock = socket.socket(fileno=int(sys.argv[1]))
-    options = json.loads(sys.argv[2])
     try:
         import numpy  # noqa: F401
         import torch
 
         torch.set_num_threads(1)
-        from graders import wire  # noqa: F401
+        import protocol.frames  # noqa: F401
         from worker.sandbox import child  # noqa: F401
 
         torch.zeros(2).add_(1)  # warm the CPU dispatcher without starting any thread
-        plan = make_plan(options)
+        plan = _plan_from_socket(sock)
     except BaseException as exc:  # noqa: BLE001
         _send(sock, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
         raise
