@@ -6,7 +6,10 @@
    from the warm zygote (fully isolated) against a cold `python -m worker.sandbox.child`.
 2. Job start: from "a job starts" to "sandbox ready with the submission imported"
    (the hw1 solution notebook's cells all run), both ways.
-3. Call round trip with a 1 MB and a 16 MB float32 tensor (sent and returned).
+3. Call round trip with a 1 MB and a 4 MB float32 tensor (sent and returned; replies
+   are capped at 8 MiB by default).
+4. Decoding overhead per reply: the bounded structural scan (protocol.scan) and the
+   whole bounded decode, against plain msgpack.unpackb of the same bytes (the floor).
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ def main() -> None:
     def ready_warm() -> None:
         before = time.monotonic()
         sandbox = launcher.start_sandbox(warm)
-        sandbox.request({"op": "ping"}, timeout=30)
+        sandbox.request({"op": "ping", "seq": 1}, timeout=30)
         stamps = dict(sandbox.ready_stamps)
         previous = before
         for name, at in sorted(stamps.items(), key=lambda item: item[1]):
@@ -87,7 +90,7 @@ def main() -> None:
 
     def ready_cold() -> None:
         sandbox = launcher.start_sandbox(cold)
-        sandbox.request({"op": "ping"}, timeout=60)
+        sandbox.request({"op": "ping", "seq": 1}, timeout=60)
         sandbox.close()
 
     def job(config: SandboxConfig) -> Callable[[], None]:
@@ -117,19 +120,50 @@ def main() -> None:
 
     print("\n3. call round trip (tensor sent and returned)")
     sandbox = launcher.start_sandbox(warm)
-    sandbox.request({"op": "exec", "index": 1, "source": "def echo(x):\n    return x\n"},
-                    timeout=30)
-    for mb in (1, 16):
+    sandbox.request({"op": "exec", "index": 1, "source": "def echo(x):\n    return x\n",
+                     "seq": 1}, timeout=30)
+    for mb in (1, 4):
         tensor = torch.randn(mb * 1024 * 1024 // 4)
 
         def call(tensor: torch.Tensor = tensor) -> None:
-            reply = sandbox.request({"op": "call", "target": "echo", "args": [tensor]},
-                                    timeout=30)
+            reply = sandbox.request({"op": "call", "target": "echo", "args": [tensor],
+                                     "seq": 1}, timeout=30)
             assert reply["ok"] and reply["value"].shape == tensor.shape
 
         summary(f"{mb} MB float32 tensor", timed(call, args.runs, 0))
     sandbox.close()
     launcher.shutdown()
+    decoding_overhead(args.runs * 10)
+
+
+def decoding_overhead(runs: int) -> None:
+    """Per reply: scan, whole bounded decode, and msgpack alone (no checks) as the floor."""
+    import msgpack
+
+    from protocol.codec import decode, encode
+    from protocol.limits import REPLY_LIMITS
+    from protocol.scan import check
+
+    replies = {
+        "scalar answer (hw1 loss)": {"ok": True, "seq": 7, "value": torch.tensor(0.5),
+                                     "mutated": [], "output": ""},
+        "tuple of two [64, 10] tensors": {"ok": True, "seq": 7, "value": (
+            torch.randn(64, 10), torch.randn(64, 10)), "mutated": [], "output": ""},
+        "list of 10,000 floats": {"ok": True, "seq": 7, "value": [0.5] * 10_000,
+                                  "output": ""},
+        "1 MB float32 tensor": {"ok": True, "seq": 7, "value": torch.randn(262_144),
+                                "output": ""},
+    }
+    print(f"\n4. decoding one reply (n={runs} each): scan, bounded decode, plain msgpack")
+    for name, reply in replies.items():
+        data = encode(reply)
+        scan = timed(lambda data=data: check(data, REPLY_LIMITS), runs, 0)
+        whole = timed(lambda data=data: decode(data, REPLY_LIMITS), runs, 0)
+        plain = timed(lambda data=data: msgpack.unpackb(data, raw=False, ext_hook=lambda c, d: d),
+                      runs, 0)
+        print(f"  {name:<32} {len(data):>9} bytes: scan {statistics.median(scan) * 1e6:8.1f} us, "
+              f"decode {statistics.median(whole) * 1e6:8.1f} us, msgpack alone "
+              f"{statistics.median(plain) * 1e6:8.1f} us")
 
 
 def _close(sandbox: launcher.PipeSandbox) -> float:

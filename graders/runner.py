@@ -15,7 +15,7 @@ from typing import Any
 from graders.compare import Verdict
 from graders.course import LoadedAssignment
 from graders.dsl import ExerciseSpec, GraderError, TestCase
-from graders.intake import CODE_KINDS, MODEL_KINDS, read_cells
+from graders.intake import CODE_KINDS, MODEL_KINDS, IntakeError, read_cells
 from graders.sandbox_api import SandboxFactory
 from graders.student import CellReport, Student, StudentError, SubmissionSession
 from protocol.messages import VALUE_TOO_LARGE
@@ -111,7 +111,15 @@ def grade(
     started = time.perf_counter()
     exercises = exercises_for(loaded, file_kind, only)
     report.exercises = [e.slug for e in exercises]
-    cells = read_cells(file_kind, data) if file_kind in CODE_KINDS else []
+    try:
+        cells = read_cells(file_kind, data) if file_kind in CODE_KINDS else []
+    except IntakeError as exc:
+        # The student's file, not the service, is at fault: graded, with a sentence.
+        reason = clean(f"the submission could not be read: {exc}", BLOCKER_CHARS)
+        report.tests = [_outcome(spec, test, "error", reason)
+                        for spec in exercises for test in spec.tests]
+        report.durations["total"] = round(time.perf_counter() - started, 4)
+        return report
     session = SubmissionSession(
         factory, cells, cell_timeout=limits.cell_timeout,
         deadline=time.monotonic() + limits.job_timeout,

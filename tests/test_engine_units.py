@@ -127,3 +127,22 @@ def test_exercises_declare_device_memory_and_time() -> None:
         "digits-classifier"].timeout == 20
     hw2 = load_assignment_meta(reference / "hw2-interpretability")
     assert {e.slug: e.device for e in hw2.exercises}["grad_cam"] == "gpu"
+
+
+def test_an_unreadable_notebook_is_graded_as_the_students_not_failed() -> None:
+    from pathlib import Path
+
+    from graders.course import load_assignment
+    from graders.intake import NOTEBOOK
+    from graders.runner import grade
+
+    hw1 = load_assignment(Path(__file__).resolve().parent.parent / "reference"
+                          / "hw1-training-basics")
+
+    def no_sandbox() -> None:
+        raise AssertionError("an unreadable file must not start a sandbox")
+
+    report = grade(hw1, NOTEBOOK, b'{"cells": [' * 10, no_sandbox)  # type: ignore[arg-type]
+    assert report.tests and report.score == 0
+    assert {t.outcome for t in report.tests} == {"error"}
+    assert all("could not be read" in t.feedback for t in report.tests)

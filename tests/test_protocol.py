@@ -153,3 +153,4 @@ def test_clean_keeps_short_text_and_cuts_long_text() -> None:
     assert len(cut) == 20 and cut.endswith("[...]")
     tail = text.clean_tail("start " + "y" * 100 + " the end", 30)
     assert tail.endswith("the end") and len(tail) <= 30
+

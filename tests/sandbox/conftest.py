@@ -19,8 +19,6 @@ from worker.sandbox import launcher
 
 ROOT = Path(__file__).resolve().parents[2]
 HW1 = ROOT / "reference" / "hw1-training-basics"
-#: Our own worker slot: sandboxes of these tests run as uid 60000 + SLOT.
-SLOT = 7
 LIMITS = GradeLimits(cell_timeout=3.0, call_timeout=3.0, job_timeout=60.0)
 
 SECRET_DB = "postgresql://grader:s3cr3t-Hunter2-db@127.0.0.1:5432/autograder"
@@ -69,7 +67,10 @@ def secrets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secrets]:
     canary_path.write_text(canary)
     canary_path.chmod(0o644)
     data.chmod(0o755)
-    launcher.set_worker_slot(SLOT)
+    # Our own slot, leased like a worker's (launcher.worker_slot() says which): tests
+    # running beside a worker, or beside each other, never share a sandbox uid.
+    launcher.set_worker_slot(None)
+    launcher.worker_slot()
     try:
         yield Secrets([SECRET_DB, SECRET_BROKER, SECRET_TOKEN, "s3cr3t-Hunter2", canary],
                       canary_path, canary, _reference_lines())

@@ -31,14 +31,13 @@ from graders.runner import GradeReport
 from tests.sandbox.conftest import (
     HW1,
     ROOT,
-    SLOT,
     Secrets,
     grade_notebook,
     student_text,
     uid_processes,
 )
 from worker.sandbox import launcher
-from worker.sandbox.isolation import sandbox_uid
+from worker.sandbox.host_plan import sandbox_uid
 from worker.sandbox.seccomp import SYSCALLS as _TABLES
 from worker.sandbox.seccomp import machine
 
@@ -604,9 +603,9 @@ def test_attack(attack: Attack, hw1, factory, solution, secrets: Secrets,  # noq
         import time
 
         deadline = time.monotonic() + 3
-        while uid_processes(sandbox_uid(SLOT)) and time.monotonic() < deadline:
+        while uid_processes(sandbox_uid(launcher.worker_slot())) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not uid_processes(sandbox_uid(SLOT))
+        assert not uid_processes(sandbox_uid(launcher.worker_slot()))
 
     # The worker process is unharmed: same zygote, and an honest submission gets 5/5.
     assert launcher.get_zygote() is zygote and zygote.alive()

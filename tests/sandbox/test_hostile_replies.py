@@ -26,8 +26,9 @@ from graders.course import LoadedAssignment
 from graders.notebooks import code_notebook, with_extra_cell
 from graders.runner import GradeReport
 from protocol.limits import REPLY_LIMITS
-from tests.sandbox.conftest import SLOT, grade_notebook, student_text, uid_processes
-from worker.sandbox.isolation import sandbox_uid
+from tests.sandbox.conftest import grade_notebook, student_text, uid_processes
+from worker.sandbox import launcher
+from worker.sandbox.host_plan import sandbox_uid
 
 #: Finds the reply pipe (the only write-only pipe the sandbox holds) and the number of
 #: the request being answered (from the serving frame, as an attacker would).
@@ -235,7 +236,7 @@ def test_a_hostile_reply_costs_the_student_not_the_grader(
         assert {t.outcome for t in report.tests} <= {"crashed", "error"}
         assert any("channel" in t.feedback for t in report.tests), [
             t.feedback for t in report.tests]
-    uid = sandbox_uid(SLOT)
+    uid = sandbox_uid(launcher.worker_slot())
     if report.isolation and f"uid {uid}" in report.isolation:
         assert _wait_gone(uid) == [], "a sandbox outlived its job"
     honest = grade_notebook(hw1, threaded_solution, factory)
@@ -286,3 +287,46 @@ print("loaded")
         assert "CALL" not in test.feedback and "INPUT" not in test.feedback, test.feedback
         assert "RuntimeError" in test.feedback
     assert "INPUT" not in student_text(report)
+
+
+GRADER_THAT_DIES = '''
+import os, sys, time
+from worker.sandbox import launcher
+from worker.sandbox.config import SandboxConfig
+from worker.sandbox import launcher
+from worker.sandbox.host_plan import sandbox_uid
+sandbox = launcher.start_sandbox(SandboxConfig())
+source = ("import subprocess, threading, time\\n"
+          "procs = [subprocess.Popen(['sleep', '300']) for _ in range(3)]\\n"
+          "for _ in range(4): threading.Thread(target=time.sleep, args=(300,)).start()\\n")
+sandbox.request({"op": "exec", "index": 1, "source": source, "seq": 1}, timeout=30)
+print(sandbox_uid(launcher.worker_slot()), sandbox.isolation, flush=True)
+time.sleep(300)
+'''
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_a_grading_process_that_dies_takes_its_sandboxes_with_it(how: str, secrets) -> None:  # noqa: ANN001
+    """The worker's own end (killed, or stopped) is a way out too: nothing outlives it."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    grader = subprocess.Popen([sys.executable, "-c", GRADER_THAT_DIES], cwd=root,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        line = grader.stdout.readline() if grader.stdout else ""
+        uid_text, _, isolation = line.partition(" ")
+        uid = int(uid_text)
+        if f"uid {uid}" not in isolation:
+            pytest.skip(f"sandboxes do not switch uid here ({isolation.strip()})")
+        assert len(uid_processes(uid)) >= 4  # the sandbox and its three sleeps
+        grader.send_signal(getattr(signal, how))
+        grader.wait(10)
+        assert _wait_gone(uid, timeout=10) == [], f"sandbox processes outlived their grader ({how})"
+    finally:
+        if grader.poll() is None:
+            grader.kill()
+

@@ -20,8 +20,8 @@ import pytest
 
 from graders.notebooks import code_notebook
 from graders.sandbox_api import SandboxCrashed, SandboxTimeout
-from tests.sandbox.conftest import HW1, ROOT, SLOT, grade_notebook, student_text, uid_processes
-from worker.sandbox import cgroups, isolation, landlock, launcher, seccomp
+from tests.sandbox.conftest import HW1, ROOT, grade_notebook, student_text, uid_processes
+from worker.sandbox import cgroups, host_plan, landlock, launcher, seccomp, slots
 from worker.sandbox.config import SandboxConfig, SandboxLimits
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
@@ -46,7 +46,7 @@ def test_isolation_string_names_every_layer(secrets, hw1, factory, solution) -> 
     finally:
         sandbox.close()
     assert text.startswith("namespaces(mnt,net,pid,ipc,uts)+pivot_root+"), text
-    assert f"uid {isolation.sandbox_uid(SLOT)}" in text
+    assert f"uid {host_plan.sandbox_uid(launcher.worker_slot())}" in text
     for layer in ("rlimits", "seccomp"):
         assert layer in text.split("+"), text
     abi = landlock.abi_version()
@@ -99,7 +99,7 @@ def test_deadline_kills_the_whole_sandbox(secrets) -> None:  # noqa: ANN001
         _exec(sandbox, "while True: pass", timeout=0.5)
     assert time.monotonic() - started < 3
     if os.geteuid() == 0:
-        assert not _wait_gone(isolation.sandbox_uid(SLOT))
+        assert not _wait_gone(host_plan.sandbox_uid(launcher.worker_slot()))
 
 
 def test_sandboxes_die_with_their_zygote(secrets) -> None:  # noqa: ANN001
@@ -115,7 +115,7 @@ def test_sandboxes_die_with_their_zygote(secrets) -> None:  # noqa: ANN001
             time.sleep(0.05)
     sandbox.close()
     if os.geteuid() == 0:
-        assert not _wait_gone(isolation.sandbox_uid(SLOT))
+        assert not _wait_gone(host_plan.sandbox_uid(launcher.worker_slot()))
     # The next sandbox comes from a fresh zygote.
     again = launcher.start_sandbox(SandboxConfig())
     try:
@@ -175,7 +175,8 @@ def test_public_helpers_and_submission_files(secrets, hw1, tmp_path: Path) -> No
 # -- degraded modes ----------------------------------------------------------------------
 @pytest.mark.parametrize("mode", ["userns", "plain"])
 def test_degraded_mode_still_guards(mode: str, secrets, hw1, solution) -> None:  # noqa: ANN001
-    zygote = launcher.Zygote(slot=SLOT + 1, mode=mode)
+    extra_slot = slots.lease()  # a zygote of its own needs a slot of its own
+    zygote = launcher.Zygote(slot=extra_slot.slot, mode=mode)
     config = SandboxConfig(public_dirs=(hw1.meta.public_dir,))
     try:
         sandbox = zygote.spawn(config)
@@ -209,6 +210,7 @@ print(out)
         assert not secrets.leaked(student_text(report))
     finally:
         zygote.close()
+        extra_slot.release()
 
 
 NOBODY_SCRIPT = """
@@ -246,7 +248,7 @@ def test_without_root_user_namespaces_are_used(hw1) -> None:  # noqa: ANN001
     runtime = os.path.realpath(sys.base_prefix)
     wrap = ""
     home = None
-    if not isolation.world_traversable(runtime):
+    if not host_plan.world_traversable(runtime):
         if not runtime.startswith("/root/"):
             pytest.skip("the Python runtime is not readable by other users")
         # A private /root for this test only (its own mount namespace): same content,
@@ -307,7 +309,7 @@ def test_seccomp_program_builds(arch: str) -> None:
 
 
 def test_runtime_binds_never_hold_the_course(tmp_path: Path) -> None:
-    dirs, _ = isolation.runtime_paths([str(ROOT / "reference")], [str(ROOT)])
+    dirs, _ = host_plan.runtime_paths([str(ROOT / "reference")], [str(ROOT)])
     real_root = os.path.realpath(ROOT)
     for path in dirs:
         real = os.path.realpath(path)
@@ -317,7 +319,7 @@ def test_runtime_binds_never_hold_the_course(tmp_path: Path) -> None:
     prefix = tmp_path / "usr"
     for sub in ("bin", "lib", "src/app/reference", "src/other"):
         (prefix / sub).mkdir(parents=True)
-    covered = isolation._cover(str(prefix), [str(prefix / "src/app/reference")],
+    covered = host_plan._cover(str(prefix), [str(prefix / "src/app/reference")],
                                [str(prefix / "src/app")])
     assert sorted(covered) == sorted(str(prefix / s) for s in ("bin", "lib", "src/other"))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from protocol.limits import REPLY_LIMITS
@@ -20,6 +20,16 @@ class SandboxLimits:
     reply_bytes: int = REPLY_LIMITS.max_frame_bytes
     #: Size of the sandbox's private /tmp (and /dev/shm), a tmpfs.
     tmp_mb: int = 64
+
+    def to_wire(self) -> dict[str, int]:
+        """As sent to the zygote with each job (JSON over its socket)."""
+        return asdict(self)
+
+    @classmethod
+    def from_wire(cls, data: object) -> SandboxLimits:
+        """The limits the grader sent; a field it left out keeps its default."""
+        given = data if isinstance(data, dict) else {}
+        return cls(**{f.name: int(given[f.name]) for f in fields(cls) if f.name in given})
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from graders.sandbox_api import SandboxCrashed
 from protocol.limits import REPLY_LIMITS, DecodeLimits
 from worker.sandbox import slots
 from worker.sandbox.config import SandboxConfig, SandboxLimits
-from worker.sandbox.isolation import sandbox_uid
+from worker.sandbox.host_plan import sandbox_uid
 from worker.sandbox.process import PipeSandbox
 
 log = logging.getLogger("worker.sandbox")
@@ -208,7 +207,7 @@ class Zygote:
         job = {
             "submission_dir": str(config.submission_dir) if config.submission_dir else None,
             "public_dirs": [str(p) for p in config.public_dirs],
-            "limits": asdict(config.limits),
+            "limits": config.limits.to_wire(),
             "device": config.device,
         }
         to_child_r, to_child_w = os.pipe()

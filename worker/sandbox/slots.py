@@ -1,6 +1,6 @@
 """Sandbox slots: one number per grading process on a host, leased, never shared.
 
-A slot names the unprivileged uid its sandboxes run as (isolation.sandbox_uid).
+A slot names the unprivileged uid its sandboxes run as (host_plan.sandbox_uid).
 RLIMIT_NPROC and every other per-uid budget are counted per uid, so two processes
 that grade at the same time must never share one, whichever worker process (or
 Celery pool index) they belong to. A slot is leased with an exclusive flock on a

@@ -103,9 +103,9 @@ def _fork_spare(plan: Any, zygote_sock: socket.socket) -> Spare:
 
 
 def _keeper(plan: Any, sock: socket.socket, zygote_pid: int) -> int:
-    from worker.sandbox import cgroups, isolation
+    from worker.sandbox import cgroups, syscalls
 
-    isolation.die_with_parent()
+    syscalls.die_with_parent()
     if os.getppid() != zygote_pid:
         return 1
     os.closerange(3, sock.fileno())
@@ -127,7 +127,7 @@ def _keeper(plan: Any, sock: socket.socket, zygote_pid: int) -> int:
         user_namespace = True
     if plan.mode in ("root", "userns"):
         try:
-            isolation.unshare(isolation.CLONE_NEWPID)
+            syscalls.unshare(syscalls.CLONE_NEWPID)
             pid_namespace = True
         except OSError:
             traceback.print_exc()
@@ -179,9 +179,9 @@ def _keeper(plan: Any, sock: socket.socket, zygote_pid: int) -> int:
 
 def _map_user_namespace(uid: int, gid: int) -> None:
     """Enter a new user namespace in which 0 is our own uid/gid outside."""
-    from worker.sandbox import isolation
+    from worker.sandbox import syscalls
 
-    isolation.unshare(isolation.CLONE_NEWUSER)
+    syscalls.unshare(syscalls.CLONE_NEWUSER)
     for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"),
                        ("gid_map", f"0 {gid} 1")):
         with open(f"/proc/self/{name}", "w") as f:
@@ -209,12 +209,14 @@ def _sandbox(plan: Any, sock: socket.socket, alive_r: int, group: Any, scratch: 
     write_fd = -1
     try:
         from protocol.frames import write_frame
-        from worker.sandbox import child, isolation
+        from worker.sandbox import child, syscalls
+        from worker.sandbox.config import SandboxLimits
+        from worker.sandbox.jail import Jail
 
-        isolation.die_with_parent()
+        syscalls.die_with_parent()
         if _hung_up(alive_r):
             os._exit(1)
-        jail = isolation.Jail(plan, group, scratch, pid_namespace, user_namespace)
+        jail = Jail(plan, group, scratch, pid_namespace, user_namespace)
         jail.prepare()
         sock.settimeout(None)
         try:
@@ -236,16 +238,13 @@ def _sandbox(plan: Any, sock: socket.socket, alive_r: int, group: Any, scratch: 
         with os.fdopen(os.dup(write_fd), "wb", buffering=0) as out:
             write_frame(out, {"event": "ready", "isolation": isolation_text,
                               "problems": jail.problems, "stamps": stamps})
-        limits = job.get("limits", {})
-        child.OUTPUT_LIMIT = int(limits.get("output_bytes", child.OUTPUT_LIMIT))
-        reply_limit = int(limits.get("reply_bytes", 0)) or None
+        limits = SandboxLimits.from_wire(job.get("limits"))
+        child.OUTPUT_LIMIT = limits.output_bytes
+        reply_limit = limits.reply_bytes
         # Nothing of the job (host paths of the submission and the course's helpers)
         # stays reachable from the frames the student's code can walk.
         del plan, group, job, jail, message, limits
-        if reply_limit is None:
-            child.serve(read_fd, write_fd, [])
-        else:
-            child.serve(read_fd, write_fd, [], reply_limit)
+        child.serve(read_fd, write_fd, [], reply_limit)
     except BaseException as exc:  # noqa: BLE001 - report and die, never return
         code = 70
         if write_fd >= 0:
@@ -313,32 +312,32 @@ def _sweep_scratch() -> None:
 
 
 def make_plan(options: dict[str, Any]) -> Any:
-    from worker.sandbox import cgroups, isolation, landlock, seccomp
+    from worker.sandbox import cgroups, host_plan, landlock, seccomp, syscalls
 
     slot = int(options.get("slot", 1))
-    uid = gid = isolation.sandbox_uid(slot)
+    uid = gid = host_plan.sandbox_uid(slot)
     mode = options.get("mode") or ""
-    all_ns = isolation.CLONE_NEWNS | isolation.CLONE_NEWNET | isolation.CLONE_NEWIPC | \
-        isolation.CLONE_NEWUTS | isolation.CLONE_NEWPID
+    all_ns = syscalls.CLONE_NEWNS | syscalls.CLONE_NEWNET | syscalls.CLONE_NEWIPC | \
+        syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWPID
 
     def userns() -> None:
-        isolation.unshare(isolation.CLONE_NEWUSER)
-        isolation.unshare(all_ns)
+        syscalls.unshare(syscalls.CLONE_NEWUSER)
+        syscalls.unshare(all_ns)
 
     if not mode:
-        if os.geteuid() == 0 and _probe_fork(lambda: isolation.unshare(all_ns)):
+        if os.geteuid() == 0 and _probe_fork(lambda: syscalls.unshare(all_ns)):
             mode = "root"
         elif _probe_fork(userns):
             mode = "userns"
         else:
             mode = "plain"
-    runtime, files = isolation.runtime_paths(options.get("secret", []),
+    runtime, files = host_plan.runtime_paths(options.get("secret", []),
                                              options.get("opaque", []))
     # Root switches to the slot's uid; in a user namespace, or without root, the
     # sandbox keeps the worker's uid outside. Without a new root, the slot's uid must
     # be able to read the runtime where it is (not so under a private /root).
     switch_uid = os.geteuid() == 0 and (mode == "root" or (
-        mode == "plain" and all(isolation.world_traversable(p) for p in runtime)))
+        mode == "plain" and all(host_plan.world_traversable(p) for p in runtime)))
     if not switch_uid:
         uid, gid = os.geteuid(), os.getegid()
     staging = _staging_dir()
@@ -347,7 +346,7 @@ def make_plan(options: dict[str, Any]) -> Any:
     if os.geteuid() == 0 and mode in ("root", "plain"):
         cgroups.sweep()
         hierarchies = cgroups.usable(cgroups.discover())
-    return isolation.Plan(
+    return host_plan.Plan(
         mode=mode, uid=uid, gid=gid, landlock_abi=landlock.abi_version(),
         seccomp=seccomp.supported(), cgroups=hierarchies, runtime=runtime,
         runtime_files=files, project=list(options.get("project", [])), staging=staging,

@@ -19,339 +19,49 @@ out (and the next ones adapt: without pivot_root, Landlock rules use host paths)
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
 import os
 import resource
-import shutil
-import signal
-import stat
 import sys
-import sysconfig
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from worker.sandbox import cgroups, landlock, seccomp
-
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-NAMESPACES = (("mnt", CLONE_NEWNS), ("net", CLONE_NEWNET), ("ipc", CLONE_NEWIPC),
-              ("uts", CLONE_NEWUTS))
-
-MS_RDONLY = 1
-MS_NOSUID = 2
-MS_NODEV = 4
-MS_NOEXEC = 8
-MS_REMOUNT = 32
-MS_NOATIME = 1024
-MS_NODIRATIME = 2048
-MS_BIND = 4096
-MS_REC = 16384
-MS_PRIVATE = 1 << 18
-MS_RELATIME = 1 << 21
-MNT_DETACH = 2
-
-PR_SET_PDEATHSIG = 1
-PR_SET_DUMPABLE = 4
-PR_SET_NO_NEW_PRIVS = 38
+from worker.sandbox.config import SandboxLimits
+from worker.sandbox.host_plan import Plan
+from worker.sandbox.rootfs import (
+    COPY_LIMIT,
+    DEV_TMPFS,
+    ROOT_TMPFS,
+    bind,
+    copy_tree,
+    mirror,
+    world_readable,
+    write_file,
+)
+from worker.sandbox.syscalls import (
+    MNT_DETACH,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_REMOUNT,
+    NAMESPACES,
+    PR_SET_DUMPABLE,
+    PR_SET_NO_NEW_PRIVS,
+    die_with_parent,
+    drop_capabilities,
+    mount,
+    pivot_root,
+    prctl,
+    sethostname,
+    umount,
+    unshare,
+)
 
 SANDBOX_HOSTNAME = "sandbox"
-UID_BASE = 60000
-ROOT_TMPFS = "size=8m,nr_inodes=2048,mode=0755"
-DEV_TMPFS = "size=64k,nr_inodes=64,mode=0755"
-COPY_LIMIT = 64 * 1024 * 1024
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                        ctypes.c_char_p]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-_libc.unshare.argtypes = [ctypes.c_int]
-_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
-                        ctypes.c_ulong]
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def _b(path: str | Path | None) -> bytes | None:
-    return None if path is None else os.fsencode(str(path))
-
-
-def unshare(flags: int) -> None:
-    _check(_libc.unshare(flags), "unshare")
-
-
-def mount(source: str | None, target: str | Path, fstype: str | None, flags: int,
-          data: str | None = None) -> None:
-    _check(_libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)),
-           f"mount {target}")
-
-
-def umount(target: str | Path, flags: int = 0) -> None:
-    _check(_libc.umount2(_b(target), flags), f"umount {target}")
-
-
-def pivot_root(new_root: str, put_old: str) -> None:
-    nr = {"x86_64": 155, "aarch64": 41}.get(seccomp.machine())
-    if nr is None:
-        raise OSError(errno.ENOSYS, "pivot_root: unknown architecture")
-    _check(_libc.syscall(ctypes.c_long(nr), _b(new_root), _b(put_old)), "pivot_root")
-
-
-def prctl(option: int, value: int) -> None:
-    _check(_libc.prctl(option, value, 0, 0, 0), f"prctl {option}")
-
-
-def sethostname(name: str) -> None:
-    raw = name.encode()
-    _check(_libc.sethostname(raw, len(raw)), "sethostname")
-
-
-def die_with_parent() -> None:
-    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-# -- the plan: what this host allows, decided once by the zygote -----------------------
-@dataclass
-class Plan:
-    #: "root" (namespaces + pivot_root + uid switch), "userns" (the same inside a user
-    #: namespace, no root needed), or "plain" (a forked process, Landlock on host paths).
-    mode: str
-    uid: int
-    gid: int
-    landlock_abi: int = 0
-    seccomp: bool = False
-    cgroups: dict[str, cgroups.Hierarchy] = field(default_factory=dict)
-    #: Host directories bound read-only at their own path (the Python runtime).
-    runtime: list[str] = field(default_factory=list)
-    #: Host files bound read-only at their own path (/etc/ld.so.cache).
-    runtime_files: list[str] = field(default_factory=list)
-    #: The project's sandbox-side packages (graders/, worker/).
-    project: list[str] = field(default_factory=list)
-    #: An empty host directory to build the new root on (inside the mount namespace).
-    staging: str = ""
-    slot: int = 1
-    #: Whether the sandbox switches to `uid` (root only).
-    switch_uid: bool = False
-
-    def summary(self) -> dict[str, Any]:
-        return {"mode": self.mode, "uid": self.uid, "landlock_abi": self.landlock_abi,
-                "seccomp": self.seccomp, "cgroups": sorted(self.cgroups)}
-
-
-def _inside(path: str, parent: str) -> bool:
-    return path == parent or path.startswith(parent.rstrip("/") + "/")
-
-
-def runtime_paths(secret: list[str], opaque: list[str]) -> tuple[list[str], list[str]]:
-    """Directories and files the Python runtime needs, none of which exposes a secret.
-
-    `secret` paths (the course, the data folder) are never inside a bind; `opaque`
-    paths (the project root) are never bound whole, though a venv inside one may be.
-    A directory that contains either is replaced by its children, recursively.
-    """
-    wanted: set[str] = {"/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin"}
-    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:
-        if prefix.rstrip("/"):
-            wanted.add(prefix)
-    base = {"base": sys.base_prefix, "platbase": sys.base_prefix}
-    for scheme_paths in (sysconfig.get_paths(), sysconfig.get_paths(vars=base)):
-        for key in ("stdlib", "platstdlib", "purelib", "platlib", "scripts"):
-            if scheme_paths.get(key):
-                wanted.add(scheme_paths[key])
-    libdir = sysconfig.get_config_var("LIBDIR")
-    if libdir:
-        wanted.add(libdir)
-    wanted.add(os.path.dirname(os.path.realpath(sys.executable)))
-    prefixes = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
-    for entry in sys.path:
-        # Site folders only: never "" or the zygote's cwd, nor any folder of the project.
-        if not entry or not os.path.isabs(entry) or not os.path.isdir(entry):
-            continue
-        if entry.endswith(("site-packages", "dist-packages")) or any(
-                _inside(entry, p) for p in prefixes):
-            wanted.add(entry)
-    secret = [os.path.realpath(p) for p in secret if p]
-    opaque = [os.path.realpath(p) for p in opaque if p]
-    dirs: list[str] = []
-    links: list[str] = []
-    for path in sorted(wanted):
-        if not os.path.lexists(path) or os.path.realpath(path) == "/":
-            continue
-        if os.path.islink(path) and os.path.dirname(path) == "/":
-            links.append(path)  # /lib -> usr/lib: mirrored as a link
-            continue
-        dirs.extend(_cover(os.path.abspath(path), secret, opaque))
-    dirs = _outermost(dirs) + links
-    files = [f for f in ("/etc/ld.so.cache",) if os.path.isfile(f)]
-    return dirs, files
-
-
-def _cover(path: str, secret: list[str], opaque: list[str]) -> list[str]:
-    real = os.path.realpath(path)
-    if any(_inside(real, s) for s in secret) or real in opaque:
-        return []
-    if not any(_inside(b, real) for b in [*secret, *opaque]):
-        return [path]
-    try:
-        children = sorted(os.listdir(real))
-    except OSError:
-        return []
-    out: list[str] = []
-    for name in children:
-        child = os.path.join(real, name)
-        if os.path.isdir(child) and not os.path.islink(child):
-            out.extend(_cover(child, secret, opaque))
-    return out
-
-
-def _outermost(paths: list[str]) -> list[str]:
-    out: list[str] = []
-    for path in sorted(set(paths), key=lambda p: (os.path.realpath(p).count("/"), p)):
-        real = os.path.realpath(path)
-        if not any(_inside(real, os.path.realpath(o)) for o in out):
-            out.append(path)
-    return sorted(out)
-
-
-# -- building the new root ---------------------------------------------------------------
-def _source_flags(path: str) -> int:
-    """Flags of the mount holding `path` that a remount must keep (locked in a userns)."""
-    try:
-        f = os.statvfs(path).f_flag
-    except OSError:
-        return 0
-    flags = 0
-    for st_flag, ms_flag in ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV),
-                             (os.ST_NOEXEC, MS_NOEXEC), (os.ST_NOATIME, MS_NOATIME),
-                             (os.ST_NODIRATIME, MS_NODIRATIME), (os.ST_RELATIME, MS_RELATIME)):
-        if f & st_flag:
-            flags |= ms_flag
-    return flags
-
-
-def bind(source: str, target: str, writable: bool = False) -> None:
-    mount(source, target, None, MS_BIND)
-    flags = MS_BIND | MS_REMOUNT | MS_NOSUID | _source_flags(source)
-    if not writable:
-        flags |= MS_RDONLY
-    mount(None, target, None, flags)
-
-
-def mirror(root: str, host_path: str, is_dir: bool = True) -> str:
-    """Create `host_path` under `root`, reproducing symlinks; return the real host path.
-
-    After this, binding the returned path at root + itself makes `host_path` resolve
-    inside the new root exactly as it does on the host.
-    """
-    current = "/"
-    parts = [p for p in host_path.split("/") if p]
-    for i, part in enumerate(parts):
-        candidate = os.path.join(current, part)
-        inside = root + candidate
-        last = i == len(parts) - 1
-        if os.path.islink(candidate):
-            if not os.path.lexists(inside):
-                os.symlink(os.readlink(candidate), inside)
-            resolved = os.path.realpath(candidate)
-            current = mirror(root, resolved, is_dir=is_dir or not last)
-            continue
-        if not os.path.lexists(inside):
-            if last and not is_dir:
-                os.close(os.open(inside, os.O_CREAT | os.O_WRONLY, 0o644))
-            else:
-                os.mkdir(inside, 0o755)
-        current = candidate
-    return current
-
-
-def world_traversable(path: str) -> bool:
-    """Whether any uid can reach and read `path` (every folder on the way o+x)."""
-    current = os.path.realpath(path)
-    try:
-        if not os.stat(current).st_mode & stat.S_IROTH:
-            return False
-        while current != "/":
-            current = os.path.dirname(current)
-            if not os.stat(current).st_mode & stat.S_IXOTH:
-                return False
-    except OSError:
-        return False
-    return True
-
-
-def drop_capabilities() -> None:
-    """Empty the effective, permitted and inheritable capability sets (capset)."""
-
-    class Header(ctypes.Structure):
-        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-    class Data(ctypes.Structure):
-        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                    ("inheritable", ctypes.c_uint32)]
-
-    header = Header(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
-    data = (Data * 2)()
-    nr = {"x86_64": 126, "aarch64": 91}.get(seccomp.machine())
-    if nr is None:
-        raise OSError(errno.ENOSYS, "capset: unknown architecture")
-    _check(_libc.syscall(ctypes.c_long(nr), ctypes.byref(header), ctypes.byref(data)),
-           "capset")
-
-
-def _world_readable(path: str) -> bool:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return bool(st.st_mode & stat.S_IROTH) and bool(st.st_mode & stat.S_IXOTH)
-
-
-def copy_tree(source: str, target: str, budget: int = COPY_LIMIT) -> int:
-    """Copy regular files and folders (never following links) up to `budget` bytes.
-
-    What does not fit (too big, too many files) is left out: the submission then
-    misses files, which the student sees, rather than the sandbox failing to start.
-    """
-    try:
-        entries = list(os.scandir(source))
-    except OSError:
-        return budget
-    for entry in entries:
-        try:
-            if entry.is_symlink():
-                continue
-            dest = os.path.join(target, entry.name)
-            if entry.is_dir(follow_symlinks=False):
-                os.mkdir(dest, 0o755)
-                budget = copy_tree(entry.path, dest, budget)
-            elif entry.is_file(follow_symlinks=False):
-                size = entry.stat(follow_symlinks=False).st_size
-                if size > budget:
-                    continue
-                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
-                try:
-                    with open(fd, "rb", closefd=False) as src, open(dest, "wb") as dst:
-                        shutil.copyfileobj(src, dst)
-                finally:
-                    os.close(fd)
-                os.chmod(dest, 0o644)
-                budget -= size
-        except OSError:
-            continue
-    return budget
-
 
 ENV_BASE = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -399,7 +109,7 @@ class Jail:
         os.setsid()
         # Under memory pressure the kernel kills a sandbox before anything else.
         with contextlib.suppress(OSError):
-            _write_file("/proc/self/oom_score_adj", "1000")
+            write_file("/proc/self/oom_score_adj", "1000")
         if self.group is not None:
             try:
                 self.group.join()
@@ -444,17 +154,17 @@ class Jail:
         etc = root + "/etc"
         os.makedirs(etc, 0o755, exist_ok=True)
         uid, gid = self._inner_ids()
-        _write_file(etc + "/passwd", "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+        write_file(etc + "/passwd", "root:x:0:0:root:/root:/usr/sbin/nologin\n"
                     f"sandbox:x:{uid}:{gid}:sandbox:/tmp:/usr/sbin/nologin\n")
-        _write_file(etc + "/group", f"root:x:0:\nsandbox:x:{gid}:\n")
-        _write_file(etc + "/hosts", "127.0.0.1 localhost\n::1 localhost\n")
-        _write_file(etc + "/hostname", SANDBOX_HOSTNAME + "\n")
+        write_file(etc + "/group", f"root:x:0:\nsandbox:x:{gid}:\n")
+        write_file(etc + "/hosts", "127.0.0.1 localhost\n::1 localhost\n")
+        write_file(etc + "/hostname", SANDBOX_HOSTNAME + "\n")
         for name in ("submission", "public", "tmp", "dev", "proc"):
             os.makedirs(root + "/" + name, 0o755, exist_ok=True)
         mount("sandbox-dev", root + "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, DEV_TMPFS)
         for name in ("null", "zero", "full", "random", "urandom"):
             if os.path.exists("/dev/" + name):
-                _write_file(f"{root}/dev/{name}", "")
+                write_file(f"{root}/dev/{name}", "")
                 bind("/dev/" + name, f"{root}/dev/{name}", writable=True)
                 self.dev_nodes.append("/dev/" + name)
         os.mkdir(root + "/dev/shm", 0o1777)
@@ -472,23 +182,23 @@ class Jail:
     # -- phase 2: the job is known ----------------------------------------------------------
     def finish(self, job: dict[str, Any], keep_fds: tuple[int, ...]) -> str:
         """Apply everything job-specific and every one-way step; return the layers."""
-        limits = job.get("limits", {})
+        limits = SandboxLimits.from_wire(job.get("limits"))
         device = str(job.get("device", "cpu"))
-        memory = int(limits.get("memory_mb", 2048)) * 1024 * 1024
+        memory = limits.memory_mb * 1024 * 1024
         # The cgroup sits above RLIMIT_AS: an allocation then fails fast with a clean
         # MemoryError, instead of the whole cgroup reclaiming (thrashing) at the same
         # limit; the cgroup still bounds what RLIMIT_AS does not see (tmpfs, children).
         cgroup_memory = memory + max(256 * 1024 * 1024, memory // 4)
         if self.group is not None:
             try:
-                self.group.set_limits(cgroup_memory, int(limits.get("processes", 64)))
+                self.group.set_limits(cgroup_memory, limits.processes)
                 self.layers["cgroup"] = f"cgroup({','.join(self.group.controllers)})"
             except OSError as exc:
                 self._fail("cgroup limits", exc)
         self._stamp("cgroup")
         submission = job.get("submission_dir")
         public = [str(p) for p in job.get("public_dirs", [])]
-        tmp_mb = int(limits.get("tmp_mb", 64))
+        tmp_mb = limits.tmp_mb
         if self.root:
             try:
                 inside_public = self._mount_job(submission, public, tmp_mb, device)
@@ -522,7 +232,7 @@ class Jail:
                    device: str) -> list[str]:
         root = self.root
         if submission and os.path.isdir(submission):
-            if self.plan.mode != "root" or _world_readable(submission):
+            if self.plan.mode != "root" or world_readable(submission):
                 bind(submission, root + "/submission")
             else:
                 # The sandbox's uid could not read it: a private read-only copy instead.
@@ -537,7 +247,7 @@ class Jail:
                 continue
             target = f"{root}/public/{n}"
             os.mkdir(target, 0o755)
-            if self.plan.mode != "root" or _world_readable(path):
+            if self.plan.mode != "root" or world_readable(path):
                 bind(path, target)
             else:
                 copy_tree(path, target)
@@ -583,7 +293,7 @@ class Jail:
                 os.makedirs(root + source, 0o755, exist_ok=True)
                 bind(source, root + source, writable=True)
             else:
-                _write_file(root + source, "")
+                write_file(root + source, "")
                 bind(source, root + source, writable=True)
             self.dev_nodes.append(source)
 
@@ -608,20 +318,20 @@ class Jail:
             low = fd + 1
         os.closerange(low, 1 << 20)
 
-    def _rlimits(self, limits: dict[str, Any], device: str) -> None:
+    def _rlimits(self, limits: SandboxLimits, device: str) -> None:
         mb = 1024 * 1024
-        cpu = int(limits.get("cpu_seconds", 300))
+        cpu = limits.cpu_seconds
         wanted = [
             (resource.RLIMIT_CPU, cpu, cpu + 1),
-            (resource.RLIMIT_FSIZE, int(limits.get("file_size_mb", 16)) * mb, None),
-            (resource.RLIMIT_NOFILE, int(limits.get("open_files", 256)), None),
+            (resource.RLIMIT_FSIZE, limits.file_size_mb * mb, None),
+            (resource.RLIMIT_NOFILE, limits.open_files, None),
             (resource.RLIMIT_CORE, 0, None),
         ]
         if device != "cuda":  # CUDA reserves far more address space than it uses
-            wanted.append((resource.RLIMIT_AS, int(limits.get("memory_mb", 2048)) * mb, None))
+            wanted.append((resource.RLIMIT_AS, limits.memory_mb * mb, None))
         if self.plan.mode == "root" or self.user_namespace:
             # RLIMIT_NPROC counts per user: only meaningful for a uid of our own.
-            wanted.append((resource.RLIMIT_NPROC, int(limits.get("processes", 64)), None))
+            wanted.append((resource.RLIMIT_NPROC, limits.processes, None))
         try:
             for which, soft, hard in wanted:
                 resource.setrlimit(which, (soft, soft if hard is None else hard))
@@ -731,15 +441,3 @@ class Jail:
             if key in self.layers:
                 parts.append(self.layers[key])
         return "+".join(parts)
-
-
-def _write_file(path: str, text: str) -> None:
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-
-
-def sandbox_uid(slot: int) -> int:
-    return UID_BASE + slot
