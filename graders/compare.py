@@ -1,9 +1,17 @@
 """Comparing a student's answer with the expected one, in the trusted grader.
 
-Type first, then shape and dtype, then values; the verdict says what differs. Two
-texts come out: `message`, safe for any test (no input or expected value in it,
-only the kind and size of the difference), and `detail`, the values themselves,
-shown only for visible tests.
+Type first, then shape and dtype, then (where the contract says so) detachment, then
+values; the verdict says what differs. Two texts come out: `message`, safe for any test
+(no input or expected value in it, only the kind and size of the difference), and
+`detail`, the values themselves, shown only for visible tests.
+
+Exact types: where the contract names a Python int, a float is wrong even when it is
+whole (26.0 is not 26), and a bool is never an int. With `exact_types` (the contract
+says "Python int") an integer tensor is wrong too.
+
+Detachment: tensors come back from the sandbox re-created from bytes, so whether the
+student's tensor was still attached to an autograd graph travels as a flag of the
+protocol's tensor payload; `is_attached` reads it.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import numpy as np
 import torch
 
 from protocol.codec import Handle, Unsupported
+from protocol.codec import is_attached as wire_attached
 
 
 @dataclass
@@ -31,6 +40,53 @@ class Verdict:
         if self.fraction is not None:
             return min(max(self.fraction, 0.0), 1.0)
         return 1.0 if self.passed else 0.0
+
+
+def is_attached(value: Any) -> bool:
+    """Whether a tensor was still attached to an autograd graph.
+
+    A tensor from the sandbox carries the protocol's flag (protocol.codec); one made in
+    this process (unit tests, the grader's own values) answers through requires_grad.
+    """
+    if not isinstance(value, torch.Tensor):
+        return False
+    return wire_attached(value) or value.requires_grad or value.grad_fn is not None
+
+
+def detached_verdict(got: Any, path: str = "the result") -> Verdict | None:
+    """A failing verdict if `got` (or a tensor inside it) is still attached, else None."""
+    if isinstance(got, tuple | list):
+        for i, item in enumerate(got):
+            verdict = detached_verdict(item, f"element {i} of {path}")
+            if verdict is not None:
+                return verdict
+        return None
+    if is_attached(got):
+        return Verdict(
+            False,
+            f"{path} is still attached to the autograd graph (requires_grad=True or a "
+            "grad_fn); the contract says it is returned detached: return it with .detach()",
+        )
+    return None
+
+
+def describe_value(value: Any) -> str:
+    """A value by its kind and size only (never its contents): safe for hidden tests."""
+    if isinstance(value, torch.Tensor):
+        return f"a {str(value.dtype).removeprefix('torch.')} tensor of shape {tuple(value.shape)}"
+    if isinstance(value, np.ndarray):
+        return f"a numpy {value.dtype} array of shape {value.shape}"
+    if isinstance(value, bool):
+        return "a bool"
+    if isinstance(value, int | float | str):
+        return f"a Python {type(value).__name__}"
+    if isinstance(value, tuple | list):
+        inner = ", ".join(describe_value(v) for v in value[:6])
+        more = ", ..." if len(value) > 6 else ""
+        return f"a {type(value).__name__} ({inner}{more})"
+    if value is None:
+        return "None"
+    return describe_type(value)
 
 
 def describe_type(value: Any) -> str:
@@ -61,8 +117,15 @@ def compare(
     atol: float = 1e-5,
     check_dtype: bool = True,
     path: str = "the result",
+    detached: bool = False,
+    exact_types: bool = False,
 ) -> Verdict:
-    """Compare a decoded student value with the reference value."""
+    """Compare a decoded student value with the reference value.
+
+    detached: the contract says the result is returned detached (an attached tensor
+    fails). exact_types: the contract names Python types (an int must be a Python int,
+    not an integer tensor; a float never passes for an int, whatever the flag).
+    """
     if isinstance(expected, tuple | list):
         if not isinstance(got, tuple | list):
             return Verdict(False, f"{path} should be a tuple of {len(expected)} values, "
@@ -70,25 +133,26 @@ def compare(
         if len(got) != len(expected):
             return Verdict(False, f"{path} should have {len(expected)} elements, got {len(got)}")
         for i, (g, e) in enumerate(zip(got, expected, strict=True)):
-            verdict = compare(g, e, rtol, atol, check_dtype, f"element {i} of {path}")
+            verdict = compare(g, e, rtol, atol, check_dtype, f"element {i} of {path}",
+                              detached=detached, exact_types=exact_types)
             if not verdict.passed:
                 return verdict
         return Verdict(True)
     if isinstance(expected, torch.Tensor):
-        return compare_tensors(got, expected, rtol, atol, check_dtype, path)
+        return compare_tensors(got, expected, rtol, atol, check_dtype, path, detached)
     if isinstance(expected, bool):
-        if not isinstance(got, bool | np.bool_) and not _is_scalar_tensor(got):
+        if not isinstance(got, bool | np.bool_) and (exact_types or not _is_scalar_tensor(got)):
             return Verdict(False, f"{path} should be a bool, got {describe_type(got)}")
         ok = bool(_scalar(got)) == expected
         return Verdict(ok, "" if ok else f"{path} is wrong", f"expected {expected}, got {got}")
     if isinstance(expected, int):
         if isinstance(got, bool) or not isinstance(got, int):
-            if isinstance(got, float) and got.is_integer():
-                got = int(got)
-            elif _is_scalar_tensor(got) and not torch.is_floating_point(got):
+            if (not exact_types and _is_scalar_tensor(got) and not torch.is_floating_point(got)
+                    and got.dtype != torch.bool):
                 got = int(got.item())
             else:
-                return Verdict(False, f"{path} should be an int, got {describe_type(got)}")
+                return Verdict(False, _not_an_int(got, path, exact_types),
+                               f"got {_short(got)}")
         ok = got == expected
         return Verdict(ok, "" if ok else f"{path} is wrong", f"expected {expected}, got {got}")
     if isinstance(expected, float):
@@ -109,6 +173,18 @@ def compare(
     raise TypeError(f"the grader cannot compare expected values of type {type(expected)}")
 
 
+def _not_an_int(got: Any, path: str, exact_types: bool) -> str:
+    kind = "a Python int" if exact_types else "an int"
+    text = f"{path} should be {kind}, got {describe_type(got)}"
+    if isinstance(got, float):
+        text += " (a whole-number float such as 26.0 is not an int: use // or int())"
+    elif isinstance(got, bool):
+        text += " (a bool is not an int)"
+    elif isinstance(got, torch.Tensor):
+        text += " (convert it with int(...) or .item())"
+    return text
+
+
 def _is_scalar_tensor(value: Any) -> bool:
     return isinstance(value, torch.Tensor) and value.numel() == 1
 
@@ -124,6 +200,7 @@ def compare_tensors(
     atol: float,
     check_dtype: bool = True,
     path: str = "the result",
+    detached: bool = False,
 ) -> Verdict:
     if not isinstance(got, torch.Tensor):
         hint = ""
@@ -139,6 +216,10 @@ def compare_tensors(
         )
     if check_dtype and got.dtype != expected.dtype:
         return Verdict(False, f"{path} has dtype {got.dtype}, expected {expected.dtype}")
+    if detached:
+        verdict = detached_verdict(got, path)
+        if verdict is not None:
+            return verdict
     if expected.dtype == torch.bool or not torch.is_floating_point(expected):
         equal = torch.equal(got.to(expected.dtype), expected)
         if equal:

@@ -15,7 +15,13 @@ A tests.py builds a `Suite`::
 
 `compare` calls the reference implementation (in the trusted grader) and the
 student's function (in the sandbox) on the same inputs and compares the answers.
-`check` runs any property the test author writes against the `Student` proxy.
+`check` runs any check the test author writes against the `Student` proxy.
+`property` is a check of a stated property (invariance, an inverse, a transpose): its
+function gets a `Probe`, whose `call` records each call's inputs and whose `tensor` /
+`compare` hold every result to the contract's type, shape and dtype (float32 unless
+said), so a failure names the property and the inputs' shapes and dtypes, and never
+their values. `ex.contract(detached=True, exact_types=True)` states what the contract
+says of an exercise's results; every `compare` test of the exercise then checks it.
 Inputs are generated when the suite is built; expected values are computed once
 per worker process and cached.
 """
@@ -30,7 +36,7 @@ from typing import Any, Literal
 
 import torch
 
-from graders.compare import Verdict, compare
+from graders.compare import Verdict, compare, describe_type, describe_value, detached_verdict
 from graders.student import ModelSpec, Student
 
 Visibility = Literal["visible", "after_due", "hidden"]
@@ -137,10 +143,128 @@ def describe_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def describe_shapes(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """The inputs of a call by kind, shape and dtype only: safe for hidden tests."""
+
+    def one(v: Any) -> str:
+        if isinstance(v, ModelSpec):
+            return f"a {v.target.split(':')[-1]} model"
+        return describe_value(v)
+
+    parts = [one(a) for a in args] + [f"{k}={one(v)}" for k, v in kwargs.items()]
+    return ", ".join(parts)
+
+
+class Probe:
+    """What a property test works with: the student's code, with each call's inputs kept.
+
+    `call` (or `construct`) runs the student's code and remembers what it was given;
+    `tensor` holds a result to the contract (a tensor, its shape, float32 unless said);
+    `compare` compares two results with the dtype checked; `fail` fails the property.
+    Every failure names the property and the last call with its inputs' shapes and
+    dtypes (never their values).
+    """
+
+    def __init__(self, student: Student, name: str, detached: bool = False) -> None:
+        self.student = student
+        self.name = name
+        self.detached = detached
+        self.last_call = ""
+        self._calls: dict[int, str] = {}
+        self._names: dict[Any, str] = {}
+
+    def _record(self, target: Any, method: str | None, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> str:
+        if isinstance(target, str):
+            what = target
+        else:
+            try:
+                what = self._names.get(target, "the object")
+            except TypeError:  # not hashable
+                what = "the object"
+            if method:
+                what += f".{method}"
+        self.last_call = f"{what}({describe_shapes(args, kwargs)})"
+        return self.last_call
+
+    def call(self, target: Any, *args: Any, method: str | None = None, seed: int | None = 0,
+             keep: bool = False, timeout: float | None = None, **kwargs: Any) -> Any:
+        call = self._record(target, method, args, kwargs)
+        value = self.student.call(target, *args, method=method, seed=seed, keep=keep,
+                                  timeout=timeout, **kwargs)
+        if isinstance(value, tuple | list):
+            for item in value:
+                self._calls[id(item)] = call
+        self._calls[id(value)] = call
+        return value
+
+    def construct(self, name: str, *args: Any, seed: int | None = 0, **kwargs: Any) -> Any:
+        handle = self.student.construct(name, *args, seed=seed, **kwargs)
+        self.last_call = f"{name}({describe_shapes(args, kwargs)})"
+        label = f"{name}({', '.join(repr(a) for a in args if isinstance(a, int | str))})"
+        try:
+            self._names[handle] = label
+        except TypeError:
+            pass
+        return handle
+
+    def fail(self, reason: str, detail: str = "", call: str | None = None) -> Fail:
+        """The Fail to raise: the property, the call and its inputs, the reason."""
+        call = call or self.last_call
+        where = f" on {call}" if call else ""
+        return Fail(f"property \"{self.name}\" does not hold{where}: {reason}", detail)
+
+    def tensor(self, value: Any, shape: tuple[int, ...] | None = None,
+               dtype: torch.dtype | None = torch.float32, what: str = "the result") -> torch.Tensor:
+        """`value` if it is a tensor of this shape and dtype (and detached if said), else Fail."""
+        call = self._calls.get(id(value))
+        if not isinstance(value, torch.Tensor):
+            raise self.fail(f"{what} should be a torch.Tensor, got {describe_type(value)}",
+                            call=call)
+        if shape is not None and tuple(value.shape) != tuple(shape):
+            raise self.fail(f"{what} has shape {tuple(value.shape)}, expected {tuple(shape)}",
+                            call=call)
+        if dtype is not None and value.dtype != dtype:
+            raise self.fail(f"{what} has dtype {value.dtype}, expected {dtype}", call=call)
+        if self.detached:
+            verdict = detached_verdict(value, what)
+            if verdict is not None:
+                raise self.fail(verdict.message, call=call)
+        return value
+
+    def compare(self, got: Any, want: Any, rtol: float = 1e-4, atol: float = 1e-5,
+                path: str = "the result", check_dtype: bool = True,
+                hint: str = "") -> Verdict:
+        """compare(got, want) with shape and dtype checked; a failure raises Fail."""
+        verdict = compare(got, want, rtol=rtol, atol=atol, check_dtype=check_dtype, path=path)
+        if not verdict.passed:
+            reason = verdict.message + (f" ({hint})" if hint else "")
+            raise self.fail(reason, verdict.detail, call=self._calls.get(id(got)))
+        return verdict
+
+
+PropertyFn = Callable[[Probe], CheckResult]
+
+
 class ExerciseBuilder:
     def __init__(self, spec: ExerciseSpec, reference: types.ModuleType) -> None:
         self.spec = spec
         self.reference = reference
+        #: What the contract says of every result of this exercise (see `contract`).
+        self.detached = False
+        self.exact_types = False
+
+    def contract(self, detached: bool | None = None, exact_types: bool | None = None) -> None:
+        """State what the contract says of this exercise's results, for all its tests.
+
+        detached: results must not be attached to an autograd graph (COURSE.md:
+        "returned detached"). exact_types: Python ints where the contract names them
+        (a float, even 26.0, or an integer tensor is wrong).
+        """
+        if detached is not None:
+            self.detached = detached
+        if exact_types is not None:
+            self.exact_types = exact_types
 
     def add(self, test: TestCase) -> None:
         if test.visibility not in VISIBILITIES:
@@ -155,6 +279,32 @@ class ExerciseBuilder:
     ) -> Callable[[CheckFn], CheckFn]:
         def register(fn: CheckFn) -> CheckFn:
             self.add(TestCase(name, points, fn, visibility, timeout, description))
+            return fn
+
+        return register
+
+    def property(
+        self, name: str, points: float, visibility: Visibility = "hidden",
+        timeout: float | None = None, description: str = "",
+    ) -> Callable[[PropertyFn], PropertyFn]:
+        """A property test: its function gets a `Probe` (see there) and may return a
+        Verdict / bool / None or raise Fail; any failure names the property."""
+
+        def register(fn: PropertyFn) -> PropertyFn:
+            detached = self.detached
+
+            def run(student: Student) -> Verdict:
+                probe = Probe(student, name, detached=detached)
+                result = fn(probe)
+                if result is None or result is True:
+                    return Verdict(True)
+                if result is False:
+                    raise probe.fail("the check failed")
+                if not result.passed:
+                    raise probe.fail(result.message or "the check failed", result.detail)
+                return result
+
+            self.add(TestCase(name, points, run, visibility, timeout, description))
             return fn
 
         return register
@@ -174,9 +324,16 @@ class ExerciseBuilder:
         check_dtype: bool = True,
         seed: int = 0,
         timeout: float | None = None,
+        detached: bool | None = None,
+        exact_types: bool | None = None,
     ) -> None:
-        """A test that compares the student's function with the reference on one input."""
+        """A test that compares the student's function with the reference on one input.
+
+        detached / exact_types default to the exercise's `contract`.
+        """
         kwargs = dict(kwargs or {})
+        detached = self.detached if detached is None else detached
+        exact_types = self.exact_types if exact_types is None else exact_types
         function = function or self.spec.slug
         ref_fn = reference or getattr(self.reference, function)
         cache: dict[str, Any] = {}
@@ -207,7 +364,8 @@ class ExerciseBuilder:
                     f"{function} modified its input in place (tensor argument "
                     f"#{student.last_mutated[0] + 1}); it must leave its inputs unchanged",
                 )
-            verdict = compare(got, want, rtol=rtol, atol=atol, check_dtype=check_dtype)
+            verdict = compare(got, want, rtol=rtol, atol=atol, check_dtype=check_dtype,
+                              detached=detached, exact_types=exact_types)
             if visibility == "visible" and not verdict.passed:
                 verdict.detail = (
                     f"call: {function}({describe_inputs(args, kwargs)})\n" + verdict.detail

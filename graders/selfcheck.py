@@ -5,6 +5,10 @@ variant in variants/ (must lose points on its own exercise and only there) and e
 alternative correct implementation in alternatives/ (must be full marks). A variant
 or alternative file is named `<exercise>__<what>.py` and holds only the function(s) it
 changes; it is appended as one more cell after the solution notebook's cells.
+
+Each variant's row says how many of its exercise's points it loses; a variant that
+loses less than a quarter of them (WEAK_SHARE) is a weak test, and fails the check: a
+classic mistake should cost a real share of the exercise, not a rounding error.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from graders.runner import GradeReport, exercises_for, grade
 from graders.sandbox_api import SandboxFactory
 
 EPS = 1e-9
+#: A buggy variant must lose at least this share of its exercise's points.
+WEAK_SHARE = 0.25
 
 
 @dataclass
@@ -32,6 +38,14 @@ class CheckRow:
     max_score: float
     ok: bool
     problem: str = ""
+    #: For a variant: the points it loses on its own exercise, and that exercise's points.
+    lost: float | None = None
+    exercise_points: float | None = None
+
+    @property
+    def weak(self) -> bool:
+        return (self.lost is not None and self.exercise_points is not None
+                and self.lost + EPS < WEAK_SHARE * self.exercise_points)
 
 
 @dataclass
@@ -41,6 +55,10 @@ class CheckResult:
     @property
     def ok(self) -> bool:
         return bool(self.rows) and all(r.ok for r in self.rows)
+
+    @property
+    def weak(self) -> list[CheckRow]:
+        return [r for r in self.rows if r.weak]
 
 
 def _grade(loaded: LoadedAssignment, data: bytes, factory: SandboxFactory) -> GradeReport:
@@ -60,13 +78,20 @@ def check_assignment(
     notebooks = folder / "notebooks"
     solution = (notebooks / "solution.ipynb").read_bytes()
 
-    def row(variant: str, expectation: str, report: GradeReport, ok: bool, problem: str) -> None:
+    def row(variant: str, expectation: str, report: GradeReport, ok: bool, problem: str,
+            exercise: str | None = None) -> None:
         scores = {e: report.exercise_score(e) for e in code_exercises}
+        lost = points = None
+        if exercise is not None and exercise in scores:
+            points = loaded.exercises[exercise].points
+            lost = round(full.exercise_score(exercise) - scores[exercise], 6)
         result.rows.append(CheckRow(slug, variant, expectation, scores, report.score,
-                                    report.max_score, ok, problem))
+                                    report.max_score, ok, problem, lost, points))
         if progress:
             progress(f"{slug} {variant}: {report.score:g}/{report.max_score:g} "
-                     f"{'ok' if ok else 'FAIL ' + problem}")
+                     + (f"(lost {lost:g} of {points:g} on {exercise}) " if lost is not None
+                        else "")
+                     + ('ok' if ok else 'FAIL ' + problem))
 
     if code_exercises:
         full = _grade(loaded, solution, factory)
@@ -85,9 +110,10 @@ def check_assignment(
         for path in sorted((folder / "variants").glob("*.py")):
             exercise = path.stem.split("__")[0]
             report = _grade(loaded, with_extra_cell(solution, path.read_text()), factory)
-            problem = _variant_problem(report, full, exercise)
-            row(f"variant {path.stem}", f"loses points on {exercise} only", report,
-                not problem, problem)
+            problem = _variant_problem(report, full, exercise, loaded)
+            row(f"variant {path.stem}",
+                f"loses >= {WEAK_SHARE:.0%} of {exercise}, nothing elsewhere", report,
+                not problem, problem, exercise)
 
         counts = _variant_counts(folder, code_exercises)
         for exercise, count in counts.items():
@@ -124,18 +150,27 @@ def _not_full(report: GradeReport) -> str:
     return "; ".join(f"{t.exercise}/{t.name}: {t.outcome} {t.feedback[:160]!r}" for t in lost)
 
 
-def _variant_problem(report: GradeReport, full: GradeReport, exercise: str) -> str:
+def _variant_problem(
+    report: GradeReport, full: GradeReport, exercise: str, loaded: LoadedAssignment
+) -> str:
     if exercise not in report.exercises:
         return f"{exercise} is not an exercise of this assignment"
-    if report.exercise_score(exercise) + EPS >= full.exercise_score(exercise):
-        return f"{exercise} did not lose points"
+    lost = full.exercise_score(exercise) - report.exercise_score(exercise)
+    problems = []
+    if lost <= EPS:
+        problems.append(f"{exercise} did not lose points")
+    else:
+        points = loaded.exercises[exercise].points
+        if lost + EPS < WEAK_SHARE * points:
+            problems.append(f"weak test: loses only {lost:g} of the {points:g} points of "
+                            f"{exercise} (less than a quarter)")
     others = [
         e for e in report.exercises
         if e != exercise and report.exercise_score(e) + EPS < full.exercise_score(e)
     ]
     if others:
-        return f"also lost points on {', '.join(others)}"
-    return ""
+        problems.append(f"also lost points on {', '.join(others)}")
+    return "; ".join(problems)
 
 
 def format_table(result: CheckResult) -> str:
@@ -143,12 +178,16 @@ def format_table(result: CheckResult) -> str:
     from rich.table import Table
 
     table = Table(title="course check")
-    for name in ("assignment", "submission", "expected", "score", "result"):
+    for name in ("assignment", "submission", "expected", "score", "lost on its exercise",
+                 "result"):
         table.add_column(name)
     for r in result.rows:
+        lost = ""
+        if r.lost is not None and r.exercise_points is not None:
+            lost = f"{r.lost:g} of {r.exercise_points:g}" + (" WEAK" if r.weak else "")
         table.add_row(r.assignment, r.variant, r.expectation, f"{r.total:g}/{r.max_score:g}",
-                      "ok" if r.ok else f"FAIL: {r.problem}"[:200])
-    console = Console(width=160, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+                      lost, "ok" if r.ok else f"FAIL: {r.problem}"[:200])
+    console = Console(width=200, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
     console.print(table)
     return console.export_text()
 

@@ -118,7 +118,7 @@ def test_trained_model_scores_high_and_the_same_in_every_format(
     lines = {fmt: accuracy_line(r) for fmt, r in reports.items()}
     assert len(set(lines.values())) == 1, lines  # the same accuracy, to the 4th decimal
     accuracy = float(re.search(r"accuracy (\d\.\d+)", lines["onnx"]).group(1))
-    assert accuracy >= 0.97
+    assert accuracy >= 0.92  # the scale's top, on the perturbed held-out digits
 
 
 def test_onnx_with_a_fixed_batch_size_still_answers_any_batch(
@@ -133,15 +133,20 @@ def test_onnx_with_a_fixed_batch_size_still_answers_any_batch(
 def test_partial_credit_follows_the_course_rule(
     loaded: LoadedAssignment, trained: nn.Module, tmp_path: Path
 ) -> None:
-    # Two epochs of the reference recipe: between 0.90 and 0.97 held-out accuracy.
-    weak = loaded.reference.train_digits_mlp(seed=0, epochs=2)
+    # 12 epochs of the reference recipe: between 0.80 and 0.92 on the perturbed digits.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        weak = loaded.reference.train_digits_mlp(seed=0, epochs=12)
+    finally:
+        torch.set_num_threads(threads)
     path = model_file(tmp_path, "weak.safetensors")
     save_file(weak.state_dict(), str(path))
     report = grade_file(loaded, path)
     accuracy = float(re.search(r"accuracy (\d\.\d+)", accuracy_line(report)).group(1))
-    assert 0.90 < accuracy < 0.97
-    expected = POINTS * (accuracy - 0.90) / 0.07
-    assert report.score == pytest.approx(expected, abs=POINTS * 1e-4 / 0.07)
+    assert 0.80 < accuracy < 0.92
+    expected = POINTS * (accuracy - 0.80) / 0.12
+    assert report.score == pytest.approx(expected, abs=POINTS * 1e-4 / 0.12)
 
 
 # -- bad models: zero points, and the feedback says why ----------------------------------

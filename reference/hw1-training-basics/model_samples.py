@@ -1,8 +1,10 @@
 """Model files the course self-check grades for `digits-classifier` (hidden, trusted side).
 
 `autograder course check` calls `samples(workdir, loaded)`: it trains the reference
-DigitsMLP (about a second on one CPU core, deterministic), saves it as safetensors,
-TorchScript and ONNX, and adds an untrained model and one with the wrong head. Each
+DigitsMLP (a couple of seconds on one CPU core, deterministic), saves it as
+safetensors, TorchScript and ONNX, and adds an untrained model, one with the wrong head
+and a lookup table of all 1,797 public digits (no learning: 1.0 on the unperturbed
+held-out images, so it shows that the evaluation set is not public data). Each
 `ModelSample` says what the hidden tests must give it.
 """
 
@@ -13,6 +15,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 from torch import nn
+from torch.nn import functional as F
 
 from graders.course import LoadedAssignment
 from graders.models import ModelSample
@@ -30,6 +33,27 @@ class WrongHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(torch.relu(self.fc1(x)))
+
+
+class LookupTable(nn.Module):
+    """Memorising, not learning: the label of the nearest of all 1,797 public digits."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("images", images.float())
+        self.register_buffer("onehot", F.one_hot(labels.long(), 10).float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nearest = torch.cdist(x, self.images).argmin(dim=1)
+        return self.onehot[nearest] * 10.0
+
+
+def lookup_table() -> LookupTable:
+    """A LookupTable of every image of scikit-learn's digits (public and held-out)."""
+    from hw1_helpers import load_digits_arrays
+
+    images, labels = load_digits_arrays()
+    return LookupTable(torch.from_numpy(images), torch.from_numpy(labels)).eval()
 
 
 def export_onnx(model: nn.Module, path: Path) -> None:
@@ -61,6 +85,7 @@ def samples(workdir: Path, loaded: LoadedAssignment) -> list[ModelSample]:
     torch.manual_seed(0)
     save_file(DigitsMLP().state_dict(), str(workdir / "untrained.safetensors"))
     save_file(WrongHead().state_dict(), str(workdir / "wrong_head.safetensors"))
+    torch.jit.script(lookup_table()).save(str(workdir / "lookup_table.pt"))
 
     return [
         ModelSample("trained DigitsMLP, safetensors", EXERCISE, "trained.safetensors",
@@ -75,4 +100,7 @@ def samples(workdir: Path, loaded: LoadedAssignment) -> list[ModelSample]:
                     feedback=("missing: fc2.bias, fc2.weight",
                               "unexpected: head.bias, head.weight",
                               "shape of fc1.weight: got (100, 64), expected (128, 64)")),
+        # Clearly below full marks: at most half the points (it gets none today).
+        ModelSample("lookup table of the 1,797 public digits, TorchScript", EXERCISE,
+                    "lookup_table.pt", max_fraction=0.5),
     ]

@@ -27,32 +27,37 @@ def early_stopping_epoch(val_losses: list[float], patience: int, min_delta: floa
     return len(val_losses) - 1
 
 
-def train_digits_mlp(seed: int = 0, epochs: int = 30) -> torch.nn.Module:
+def train_digits_mlp(seed: int = 0, epochs: int = 60) -> torch.nn.Module:
     """The reference recipe for `digits-classifier`: a DigitsMLP trained on the public split.
 
-    AdamW with a one-cycle schedule, label smoothing 0.1, batches of 32: about 0.98
-    accuracy on the held-out split, in about a second on one CPU core. Deterministic for
-    a given seed (on one thread).
+    The grader scores on perturbed held-out digits (hw1_helpers.perturb_digits with a
+    secret seed), so each epoch trains on a fresh perturbed copy of the public split.
+    AdamW with a one-cycle schedule, label smoothing 0.1, batches of 32: about 0.96
+    accuracy on the perturbed held-out digits, in two seconds or so on one CPU core.
+    Deterministic for a given seed (on one thread).
     """
-    from hw1_helpers import DigitsMLP, load_public_split
+    from hw1_helpers import DigitsMLP, load_public_split, perturb_digits
 
     inputs, labels = load_public_split()
     torch.manual_seed(seed)
     model = DigitsMLP()
     batch = 32
+    lr = 1e-2
     steps_per_epoch = (len(inputs) + batch - 1) // batch
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=3e-3, total_steps=epochs * steps_per_epoch
+        optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch
     )
     order = torch.Generator().manual_seed(seed)
+    augment = torch.Generator().manual_seed(seed + 1)
     model.train()
     for _ in range(epochs):
+        perturbed = perturb_digits(inputs, augment)
         permutation = torch.randperm(len(inputs), generator=order)
         for start in range(0, len(inputs), batch):
             index = permutation[start:start + batch]
             loss = torch.nn.functional.cross_entropy(
-                model(inputs[index]), labels[index], label_smoothing=0.1
+                model(perturbed[index]), labels[index], label_smoothing=0.1
             )
             optimizer.zero_grad()
             loss.backward()

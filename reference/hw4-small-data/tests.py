@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from graders.compare import Verdict, compare
-from graders.dsl import ExerciseBuilder, Fail, Suite
-from graders.student import Student, StudentError
+from graders.dsl import ExerciseBuilder, Probe, Suite
+from graders.student import StudentError
 
 SEEDS = [41, 42, 43]
 suite = Suite(seeds=SEEDS)
@@ -14,12 +13,6 @@ suite = Suite(seeds=SEEDS)
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-def _tensor(value: object, what: str) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor):
-        raise Fail(f"{what} should be a torch.Tensor, got {type(value).__name__}")
-    return value
 
 
 # -- 1. sinkhorn ------------------------------------------------------------------------------
@@ -50,21 +43,35 @@ def _example_problem() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return a, b, cost
 
 
+def _skewed(g: torch.Generator, n: int) -> torch.Tensor:
+    """Strongly non-uniform marginals (weights spread over a factor of about 50)."""
+    w = torch.exp(2.0 * torch.randn(n, generator=g)).clamp(0.05, 20.0)
+    return w / w.sum()
+
+
+def _skewed_problem(
+    seed: int, n: int, m: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    a, b, cost = _ot_problem(seed, n, m)
+    g = _gen(seed + 7)
+    return _skewed(g, n), _skewed(g, m), cost
+
+
 @suite.exercise("sinkhorn")
 def _sinkhorn(ex: ExerciseBuilder) -> None:
     tol = {"rtol": 1e-3, "atol": 1e-5}
     a, b, cost = _example_problem()
     ex.compare("example: 3 x 4 plan, eps 0.5, 10 iterations", (a, b, cost, 0.5, 10),
-               points=0.5, visibility="visible", **tol)
+               points=0.25, visibility="visible", **tol)
     a, b, cost = _ot_problem(SEEDS[0], 20, 30)
-    ex.compare("rectangular problem, 20 x 30", (a, b, cost, 0.05, 100), points=0.5, **tol)
+    ex.compare("rectangular problem, 20 x 30", (a, b, cost, 0.05, 100), points=0.25, **tol)
     a, b, cost = _ot_problem(SEEDS[1], 6, 8)
-    ex.compare("a single iteration (u first, then v)", (a, b, cost, 0.1, 1), points=0.5, **tol)
+    ex.compare("a single iteration (u first, then v)", (a, b, cost, 0.1, 1), points=0.25, **tol)
     a, b, cost = _ot_problem(SEEDS[2], 16, 16, uniform=True)
-    ex.compare("square problem with a non-symmetric cost", (a, b, cost, 0.1, 60), points=0.5,
+    ex.compare("square problem with a non-symmetric cost", (a, b, cost, 0.1, 60), points=0.25,
                **tol)
     a, b, cost = _ot_problem(SEEDS[0] + 100, 32, 24, d=3)
-    ex.compare("small eps = 0.02 (cost / eps up to 50)", (a, b, cost, 0.02, 200), points=0.5,
+    ex.compare("small eps = 0.02 (cost / eps up to 50)", (a, b, cost, 0.02, 200), points=0.25,
                visibility="after_due", **tol)
     a, b, cost = _ot_problem(SEEDS[1] + 100, 12, 10)
     ex.compare("large eps = 1 (a blurry plan)", (a, b, cost, 1.0, 20), points=0.25, **tol)
@@ -75,31 +82,29 @@ def _sinkhorn(ex: ExerciseBuilder) -> None:
     ex.compare("a single source point", (a, b, cost, 0.1, 5), points=0.25, **tol)
     a, b, cost = _ot_problem(SEEDS[1] + 200, 10, 10, d=1)
     ex.compare("points on a line", (a, b, cost, 0.05, 50), points=0.25, **tol)
+    a, b, cost = _skewed_problem(SEEDS[2] + 300, 5, 12)
+    ex.compare("two iterations, strongly asymmetric marginals, 5 x 12",
+               (a, b, cost, 0.2, 2), points=0.25, **tol)
+    a, b, cost = _skewed_problem(SEEDS[0] + 300, 15, 4)
+    ex.compare("three iterations, a tall 15 x 4 plan", (a, b, cost, 0.3, 3), points=0.25, **tol)
 
-    a_c, b_c, cost_c = _ot_problem(SEEDS[2] + 200, 9, 13)
+    # The properties use a larger problem than the compared ones (40 x 50), and hold the
+    # plan to the contract (float32 [n, m]) before looking at its marginals.
+    a_c, b_c, cost_c = _skewed_problem(SEEDS[2] + 200, 40, 50)
+    shape = (40, 50)
 
-    @ex.check("the plan's columns sum to b (after the v update)", points=0.25)
-    def _columns(student: Student) -> Verdict:
-        plan = _tensor(student.call("sinkhorn", a_c, b_c, cost_c, 0.1, 3), "the plan")
-        if tuple(plan.shape) != (9, 13):
-            raise Fail(f"the plan has shape {tuple(plan.shape)}, expected (9, 13)")
-        verdict = compare(plan.sum(dim=0), b_c, rtol=1e-3, atol=1e-5, check_dtype=False,
-                          path="the column sums of the plan")
-        if not verdict.passed:
-            verdict.message = "after the last v update the columns must sum to b: " + \
-                verdict.message
-        return verdict
+    @ex.property("the plan's columns sum to b (after the v update)", points=0.75)
+    def _columns(p: Probe) -> None:
+        plan = p.tensor(p.call("sinkhorn", a_c, b_c, cost_c, 0.1, 3), shape, what="the plan")
+        p.compare(plan.sum(dim=0), b_c, rtol=1e-3, atol=1e-5,
+                  path="the column sums of the plan",
+                  hint="after the last v update the columns must sum to b")
 
-    @ex.check("once converged, the plan's rows sum to a", points=0.25)
-    def _rows(student: Student) -> Verdict:
-        plan = _tensor(student.call("sinkhorn", a_c, b_c, cost_c, 0.2, 300), "the plan")
-        if tuple(plan.shape) != (9, 13):
-            raise Fail(f"the plan has shape {tuple(plan.shape)}, expected (9, 13)")
-        verdict = compare(plan.sum(dim=1), a_c, rtol=1e-3, atol=1e-5, check_dtype=False,
-                          path="the row sums of the plan")
-        if not verdict.passed:
-            verdict.message = "after many iterations the rows must sum to a: " + verdict.message
-        return verdict
+    @ex.property("once converged, the plan's rows sum to a", points=0.5)
+    def _rows(p: Probe) -> None:
+        plan = p.tensor(p.call("sinkhorn", a_c, b_c, cost_c, 0.2, 300), shape, what="the plan")
+        p.compare(plan.sum(dim=1), a_c, rtol=1e-3, atol=1e-5, path="the row sums of the plan",
+                  hint="after many iterations the rows must sum to a")
 
 
 # -- 2. forward_corrected_ce -------------------------------------------------------------------
@@ -192,104 +197,108 @@ def _sets(seed: int, b: int, n: int, d: int) -> torch.Tensor:
     return torch.randn(b, n, d, generator=_gen(seed))
 
 
-def _model(student: Student, in_dim: int, hidden: int, out_dim: int, seed: int):
-    handle = student.construct("DeepSet", in_dim, hidden, out_dim, seed=seed)
+def _model(p: Probe, in_dim: int, hidden: int, out_dim: int, seed: int) -> object:
+    handle = p.construct("DeepSet", in_dim, hidden, out_dim, seed=seed)
     try:  # evaluate in eval mode (dropout off); a plain class without eval() is fine too
-        student.call(handle, method="eval", keep=True)
+        p.student.call(handle, method="eval", keep=True)
     except StudentError as exc:
         if exc.outcome != "error":
             raise
     return handle
 
 
-def _output(student: Student, handle, x: torch.Tensor, out_dim: int) -> torch.Tensor:
-    out = _tensor(student.call(handle, x), "forward's output")
-    want = (x.shape[0], out_dim)
-    if tuple(out.shape) != want:
-        raise Fail(f"for x of shape {tuple(x.shape)} the output has shape {tuple(out.shape)}, "
-                   f"expected {want}")
-    if out.dtype != torch.float32:
-        raise Fail(f"the output has dtype {out.dtype}, expected torch.float32")
+def _output(p: Probe, handle: object, x: torch.Tensor, out_dim: int) -> torch.Tensor:
+    """forward(x), held to the contract: float32 [B, out_dim], finite."""
+    out = p.tensor(p.call(handle, x), (x.shape[0], out_dim), what="forward's output")
     if not bool(torch.isfinite(out).all()):
-        raise Fail(f"the output for x of shape {tuple(x.shape)} is not finite")
+        raise p.fail("forward's output is not finite")
     return out
 
 
-def _invariant(out: torch.Tensor, out_perm: torch.Tensor, what: str) -> Verdict:
-    verdict = compare(out_perm, out, rtol=1e-4, atol=1e-5, path="the output")
-    if not verdict.passed:
-        return Verdict(False, f"not permutation invariant: {what} changes the output "
-                       f"({verdict.message})")
-    return verdict
+def _invariant(p: Probe, out: torch.Tensor, out_perm: torch.Tensor, what: str) -> None:
+    p.compare(out_perm, out, rtol=1e-4, atol=1e-5, path="the output",
+              hint=f"not permutation invariant: {what} changes the output")
 
 
 @suite.exercise("DeepSet")
 def _deepset(ex: ExerciseBuilder) -> None:
-    @ex.check("example: DeepSet(3, 16, 2) maps [4, 5, 3] to [4, 2]", points=0.5,
-              visibility="visible",
-              description="DeepSet(3, 16, 2)(torch.randn(4, 5, 3)).shape == (4, 2), float32")
-    def _shape(student: Student) -> None:
-        model = _model(student, 3, 16, 2, seed=0)
-        _output(student, model, _sets(0, 4, 5, 3), 2)
+    @ex.property("example: DeepSet(3, 16, 2) maps [4, 5, 3] to [4, 2]", points=0.5,
+                 visibility="visible",
+                 description="DeepSet(3, 16, 2)(torch.randn(4, 5, 3)).shape == (4, 2), float32")
+    def _shape(p: Probe) -> None:
+        model = _model(p, 3, 16, 2, seed=0)
+        _output(p, model, _sets(0, 4, 5, 3), 2)
 
-    @ex.check("invariant to permuting the elements of the sets", points=0.5)
-    def _perm(student: Student) -> Verdict:
-        model = _model(student, 3, 32, 4, seed=SEEDS[0])
+    @ex.property("invariant to permuting the elements of the sets", points=0.5)
+    def _perm(p: Probe) -> None:
+        model = _model(p, 3, 32, 4, seed=SEEDS[0])
         x = _sets(SEEDS[0], 6, 7, 3)
         perm = torch.randperm(7, generator=_gen(SEEDS[0] + 1))
-        out = _output(student, model, x, 4)
-        return _invariant(out, _output(student, model, x[:, perm], 4), "reordering the set")
+        out = _output(p, model, x, 4)
+        _invariant(p, out, _output(p, model, x[:, perm], 4), "reordering the set")
 
-    @ex.check("invariant to a different permutation of each set", points=0.25,
-              visibility="after_due")
-    def _perm_each(student: Student) -> Verdict:
-        model = _model(student, 2, 16, 3, seed=SEEDS[1])
+    @ex.property("invariant to a different permutation of each set", points=0.25,
+                 visibility="after_due")
+    def _perm_each(p: Probe) -> None:
+        model = _model(p, 2, 16, 3, seed=SEEDS[1])
         x = _sets(SEEDS[1], 5, 9, 2)
         g = _gen(SEEDS[1] + 1)
         shuffled = torch.stack([x[i, torch.randperm(9, generator=g)] for i in range(5)])
-        out = _output(student, model, x, 3)
-        return _invariant(out, _output(student, model, shuffled, 3),
-                          "reordering each set differently")
+        out = _output(p, model, x, 3)
+        _invariant(p, out, _output(p, model, shuffled, 3), "reordering each set differently")
 
-    @ex.check("not constant: different sets give different outputs", points=0.5)
-    def _not_constant(student: Student) -> None:
-        model = _model(student, 3, 32, 2, seed=SEEDS[2])
+    @ex.property("not constant: different sets give different outputs", points=0.5)
+    def _not_constant(p: Probe) -> None:
+        model = _model(p, 3, 32, 2, seed=SEEDS[2])
         x1 = _sets(SEEDS[2], 4, 6, 3)
         x2 = _sets(SEEDS[2] + 1, 4, 6, 3) * 2.0 + 1.0
-        out1 = _output(student, model, x1, 2)
-        out2 = _output(student, model, x2, 2)
+        out1 = _output(p, model, x1, 2)
+        out2 = _output(p, model, x2, 2)
         if float((out1 - out2).abs().max()) <= 1e-6:
-            raise Fail("the output does not depend on the input: two different batches of sets "
-                       "give the same outputs")
+            raise p.fail("the output does not depend on the input: two different batches of "
+                         "sets give the same outputs")
         if float((out1[1:] - out1[:1]).abs().max()) <= 1e-6:
-            raise Fail("different sets in one batch all get the same output")
+            raise p.fail("different sets in one batch all get the same output")
 
-    @ex.check("sets of a single element (n = 1)", points=0.25)
-    def _single(student: Student) -> None:
-        model = _model(student, 4, 16, 3, seed=SEEDS[0] + 1)
-        _output(student, model, _sets(SEEDS[0] + 2, 5, 1, 4), 3)
+    @ex.property("changing one element of a set changes the output", points=0.25)
+    def _one_element(p: Probe) -> None:
+        model = _model(p, 3, 32, 3, seed=SEEDS[2] + 3)
+        x = _sets(SEEDS[2] + 4, 5, 6, 3)
+        changed = x.clone()
+        changed[:, 2] = changed[:, 2] * -2.0 + 1.5
+        out = _output(p, model, x, 3)
+        moved = (_output(p, model, changed, 3) - out).abs().amax(dim=1)
+        if float(moved.min()) <= 1e-4:
+            raise p.fail(f"for {int((moved <= 1e-4).sum())} of the 5 sets the output does not "
+                         "change when one of their elements does (is the pooled vector "
+                         "always the same?)")
 
-    @ex.check("one model handles several set sizes (n = 1, 4, 25)", points=0.5)
-    def _sizes(student: Student) -> Verdict:
-        model = _model(student, 3, 16, 2, seed=SEEDS[1] + 1)
+    @ex.property("sets of a single element (n = 1)", points=0.25)
+    def _single(p: Probe) -> None:
+        model = _model(p, 4, 16, 3, seed=SEEDS[0] + 1)
+        _output(p, model, _sets(SEEDS[0] + 2, 5, 1, 4), 3)
+
+    @ex.property("one model handles several set sizes (n = 1, 4, 25)", points=0.25)
+    def _sizes(p: Probe) -> None:
+        model = _model(p, 3, 16, 2, seed=SEEDS[1] + 1)
         for n in (1, 4, 25):
-            _output(student, model, _sets(SEEDS[1] + n, 3, n, 3), 2)
+            _output(p, model, _sets(SEEDS[1] + n, 3, n, 3), 2)
         x = _sets(SEEDS[1] + 2, 3, 4, 3)
-        out = _output(student, model, x, 2)
-        return _invariant(out, _output(student, model, x.flip(1), 2),
-                          "reversing a set of 4 after other set sizes were used")
+        out = _output(p, model, x, 2)
+        _invariant(p, out, _output(p, model, x.flip(1), 2),
+                   "reversing a set of 4 after other set sizes were used")
 
-    @ex.check("other sizes: DeepSet(5, 8, 1)", points=0.25)
-    def _other(student: Student) -> Verdict:
-        model = _model(student, 5, 8, 1, seed=SEEDS[2] + 1)
+    @ex.property("other sizes: DeepSet(5, 8, 1)", points=0.25)
+    def _other(p: Probe) -> None:
+        model = _model(p, 5, 8, 1, seed=SEEDS[2] + 1)
         x = _sets(SEEDS[2] + 2, 7, 3, 5)
-        out = _output(student, model, x, 1)
-        return _invariant(out, _output(student, model, x[:, [2, 0, 1]], 1), "reordering the set")
+        out = _output(p, model, x, 1)
+        _invariant(p, out, _output(p, model, x[:, [2, 0, 1]], 1), "reordering the set")
 
-    @ex.check("invariant on large sets (n = 50)", points=0.25)
-    def _large(student: Student) -> Verdict:
-        model = _model(student, 3, 32, 4, seed=SEEDS[0] + 2)
+    @ex.property("invariant on large sets (n = 50)", points=0.25)
+    def _large(p: Probe) -> None:
+        model = _model(p, 3, 32, 4, seed=SEEDS[0] + 2)
         x = _sets(SEEDS[0] + 3, 2, 50, 3)
         perm = torch.randperm(50, generator=_gen(SEEDS[0] + 4))
-        out = _output(student, model, x, 4)
-        return _invariant(out, _output(student, model, x[:, perm], 4), "reordering the set")
+        out = _output(p, model, x, 4)
+        _invariant(p, out, _output(p, model, x[:, perm], 4), "reordering the set")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from graders.compare import Verdict, compare
-from graders.dsl import ExerciseBuilder, Fail, Suite
-from graders.student import Student
+from graders.dsl import ExerciseBuilder, Probe, Suite
 
 SEEDS = [61, 62, 63]
 suite = Suite(seeds=SEEDS)
@@ -58,20 +56,44 @@ def _vae_batch(
     return x, x_logits, mu, logvar
 
 
+def _confident_batch(seed: int, n: int, d: int, z: int, low: float, high: float,
+                     agree: bool = True) -> tuple[torch.Tensor, ...]:
+    """Binary x with logits of magnitude in [low, high] (a decoder sure of itself).
+
+    agree=True: each logit's sign matches its pixel (a good decoder, tiny BCE terms);
+    otherwise a random sign (confidently wrong on about half of the pixels).
+    """
+    g = _gen(seed)
+    x = (torch.rand(n, d, generator=g) > 0.5).float()
+    size = low + (high - low) * torch.rand(n, d, generator=g)
+    if agree:
+        sign = 2 * x - 1
+    else:
+        sign = torch.where(torch.rand(n, d, generator=g) > 0.5, 1.0, -1.0)
+    mu = torch.randn(n, z, generator=g)
+    logvar = torch.randn(n, z, generator=g) * 0.5
+    return x, sign * size, mu, logvar
+
+
 @suite.exercise("vae_loss")
 def _vae_loss(ex: ExerciseBuilder) -> None:
     ex.compare("example: N=2, D=4, Z=2", _vae_batch(0, 2, 4, 2), points=0.5, visibility="visible")
-    ex.compare("binary pixels, N=16, D=64, Z=8", _vae_batch(SEEDS[0], 16, 64, 8), points=0.5)
+    ex.compare("binary pixels, N=16, D=64, Z=8", _vae_batch(SEEDS[0], 16, 64, 8), points=0.25)
     ex.compare("continuous targets in [0, 1]", _vae_batch(SEEDS[1], 12, 20, 4, binary=False),
-               points=0.5)
+               points=0.25)
     x, x_logits, mu, logvar = _vae_batch(SEEDS[2], 8, 16, 3)
     ex.compare("mu = 0, logvar = 0: the KL term is zero",
                (x, x_logits, torch.zeros_like(mu), torch.zeros_like(logvar)), points=0.25)
     ex.compare("very confident logits (|logit| near 80) stay finite",
                _vae_batch(SEEDS[0] + 100, 8, 10, 2, logit_scale=30.0), points=0.5,
                visibility="after_due")
+    ex.compare("a confident decoder that is right (|logit| 10 to 30)",
+               _confident_batch(SEEDS[1] + 200, 16, 32, 4, 10.0, 30.0), points=0.25)
+    ex.compare("confident logits of either sign (|logit| 15 to 40)",
+               _confident_batch(SEEDS[2] + 200, 8, 24, 3, 15.0, 40.0, agree=False), points=0.5)
     ex.compare("batch of one", _vae_batch(SEEDS[1] + 100, 1, 12, 5), points=0.25)
-    ex.compare("MNIST-sized: D=784, Z=20", _vae_batch(SEEDS[2] + 100, 32, 784, 20), points=0.5)
+    ex.compare("MNIST-sized: D=784, Z=20", _vae_batch(SEEDS[2] + 100, 32, 784, 20),
+               points=0.25)
 
 
 # -- 3. mmd2_rbf -------------------------------------------------------------------------------
@@ -121,12 +143,13 @@ def _coupling(seed: int, n: int, d: int) -> tuple[torch.Tensor, torch.Tensor, to
     return x, s, t
 
 
-def _pair(value: object, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _pair(p: Probe, value: object, shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
+    """affine_coupling's (y, logdet), held to the contract: float32 [N, D] and [N]."""
     if not isinstance(value, tuple | list) or len(value) != 2:
-        raise Fail(f"{what} should return a tuple (y, logdet)")
+        raise p.fail("affine_coupling should return a tuple (y, logdet)")
     y, logdet = value
-    if not isinstance(y, torch.Tensor) or not isinstance(logdet, torch.Tensor):
-        raise Fail(f"{what} should return two tensors (y, logdet)")
+    y = p.tensor(y, tuple(shape), what="y")
+    logdet = p.tensor(logdet, (shape[0],), what="logdet")
     return y, logdet
 
 
@@ -137,42 +160,40 @@ def _coupling_tests(ex: ExerciseBuilder) -> None:
                (x, torch.tensor([1.0, 0.0, 1.0, 0.0]), s, t), points=0.5, visibility="visible")
     x, s, t = _coupling(SEEDS[0], 16, 6)
     ex.compare("forward, N=16, D=6, mask [0, 1, 0, 1, 0, 1]", (x, _alternating(6, False), s, t),
-               points=0.5)
+               points=0.25)
     y, s, t = _coupling(SEEDS[1], 12, 5)
     ex.compare("inverse, N=12, D=5", (y, _alternating(5), s, t), points=0.5,
                function="affine_coupling_inverse")
 
-    x_r, s_r, t_r = _coupling(SEEDS[2], 10, 8)
+    # The properties use larger batches than the compared cases (N = 64 and 48) and hold
+    # every result to the contract (float32, the input's shape) before comparing.
+    x_r, s_r, t_r = _coupling(SEEDS[2], 64, 8)
     mask_r = torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0])
 
-    @ex.check("inverse(forward(x)) gives x back", points=0.5)
-    def _roundtrip(student: Student) -> Verdict:
-        y, _ = _pair(student.call("affine_coupling", x_r, mask_r, s_r, t_r), "affine_coupling")
-        back = student.call("affine_coupling_inverse", y, mask_r, s_r, t_r)
-        verdict = compare(back, x_r, rtol=1e-4, atol=1e-5,
-                          path="affine_coupling_inverse(affine_coupling(x)[0])")
-        if not verdict.passed:
-            verdict.message = "the inverse does not undo the forward pass: " + verdict.message
-        return verdict
+    @ex.property("inverse(forward(x)) gives x back", points=0.5)
+    def _roundtrip(p: Probe) -> None:
+        y, _ = _pair(p, p.call("affine_coupling", x_r, mask_r, s_r, t_r), x_r.shape)
+        back = p.tensor(p.call("affine_coupling_inverse", y, mask_r, s_r, t_r),
+                        tuple(x_r.shape), what="affine_coupling_inverse's result")
+        p.compare(back, x_r, rtol=1e-4, atol=1e-5,
+                  path="affine_coupling_inverse(affine_coupling(x)[0])",
+                  hint="the inverse does not undo the forward pass")
 
     x, s, t = _coupling(SEEDS[0] + 100, 5, 3)
     ex.compare("mask of ones is the identity (logdet 0)", (x, torch.ones(3), s, t), points=0.25,
                visibility="after_due")
 
-    y_f, s_f, t_f = _coupling(SEEDS[1] + 100, 7, 6)
+    y_f, s_f, t_f = _coupling(SEEDS[1] + 100, 48, 6)
     mask_f = _alternating(6)
 
-    @ex.check("forward(inverse(y)) gives y back", points=0.25)
-    def _roundtrip_other_way(student: Student) -> Verdict:
-        x = student.call("affine_coupling_inverse", y_f, mask_f, s_f, t_f)
-        if not isinstance(x, torch.Tensor):
-            raise Fail("affine_coupling_inverse should return a tensor")
-        again, _ = _pair(student.call("affine_coupling", x, mask_f, s_f, t_f), "affine_coupling")
-        verdict = compare(again, y_f, rtol=1e-4, atol=1e-5,
-                          path="affine_coupling(affine_coupling_inverse(y))[0]")
-        if not verdict.passed:
-            verdict.message = "the forward pass does not undo the inverse: " + verdict.message
-        return verdict
+    @ex.property("forward(inverse(y)) gives y back", points=0.5)
+    def _roundtrip_other_way(p: Probe) -> None:
+        x = p.tensor(p.call("affine_coupling_inverse", y_f, mask_f, s_f, t_f),
+                     tuple(y_f.shape), what="affine_coupling_inverse's result")
+        again, _ = _pair(p, p.call("affine_coupling", x, mask_f, s_f, t_f), y_f.shape)
+        p.compare(again, y_f, rtol=1e-4, atol=1e-5,
+                  path="affine_coupling(affine_coupling_inverse(y))[0]",
+                  hint="the forward pass does not undo the inverse")
 
     x, _, t = _coupling(SEEDS[2] + 100, 9, 4)
     ex.compare("s = 0: additive coupling, logdet 0", (x, _alternating(4), torch.zeros(9, 4), t),
