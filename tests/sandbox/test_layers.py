@@ -354,8 +354,6 @@ def test_each_grading_process_of_a_host_leases_its_own_slot() -> None:
     """Two processes (of one worker or of two) never share a sandbox uid."""
     import multiprocessing
 
-    from worker.sandbox import slots
-
     first, second = slots.lease(), slots.lease()
     try:
         assert first.slot != second.slot
@@ -363,14 +361,18 @@ def test_each_grading_process_of_a_host_leases_its_own_slot() -> None:
             slots.lease(first.slot)
         context = multiprocessing.get_context("spawn")
         queue = context.Queue()
-        workers = [context.Process(target=_lease_in_a_fresh_process, args=(queue,))
+        workers = [context.Process(target=_grade_in_a_fresh_process, args=(queue,))
                    for _ in range(2)]
         for process in workers:
             process.start()
-        leased = [queue.get(timeout=60) for _ in workers]
+        leased = [queue.get(timeout=120) for _ in workers]
         for process in workers:
-            process.join(10)
-        assert len(set(leased)) == 2 and not {first.slot, second.slot} & set(leased)
+            process.join(20)
+        assert len({slot for slot, _ in leased}) == 2
+        assert not {first.slot, second.slot} & {slot for slot, _ in leased}
+        for slot, isolation in leased:
+            if "uid " in isolation:  # root: each slot's sandboxes run as its own uid
+                assert f"uid {host_plan.sandbox_uid(slot)}" in isolation, isolation
     finally:
         first.release()
         second.release()
@@ -378,8 +380,15 @@ def test_each_grading_process_of_a_host_leases_its_own_slot() -> None:
     again.release()
 
 
-def _lease_in_a_fresh_process(queue) -> None:  # noqa: ANN001
+def _grade_in_a_fresh_process(queue) -> None:  # noqa: ANN001
+    """A grading process: its sandbox runs while the other process's does."""
     import time
 
-    queue.put(launcher.worker_slot())
-    time.sleep(1.0)  # both processes hold theirs at the same time
+    sandbox = launcher.start_sandbox(SandboxConfig())
+    try:
+        _exec(sandbox, "x = 1")
+        queue.put((launcher.worker_slot(), sandbox.isolation))
+        time.sleep(2.0)  # both sandboxes alive at the same time
+    finally:
+        sandbox.close()
+        launcher.shutdown()
