@@ -5,22 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import graders.models  # noqa: F401  (registers the self-check of model exercises)
-from graders.course import LoadedAssignment
-from graders.sandbox_api import SandboxFactory
-from graders.selfcheck import CheckResult, check_assignment, format_table
-
-
-def _factory_for(loaded: LoadedAssignment) -> SandboxFactory:
-    from worker.sandbox.launcher import sandbox_factory
-
-    return sandbox_factory(public_dirs=(loaded.meta.public_dir,))
+from graders.selfcheck import check_assignment
+from graders.selfcheck_report import CheckResult, format_table
+from worker.sandbox.launcher import sandbox_provider
 
 
 def run(args: argparse.Namespace) -> int:
     combined = CheckResult()
     for folder in args.folders:
-        result = check_assignment(Path(folder), _factory_for)
+        result = check_assignment(Path(folder), sandbox_provider)
         combined.rows += result.rows
     print(format_table(combined))
     weak = combined.weak

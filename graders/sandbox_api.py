@@ -7,6 +7,7 @@ sends requests and reads replies, so it can be tested and reasoned about alone.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 
@@ -43,3 +44,9 @@ class Sandbox(Protocol):
 
 
 SandboxFactory = Callable[[], Sandbox]
+
+SandboxProvider = Callable[[tuple[Path, ...], Path | None], SandboxFactory]
+"""Makes sandbox factories: (the assignment's public helper folders, the folder of the
+submission's files or None) -> a factory of fresh sandboxes that see them. The engine
+receives one from whoever assembles the pieces (the worker, `autograder course check`);
+it never builds sandboxes itself."""

@@ -14,51 +14,15 @@ classic mistake should cost a real share of the exercise, not a rounding error.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from graders.course import LoadedAssignment, load_assignment
 from graders.intake import NOTEBOOK
 from graders.notebooks import with_extra_cell
 from graders.runner import GradeReport, exercises_for, grade
-from graders.sandbox_api import SandboxFactory
-
-EPS = 1e-9
-#: A buggy variant must lose at least this share of its exercise's points.
-WEAK_SHARE = 0.25
-
-
-@dataclass
-class CheckRow:
-    assignment: str
-    variant: str
-    expectation: str
-    scores: dict[str, float]
-    total: float
-    max_score: float
-    ok: bool
-    problem: str = ""
-    #: For a variant: the points it loses on its own exercise, and that exercise's points.
-    lost: float | None = None
-    exercise_points: float | None = None
-
-    @property
-    def weak(self) -> bool:
-        return (self.lost is not None and self.exercise_points is not None
-                and self.lost + EPS < WEAK_SHARE * self.exercise_points)
-
-
-@dataclass
-class CheckResult:
-    rows: list[CheckRow] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.rows) and all(r.ok for r in self.rows)
-
-    @property
-    def weak(self) -> list[CheckRow]:
-        return [r for r in self.rows if r.weak]
+from graders.sandbox_api import SandboxFactory, SandboxProvider
+from graders.selfcheck_models import check_model_exercises
+from graders.selfcheck_report import EPS, WEAK_SHARE, CheckResult, CheckRow
 
 
 def _grade(loaded: LoadedAssignment, data: bytes, factory: SandboxFactory) -> GradeReport:
@@ -67,11 +31,12 @@ def _grade(loaded: LoadedAssignment, data: bytes, factory: SandboxFactory) -> Gr
 
 def check_assignment(
     folder: Path,
-    factory_for: Callable[[LoadedAssignment], SandboxFactory],
+    provider: SandboxProvider,
     progress: Callable[[str], None] | None = None,
 ) -> CheckResult:
+    """Every step of the self-check, in order: code exercises, then model exercises."""
     loaded = load_assignment(folder)
-    factory = factory_for(loaded)
+    factory = provider((loaded.meta.public_dir,), None)
     slug = loaded.meta.slug
     code_exercises = [e.slug for e in exercises_for(loaded, NOTEBOOK)]
     result = CheckResult()
@@ -120,20 +85,8 @@ def check_assignment(
             if count < 2:
                 result.rows.append(CheckRow(slug, f"variants of {exercise}", "at least 2", {},
                                             0, 0, False, f"only {count} buggy variant(s)"))
-    for extra in _extra_checks:
-        extra(folder, loaded, factory, result)
+    check_model_exercises(folder, loaded, provider, result)
     return result
-
-
-#: Further checks registered by other parts of the grader (model exercises).
-_extra_checks: list[Callable[[Path, LoadedAssignment, SandboxFactory, CheckResult], None]] = []
-
-
-def register_check(
-    fn: Callable[[Path, LoadedAssignment, SandboxFactory, CheckResult], None],
-) -> Callable[[Path, LoadedAssignment, SandboxFactory, CheckResult], None]:
-    _extra_checks.append(fn)
-    return fn
 
 
 def _variant_counts(folder: Path, exercises: list[str]) -> dict[str, int]:
@@ -171,23 +124,3 @@ def _variant_problem(
     if others:
         problems.append(f"also lost points on {', '.join(others)}")
     return "; ".join(problems)
-
-
-def format_table(result: CheckResult) -> str:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="course check")
-    for name in ("assignment", "submission", "expected", "score", "lost on its exercise",
-                 "result"):
-        table.add_column(name)
-    for r in result.rows:
-        lost = ""
-        if r.lost is not None and r.exercise_points is not None:
-            lost = f"{r.lost:g} of {r.exercise_points:g}" + (" WEAK" if r.weak else "")
-        table.add_row(r.assignment, r.variant, r.expectation, f"{r.total:g}/{r.max_score:g}",
-                      lost, "ok" if r.ok else f"FAIL: {r.problem}"[:200])
-    console = Console(width=200, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
-    console.print(table)
-    return console.export_text()
-

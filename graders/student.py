@@ -223,6 +223,8 @@ class Student:
         self.model_format = model_format
         #: The assignment's options (assignment.toml), for its tests.
         self.options = options or {}
+        #: Values a test computes once per graded submission (model_exercises.cached).
+        self.cache: dict[str, Any] = {}
 
     def _prepare(self, value: Any) -> Any:
         if isinstance(value, ModelSpec):

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from cli.course_check import _factory_for
 from graders.course import load_course
-from graders.selfcheck import check_assignment, format_table
+from graders.selfcheck import check_assignment
+from graders.selfcheck_report import format_table
+from worker.sandbox.launcher import sandbox_provider
 
 REFERENCE = Path(__file__).resolve().parent.parent / "reference"
 COURSE = load_course(REFERENCE)
@@ -25,7 +26,7 @@ def test_the_course_has_all_seven_assignments() -> None:
 
 @pytest.mark.parametrize("assignment", [a.slug for a in COURSE.assignments])
 def test_course_check(assignment: str) -> None:
-    result = check_assignment(REFERENCE / assignment, _factory_for)
+    result = check_assignment(REFERENCE / assignment, sandbox_provider)
     table = format_table(result)
     print(table)
     assert result.ok, table

@@ -26,16 +26,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from cli.course_check import _factory_for
 from graders.compare import compare, detached_verdict, is_attached
 from graders.course import import_file, load_assignment
 from graders.intake import NOTEBOOK
 from graders.notebooks import with_extra_cell
 from graders.runner import GradeReport, grade
 from graders.runner import TestOutcome as Outcome
-from graders.selfcheck import check_assignment, format_table
+from graders.selfcheck import check_assignment
+from graders.selfcheck_report import format_table
 from protocol.codec import decode, encode
 from protocol.limits import REPLY_LIMITS
+from worker.sandbox.launcher import sandbox_provider
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "reference"
@@ -48,7 +49,7 @@ def grade_with(assignment: str, variant_source: str | None) -> GradeReport:
     loaded = load_assignment(folder)
     solution = (folder / "notebooks" / "solution.ipynb").read_bytes()
     data = solution if variant_source is None else with_extra_cell(solution, variant_source)
-    return grade(loaded, NOTEBOOK, data, _factory_for(loaded))
+    return grade(loaded, NOTEBOOK, data, sandbox_provider((loaded.meta.public_dir,), None))
 
 
 def variant(assignment: str, name: str) -> str:
@@ -216,7 +217,7 @@ def test_the_evaluation_digits_are_a_secret_perturbation_of_the_held_out_split()
 def test_a_lookup_table_of_the_public_digits_scores_clearly_below_full_marks(
     tmp_path: Path,
 ) -> None:
-    from graders.models import grade_model_file
+    from graders.selfcheck_models import grade_model_file
 
     loaded = load_assignment(REFERENCE / "hw1-training-basics")  # puts public/ on the path
     folder = REFERENCE / "hw1-training-basics"
@@ -232,7 +233,7 @@ def test_a_lookup_table_of_the_public_digits_scores_clearly_below_full_marks(
     submission.mkdir()
     path = submission / "lookup.pt"
     torch.jit.script(table).save(str(path))
-    report = grade_model_file(loaded, path, "digits-classifier")
+    report = grade_model_file(loaded, path, sandbox_provider, "digits-classifier")
     accuracy = float(re.search(r"accuracy (\d\.\d+)",
                                report.tests[1].feedback).group(1))
     assert accuracy < 0.85, report.tests[1].feedback
@@ -258,7 +259,7 @@ def test_the_course_check_reports_points_lost_and_flags_a_weak_variant(tmp_path:
         "    return tuple((n + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1\n"
         "                 for i, n in enumerate((h, w)))\n"
     )
-    result = check_assignment(folder, _factory_for)
+    result = check_assignment(folder, sandbox_provider)
     rows = {r.variant: r for r in result.rows}
     weak = rows["variant conv2d_output_shape__wrong_for_stride_3"]
     assert (weak.lost, weak.exercise_points) == (0.125, 2.0)

@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from graders.course import LoadedAssignment
-from graders.models import ModelSample
+from graders.selfcheck_models import ModelSample
 
 EXERCISE = "digits-classifier"
 

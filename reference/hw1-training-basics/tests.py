@@ -7,7 +7,7 @@ import torch
 
 from graders.compare import Verdict
 from graders.dsl import ExerciseBuilder, Fail, Suite
-from graders.models import (
+from graders.model_exercises import (
     accuracy_report,
     cached,
     check_logits,

@@ -412,6 +412,12 @@ def sandbox_factory(
     return lambda: start_sandbox(config)
 
 
+def sandbox_provider(public_dirs: tuple[Path, ...],
+                     submission_dir: Path | None) -> Callable[[], PipeSandbox]:
+    """The engine's SandboxProvider (graders.sandbox_api) for `autograder course check`."""
+    return sandbox_factory(public_dirs=public_dirs, submission_dir=submission_dir)
+
+
 def _after_fork_in_child() -> None:
     # A forked worker (Celery prefork) must not talk to its parent's zygotes, nor
     # keep its parent's slot: it leases its own on first use.
