@@ -147,8 +147,8 @@ def compare(
         return Verdict(ok, "" if ok else f"{path} is wrong", f"expected {expected}, got {got}")
     if isinstance(expected, int):
         if isinstance(got, bool) or not isinstance(got, int):
-            if (not exact_types and _is_scalar_tensor(got) and not torch.is_floating_point(got)
-                    and got.dtype != torch.bool):
+            if (not exact_types and isinstance(got, torch.Tensor) and _is_scalar_tensor(got)
+                    and not torch.is_floating_point(got) and got.dtype != torch.bool):
                 got = int(got.item())
             else:
                 return Verdict(False, _not_an_int(got, path, exact_types),

@@ -111,7 +111,8 @@ def build_trusted(spec: ModelSpec) -> torch.nn.Module:
         obj.load_state_dict(spec.state)
     if spec.eval:
         obj.eval()
-    return obj
+    module: torch.nn.Module = obj
+    return module
 
 
 def _trusted_copy(value: Any) -> Any:

@@ -59,7 +59,8 @@ def model_handle(student: Student, timeout: float | None = None) -> Handle:
     if held is not None and held[0] is sandbox:
         if isinstance(held[1], StudentError):
             raise held[1]
-        return held[1]
+        kept: Handle = held[1]
+        return kept
     try:
         handle = student.load_model(
             str(path), str(file_format), options.get("architecture"),

@@ -18,7 +18,8 @@ def notebook_text(cells: list[tuple[str, str]]) -> str:
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}},
     )
-    return nbformat.writes(notebook)
+    text: str = nbformat.writes(notebook)
+    return text
 
 
 def write_notebook(path: Path, cells: list[tuple[str, str]]) -> None:
@@ -35,4 +36,5 @@ def with_extra_cell(notebook: bytes, source: str) -> bytes:
     """The notebook with one more code cell at the end (a variant, a test's addition)."""
     nb = nbformat.reads(notebook.decode(), as_version=4)
     nb.cells.append(new_code_cell(source))
-    return nbformat.writes(nb).encode()
+    text: str = nbformat.writes(nb)
+    return text.encode()

@@ -92,9 +92,11 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
     # Subclasses of plain types (IntEnum, OrderedDict...) travel as their base type.
-    for base in (bool, int, float, str, bytes):
+    for base in (bool, int, float, str):
         if isinstance(obj, base):
             return base(obj)
+    if isinstance(obj, bytes):
+        return bytes(obj)
     if isinstance(obj, dict):
         return dict(obj)
     if isinstance(obj, list):
@@ -119,7 +121,9 @@ def _unsupported(obj: Any, description: str | None) -> msgpack.ExtType:
 
 def _pack(value: Any) -> bytes:
     # int keys would be lost by strict_map_key on the other side: keep maps str-keyed.
-    return msgpack.packb(value, default=_default, use_bin_type=True, strict_types=True)
+    packed: bytes = msgpack.packb(value, default=_default, use_bin_type=True,
+                                  strict_types=True)
+    return packed
 
 
 def encode(value: Any) -> bytes:

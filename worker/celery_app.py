@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 
 from billiard import current_process
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_process_shutdown
 
 from core.queue import get_celery
+from worker import embedded_broker
 from worker.devices import pin_slot
 
+embedded_broker.install()  # filesystem:// (embedded mode): atomic message files
 app = get_celery()
 app.conf.imports = ("worker.tasks",)
 log = logging.getLogger("autograder.worker")
@@ -21,3 +23,11 @@ def _pin_pool_process(**_: object) -> None:
     index = getattr(current_process(), "index", 0) or 0
     device = pin_slot(int(index))
     log.info("grading slot %s on %s", index, device)
+
+
+@worker_process_shutdown.connect
+def _stop_sandboxes(**_: object) -> None:
+    """A pool process that ends takes its zygote and every sandbox with it."""
+    from worker.sandbox import launcher
+
+    launcher.shutdown()

@@ -356,8 +356,8 @@ def serve(read_fd: int, write_fd: int, public_dirs: list[str],
     rfile = os.fdopen(read_fd, "rb", buffering=0)
     wfile = os.fdopen(write_fd, "wb", buffering=0)
     output = CappedText(OUTPUT_LIMIT)
-    sys.stdout = output  # type: ignore[assignment]
-    sys.stderr = output  # type: ignore[assignment]
+    sys.stdout = output
+    sys.stderr = output
     builtins.input = lambda *a, **k: ""  # a notebook's input() must not hang the sandbox
     torch.set_num_threads(1)
     runtime = Runtime(output)

@@ -404,7 +404,7 @@ class Jail:
             # Internet sockets only in a network namespace of its own (a loopback that is
             # down); unix sockets only under a root of its own (else a host service's
             # socket file would be reachable). socketpair() always works.
-            families = (seccomp.AF_UNIX,) if self.pivoted else ()
+            families: tuple[int, ...] = (seccomp.AF_UNIX,) if self.pivoted else ()
             if "net" in self.namespaces:
                 families += (seccomp.AF_INET, seccomp.AF_INET6)
             try:

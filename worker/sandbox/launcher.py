@@ -278,7 +278,8 @@ def _zygote_sandbox(pid: int, pidfd: int, status_fd: int, to_child: int,
                 state["status"], state["oom"] = status, oom
             else:  # the keeper died without a word (its zygote was killed)
                 state["status"], state["oom"] = signal.SIGKILL, 0
-        return state["status"]
+        known: int | None = state["status"]
+        return known
 
     def kill() -> None:
         try:
@@ -292,7 +293,7 @@ def _zygote_sandbox(pid: int, pidfd: int, status_fd: int, to_child: int,
     def was_oom(status: int) -> bool:
         if state["oom"] == 2:  # no memory cgroup: a SIGKILL we did not send is the OOM killer
             return os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
-        return state["oom"] == 1
+        return bool(state["oom"] == 1)
 
     def on_close() -> None:
         for fd in (pidfd, status_fd):

@@ -43,7 +43,8 @@ def load(request: Mapping[str, Any]) -> Any:
             load_state_dict_model(data, path.name, request.get("architecture"), kwargs)
         )
     if file_format == "torchscript":
-        return TorchModel(torch.jit.load(io.BytesIO(data), map_location="cpu"))
+        scripted = torch.jit.load(io.BytesIO(data), map_location="cpu")  # type: ignore[no-untyped-call]
+        return TorchModel(scripted)
     return OnnxModel(data)
 
 
@@ -103,7 +104,8 @@ def load_state_dict_model(
             "save_file(model.state_dict(), 'model.safetensors')"
         )
     model.load_state_dict(state, strict=True)
-    return model
+    loaded: torch.nn.Module = model
+    return loaded
 
 
 def state_dict_problems(

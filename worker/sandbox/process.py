@@ -83,10 +83,10 @@ class PipeSandbox:
             raise
         except (BrokenPipeError, EOFError, OSError) as exc:
             # Read the exit status before close() kills it, so the cause is not masked.
-            message = self._death_message(str(exc))
+            reason = self._death_message(str(exc))
             oom = self._was_oom()
             self.close()
-            raise SandboxCrashed(message, oom=oom) from exc
+            raise SandboxCrashed(reason, oom=oom) from exc
         except DecodeError as exc:
             self.close()
             raise SandboxCrashed(str(exc), protocol=True) from exc

@@ -139,14 +139,15 @@ def build_program(arch: str, families: tuple[int, ...] = (AF_UNIX, AF_INET, AF_I
     denied = sorted({table[name] for name in DENIED if name in table})
 
     # Blocks are laid out in order; jumps are computed from the final positions.
-    prog: list[tuple[int, int, int, int] | tuple[str, str, str, int]] = []
+    # (code, jt, jf, k); a jump target is a label until the layout is final.
+    prog: list[tuple[int, int | str, int | str, int]] = []
     labels: dict[str, int] = {}
 
     def label(name: str) -> None:
         labels[name] = len(prog)
 
     def jump(code: int, k: int, jt: str, jf: str) -> None:
-        prog.append((code, jt, jf, k))  # type: ignore[arg-type]
+        prog.append((code, jt, jf, k))
 
     prog.append((BPF_LD_W_ABS, 0, 0, OFF_ARCH))
     jump(BPF_JEQ_K, AUDIT_ARCH[arch], "next", "kill")
@@ -185,17 +186,18 @@ def build_program(arch: str, families: tuple[int, ...] = (AF_UNIX, AF_INET, AF_I
 
     out: list[tuple[int, int, int, int]] = []
     for pos, (code, jt, jf, k) in enumerate(prog):
-        if isinstance(jt, str):
-            def offset(target: str, pos: int = pos) -> int:
-                if target == "next":
-                    return 0
-                delta = labels[target] - pos - 1
-                if not 0 <= delta <= 255:
-                    raise ValueError(f"seccomp jump to {target} out of range ({delta})")
-                return delta
-            out.append((code, offset(jt), offset(str(jf)), k))
-        else:
-            out.append((code, jt, int(jf), k))  # type: ignore[arg-type]
+
+        def offset(target: int | str, pos: int = pos) -> int:
+            if isinstance(target, int):
+                return target
+            if target == "next":
+                return 0
+            delta = labels[target] - pos - 1
+            if not 0 <= delta <= 255:
+                raise ValueError(f"seccomp jump to {target} out of range ({delta})")
+            return delta
+
+        out.append((code, offset(jt), offset(jf), k))
     return out
 
 

@@ -389,7 +389,7 @@ def main() -> None:
     def reap(*_: Any) -> None:
         while True:
             try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
+                pid, _status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
@@ -413,16 +413,17 @@ def main() -> None:
                 handles: list[int] = []
                 request["job"]["stamps"] = {"zygote": time.monotonic()}
                 for attempt in range(2):
+                    current = spare or _fork_spare(plan, sock)
                     try:
-                        pid, handles = spare.claim(request["job"], fds)
+                        child_pid, handles = current.claim(request["job"], fds)
                         spare = None
                         break
                     except OSError:
-                        spare.discard()
+                        current.discard()
                         spare = _fork_spare(plan, sock)
                         if attempt == 1:
                             raise
-                _send(sock, {"ok": True, "pid": pid}, handles)
+                _send(sock, {"ok": True, "pid": child_pid}, handles)
                 for fd in handles:
                     os.close(fd)
             except Exception as exc:  # noqa: BLE001 - one failed spawn is not the zygote's end
