@@ -24,7 +24,7 @@ import pytest
 
 from graders.course import LoadedAssignment
 from graders.notebooks import code_notebook, with_extra_cell
-from graders.runner import GradeReport
+from graders.runner import GradeLimits, GradeReport
 from protocol.limits import REPLY_LIMITS
 from tests.sandbox.conftest import grade_notebook, student_text, uid_processes
 from worker.sandbox import launcher
@@ -330,3 +330,41 @@ def test_a_grading_process_that_dies_takes_its_sandboxes_with_it(how: str, secre
         if grader.poll() is None:
             grader.kill()
 
+
+
+def test_no_host_folder_of_the_service_is_named_inside_the_sandbox(
+    hw1: LoadedAssignment, factory, secrets,  # noqa: ANN001
+) -> None:
+    """argv, the environment, every frame and every object the sandbox can reach."""
+    from core.settings import get_settings
+
+    settings = get_settings()
+    hidden = sorted({str(p) for p in (settings.course_dir, settings.resolved_data_dir,
+                                      settings.resolved_blob_dir, hw1.meta.public_dir)})
+    # Reversed, so that the probe's own source and variables do not hold the paths.
+    reversed_paths = [path[::-1] for path in hidden]
+    probe = code_notebook(f'''
+import gc, os, sys
+REVERSED = {reversed_paths!r}
+texts = set([" ".join(sys.argv), repr(dict(os.environ))])
+for frame in sys._current_frames().values():
+    while frame is not None:
+        texts.add(repr(frame.f_locals)[:100000])
+        frame = frame.f_back
+for obj in gc.get_objects():
+    try:
+        if isinstance(obj, dict):
+            texts.update(v for v in obj.values() if type(v) is str and "/" in v)
+        elif isinstance(obj, (list, tuple)):
+            texts.update(v for v in obj if type(v) is str and "/" in v)
+    except Exception:
+        pass
+FOUND = sorted({{i for i, r in enumerate(REVERSED) for t in texts if r[::-1] in t}})
+def label_smoothing_ce(*a, **k):
+    raise RuntimeError("FOUND=" + repr(FOUND))
+early_stopping_epoch = label_smoothing_ce
+''')
+    patient = GradeLimits(cell_timeout=60.0, call_timeout=3.0, job_timeout=120.0)
+    report = grade_notebook(hw1, probe, factory, limits=patient)
+    visible = [t for t in report.tests if t.visibility == "visible"]
+    assert visible and all("FOUND=[]" in t.feedback for t in visible), visible[0].feedback
