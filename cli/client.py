@@ -1,6 +1,6 @@
 """The command-line client of the HTTP API: `submit`, `status`, `gradebook`, `regrade`.
 
-It talks to a running service over HTTP only (shared/API.md), like a student's script
+It talks to a running service over HTTP only (docs/API.md), like a student's script
 would. The server and the token come from `--server` / `--token` or the environment
 variables AUTOGRADER_SERVER (default http://127.0.0.1:8000) and AUTOGRADER_TOKEN.
 

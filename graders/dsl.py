@@ -258,7 +258,7 @@ class ExerciseBuilder:
     def contract(self, detached: bool | None = None, exact_types: bool | None = None) -> None:
         """State what the contract says of this exercise's results, for all its tests.
 
-        detached: results must not be attached to an autograd graph (COURSE.md:
+        detached: results must not be attached to an autograd graph (docs/course.md:
         "returned detached"). exact_types: Python ints where the contract names them
         (a float, even 26.0, or an integer tensor is wrong).
         """

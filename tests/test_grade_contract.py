@@ -1,4 +1,4 @@
-"""Grades that hold wherever the contract (shared/COURSE.md) speaks.
+"""Grades that hold wherever the course contract (docs/course.md) speaks.
 
 - detachment: a result the contract says is detached (hw2 `fgsm`) that is still attached
   to an autograd graph fails, end to end: the flag crosses the sandbox's wire;

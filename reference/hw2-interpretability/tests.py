@@ -102,7 +102,7 @@ def _fgsm_case(
 
 @suite.exercise("fgsm")
 def _fgsm(ex: ExerciseBuilder) -> None:
-    ex.contract(detached=True)  # COURSE.md: "Returned detached."
+    ex.contract(detached=True)  # docs/course.md: "Returned detached."
     _fgsm_case(ex, "example: 4 images, eps 0.1", _model(0), _images(0, 4), _labels(0, 4), 0.1,
                points=0.5, visibility="visible")
     s = SEEDS
