@@ -413,14 +413,15 @@ def main() -> None:
                 handles: list[int] = []
                 request["job"]["stamps"] = {"zygote": time.monotonic()}
                 for attempt in range(2):
+                    # A spare forked now (the first one died) holds this job in its
+                    # memory: it is only ever given this job.
                     current = spare or _fork_spare(plan, sock)
+                    spare = None
                     try:
                         child_pid, handles = current.claim(request["job"], fds)
-                        spare = None
                         break
                     except OSError:
                         current.discard()
-                        spare = _fork_spare(plan, sock)
                         if attempt == 1:
                             raise
                 _send(sock, {"ok": True, "pid": child_pid}, handles)
@@ -433,6 +434,9 @@ def main() -> None:
                 for fd in fds:
                     with contextlib.suppress(OSError):
                         os.close(fd)
+                # The next spare is forked from this process: it must not inherit this
+                # job's host paths (submission folder, the course's helper folders).
+                request = None
     finally:
         if spare is not None:
             spare.discard(wait=2.0)
