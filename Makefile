@@ -21,6 +21,7 @@ up: $(STAMP)
 test: $(STAMP)
 	./scripts/browser-deps
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest $(ARGS)
 
 lint: $(STAMP)

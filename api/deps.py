@@ -1,18 +1,31 @@
-"""Request dependencies: the database session, the caller, and their role in a course."""
+"""Request dependencies of the JSON API: the database session, the caller, and their
+role in a course. The rules themselves are in api/services/access.py (shared with the
+pages); these only read the request."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Path
-from sqlalchemy import select
+from fastapi import Depends, Header, Path
 from sqlalchemy.orm import Session
 
-from core.accounts import STAFF_ROLES, user_for_token
+from api.services.access import (
+    Membership,
+    bearer_token,
+    course_member,
+    get_assignment,
+    get_course,
+    membership,
+    require_instructor,
+    require_staff,
+    user_for,
+)
 from core.db import get_sessionmaker
-from core.models import Assignment, Course, Enrollment, User
+from core.models import User
+
+__all__ = ["DB", "CurrentUser", "Member", "Membership", "get_assignment", "get_course",
+           "membership", "require_instructor", "require_staff", "db_session"]
 
 
 def db_session() -> Iterator[Session]:
@@ -27,78 +40,18 @@ DB = Annotated[Session, Depends(db_session)]
 
 
 def current_user(
-    db: DB, authorization: Annotated[str | None, Header()] = None
+    db: DB, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
 ) -> User:
-    if not authorization:
-        raise HTTPException(
-            401, "Missing Authorization header: send 'Authorization: Bearer <token>'.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise HTTPException(401, "The Authorization header must be 'Bearer <token>'.",
-                            headers={"WWW-Authenticate": "Bearer"})
-    user = user_for_token(db, token.strip())
-    if user is None:
-        raise HTTPException(401, "The token is not valid (unknown or revoked).",
-                            headers={"WWW-Authenticate": "Bearer"})
-    return user
+    return user_for(db, bearer_token(authorization))
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-@dataclass
-class Membership:
-    user: User
-    course: Course
-    role: str
-
-    @property
-    def is_staff(self) -> bool:
-        return self.role in STAFF_ROLES
-
-
-def get_course(db: Session, slug: str) -> Course:
-    course = db.scalar(select(Course).where(Course.slug == slug))
-    if course is None:
-        raise HTTPException(404, f"There is no course {slug!r}.")
-    return course
-
-
-def membership(db: Session, user: User, course: Course) -> Membership:
-    enrollment = db.scalar(
-        select(Enrollment).where(Enrollment.user_id == user.id,
-                                 Enrollment.course_id == course.id)
-    )
-    if enrollment is None:
-        raise HTTPException(403, f"You are not enrolled in the course {course.slug!r}.")
-    return Membership(user, course, enrollment.role)
-
-
-def course_member(
-    db: DB, user: CurrentUser, course: Annotated[str, Path()]
+def _course_member(
+    db: DB, user: CurrentUser, course: Annotated[str, Path(max_length=64)]
 ) -> Membership:
-    return membership(db, user, get_course(db, course))
+    return course_member(db, user, course)
 
 
-Member = Annotated[Membership, Depends(course_member)]
-
-
-def require_staff(member: Membership) -> None:
-    if not member.is_staff:
-        raise HTTPException(403, "Only the course's TAs and instructors may do this.")
-
-
-def require_instructor(member: Membership) -> None:
-    if member.role != "instructor":
-        raise HTTPException(403, "Only the course's instructors may do this.")
-
-
-def get_assignment(db: Session, course: Course, slug: str) -> Assignment:
-    assignment = db.scalar(
-        select(Assignment).where(Assignment.course_id == course.id, Assignment.slug == slug)
-    )
-    if assignment is None:
-        raise HTTPException(404, f"There is no assignment {slug!r} in course {course.slug!r}.")
-    return assignment
+Member = Annotated[Membership, Depends(_course_member)]

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI
 from fastapi.responses import Response
@@ -50,6 +50,7 @@ from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from core import capacity
 from core.db import get_sessionmaker
 from core.models import GradingJob, TestResult
 from core.queue import queue_depths
@@ -72,7 +73,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 def _seconds_between(session: Session, start: Any, end: Any) -> ColumnElement[float]:
     if session.get_bind().dialect.name == "sqlite":
         return (func.julianday(end) - func.julianday(start)) * 86400.0
-    return func.extract("epoch", end - start)
+    return cast(ColumnElement[float], func.extract("epoch", end - start))
 
 
 def _histogram(session: Session, name: str, doc: str, value: ColumnElement[float],
@@ -126,6 +127,16 @@ class DatabaseCollector(Collector):
 
     def _from_database(self) -> Iterator[Metric]:
         with get_sessionmaker()() as session:
+            live = capacity.capacity(session)
+            slots = GaugeMetricFamily("autograder_queue_consumer_slots",
+                                      "Grading slots of live workers per queue (0: no consumer).",
+                                      labels=["queue"])
+            for queue, count in live["slots"].items():
+                slots.add_metric([queue], float(count))
+            yield slots
+            workers = GaugeMetricFamily("autograder_workers", "Workers with a fresh heartbeat.")
+            workers.add_metric([], float(live["workers"]))
+            yield workers
             jobs = GaugeMetricFamily("autograder_jobs", "Grading jobs by queue and status.",
                                      labels=["queue", "status"])
             seen = set()

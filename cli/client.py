@@ -156,7 +156,7 @@ class Api:
             if response.status_code >= 400:
                 response.read()
                 raise ClientError(_detail(response), REFUSED)
-            event, data = "message", []
+            event, data = "message", list[str]()
             for line in response.iter_lines():
                 if line == "":
                     if data and event == "status":

@@ -66,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("folders", nargs="+", help="assignment folders, e.g. reference/hw1-*")
     check.set_defaults(func=_lazy("cli.course_check", "run"))
-    from cli import client
+    from cli import client, health
 
+    health.add_commands(sub)
     client.add_commands(sub)
     staff.add_commands(sub)
     return parser

@@ -21,6 +21,7 @@ DEMO_USERS = (
 
 def migrate() -> str:
     """Schema to the latest version, then the bundled course into the database."""
+    from core.blobs import adopt_folder_blobs
     from core.courses import sync_course
     from core.db import session_scope
     from core.migrate import upgrade
@@ -28,8 +29,9 @@ def migrate() -> str:
     settings = get_settings()
     settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
     upgrade()
+    adopt_folder_blobs()  # blobs of the folder store from before a shared one, if any
     with session_scope() as session:
-        meta = sync_course(session, settings.course_dir)
+        meta = sync_course(session, settings.course_dir)  # and each assignment's bundle
     return meta.slug
 
 

@@ -18,9 +18,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
-from core import policy
+from core import capacity, policy
 from core.models import Assignment, GradingJob, Submission, TestResult, utcnow
 from core.queue import queue_depths, send_grade
 from core.settings import get_settings
@@ -30,13 +30,16 @@ log = logging.getLogger(__name__)
 FINAL_STATUSES = ("graded", "failed")
 
 
-def queue_for(assignment: Assignment, exercise_slugs: list[str] | None) -> str:
-    settings = get_settings()
-    wanted = [e for e in assignment.exercises
-              if exercise_slugs is None or e.slug in exercise_slugs]
-    if any(e.device == "gpu" for e in wanted):
-        return settings.gpu_queue
-    return "cpu"
+def wants_gpu(assignment: Assignment, exercise_slugs: list[str] | None) -> bool:
+    return any(e.device == "gpu" for e in assignment.exercises
+               if exercise_slugs is None or e.slug in exercise_slugs)
+
+
+def queue_for(assignment: Assignment, exercise_slugs: list[str] | None,
+              session: Session | None = None) -> str:
+    """The GPU queue while a GPU worker is alive, else cpu (core/capacity.py: route)."""
+    return capacity.route(session or object_session(assignment),
+                          wants_gpu(assignment, exercise_slugs))
 
 
 def create_job(
@@ -47,9 +50,12 @@ def create_job(
     batch_id: str | None = None,
     exercise_slugs: list[str] | None = None,
 ) -> GradingJob:
+    assignment = submission.assignment
     job = GradingJob(
         submission_id=submission.id,
-        queue=queue_for(submission.assignment, exercise_slugs),
+        queue=queue_for(assignment, exercise_slugs, session),
+        # The job names the version it is graded with; workers fetch that bundle.
+        assignment_version=assignment.version or None,
         reason=reason,
         requested_by=requested_by,
         batch_id=batch_id,
@@ -124,7 +130,7 @@ def heartbeat(session: Session, c: Claim) -> bool:
         .values(lease_expires_at=utcnow() + timedelta(seconds=settings.lease_seconds))
     )
     session.commit()
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -214,14 +220,15 @@ def release_for_retry(session: Session, c: Claim, reason: str) -> str:
 
 
 def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
-    """Re-queue jobs whose worker died, re-send jobs the broker lost or never got.
+    """Re-queue jobs whose worker died, move queued jobs off queues no live worker
+    consumes (core/capacity.py), re-send jobs the broker lost or never got.
 
     Runs every few seconds in the API process; safe to run in several at once
     (every change is a conditional UPDATE, duplicates of a send are claimed once).
     """
     settings = get_settings()
     now = now or utcnow()
-    counts = {"requeued": 0, "failed": 0, "resent": 0}
+    counts = {"requeued": 0, "failed": 0, "resent": 0, "moved": 0}
     expired = session.scalars(
         select(GradingJob).where(GradingJob.status == "running",
                                  GradingJob.lease_expires_at < now)
@@ -254,6 +261,9 @@ def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
         log.warning("job %s: lease expired during attempt %s on %s; %s", job.id,
                     job.attempt, job.worker_host, outcome,
                     extra={"job_id": job.id, "attempt": job.attempt})
+
+    # Jobs waiting on a queue nobody consumes go where a worker is (sent just below).
+    counts["moved"] = len(capacity.reroute(session))
 
     stale_before = now - timedelta(seconds=settings.resend_after_seconds)
     waiting = session.scalars(

@@ -1,4 +1,4 @@
-"""SQLAlchemy models: the service's whole persistent state (blobs aside).
+"""SQLAlchemy models: the service's whole persistent state.
 
 Both the API and the workers import these; migrations/ holds the matching schema.
 """
@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -251,5 +252,51 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class Blob(Base):
+    """A blob of the database backend (core/blob_backends.py): complete once this row is
+    committed; its bytes are in blob_chunks, one row per CHUNK bytes."""
+
+    __tablename__ = "blobs"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    chunks: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BlobChunk(Base):
+    __tablename__ = "blob_chunks"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AssignmentVersion(Base):
+    """One version of an assignment's folder, stored once as a bundle in the blob store.
+
+    `version` is graders.course.folder_version of the folder (what Assignment.version
+    and GradingJob.assignment_version hold); workers grade from the bundle it names.
+    """
+
+    __tablename__ = "assignment_versions"
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64))
+    bundle_sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WorkerPresence(Base):
+    """A running worker and the queues it consumes, refreshed by its heartbeat."""
+
+    __tablename__ = "workers"
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    queues: Mapped[list[Any]] = mapped_column()
+    slots: Mapped[int] = mapped_column(Integer, default=1)
+    device: Mapped[str] = mapped_column(String(128), default="cpu")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 # pytest would otherwise try to collect the model named TestResult.
-TestResult.__test__ = False  # type: ignore[attr-defined]
+TestResult.__test__ = False

@@ -9,7 +9,7 @@ import logging
 from functools import lru_cache
 
 from celery import Celery
-from kombu import Queue
+from kombu.entity import Queue
 from kombu.exceptions import ChannelError
 
 from core.settings import Settings, get_settings

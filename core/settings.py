@@ -26,6 +26,23 @@ class Settings(BaseSettings):
     course_dir: Path = PROJECT_ROOT / "reference"
 
     max_upload_bytes: int = 20 * 1024 * 1024
+
+    # Where blobs (uploads, course bundles) live: "folder" (under blob_dir), "database"
+    # (chunks in the service's database; "postgres" is the same), "s3" (an S3-compatible
+    # bucket), or "auto": "database" when the database is PostgreSQL, else "folder".
+    blob_backend: str = "auto"
+    # No blob larger than this is ever stored, whatever the backend.
+    blob_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    # S3-compatible storage (blob_backend = "s3"); credentials come from the usual
+    # AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables.
+    s3_bucket: str = "autograder"
+    s3_prefix: str = "blobs/"
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    # A worker's local copies of blobs and unpacked course bundles (default
+    # <data_dir>/cache), evicted least recently used first beyond cache_max_bytes.
+    cache_dir: Path | None = None
+    cache_max_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=0)
     # How long a running job may go without a heartbeat before the sweeper re-queues it.
     lease_seconds: float = 60.0
     # How long a queued job may wait unclaimed before the sweeper sends it again.
@@ -42,11 +59,17 @@ class Settings(BaseSettings):
     # "auto": use the strongest isolation this host allows; "none": plain child process.
     sandbox_isolation: str = "auto"
 
-    # Run exercises that declare `gpu` on the CPU when no GPU worker exists.
+    # Jobs whose exercises ask for a GPU go to `gpu_queue` while a worker consuming it
+    # is alive; when none is, they are graded on the CPU (`cpu` queue, with a note) if
+    # this is true, else they wait for a GPU worker (and the submission says so).
     gpu_fallback_to_cpu: bool = True
-    # The queue that jobs with GPU exercises go to; "cpu" where no GPU worker runs.
+    # The queue that jobs with GPU exercises go to when a GPU worker is alive.
     gpu_queue: str = "gpu"
     worker_slots: int = Field(default=1, ge=1)
+    # Each worker announces the queues it consumes every worker_heartbeat_seconds; one
+    # not heard of for worker_expiry_seconds is taken for gone (routing, the sweeper).
+    worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    worker_expiry_seconds: float = Field(default=20.0, gt=0)
 
     @property
     def resolved_data_dir(self) -> Path:
@@ -69,6 +92,22 @@ class Settings(BaseSettings):
     @property
     def resolved_blob_dir(self) -> Path:
         return (self.blob_dir or self.resolved_data_dir / "blobs").resolve()
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        return (self.cache_dir or self.resolved_data_dir / "cache").resolve()
+
+    @property
+    def resolved_blob_backend(self) -> str:
+        backend = self.blob_backend.strip().lower()
+        if backend == "postgres":
+            return "database"
+        if backend == "auto":
+            return "database" if self.resolved_database_url.startswith("postgresql") else "folder"
+        if backend not in ("folder", "database", "s3"):
+            raise ValueError(f"AUTOGRADER_BLOB_BACKEND={self.blob_backend!r}: expected auto, "
+                             "folder, database (postgres) or s3")
+        return backend
 
     @property
     def is_embedded_broker(self) -> bool:

@@ -16,9 +16,8 @@ materialised, and every step is bounded:
   (``WORKER_LIMITS``), so that a file read in time by the API is read by the worker too,
   on a machine a few times slower.
 
-Every refusal is an ``IntakeError`` whose message is a sentence for the student;
-``IntakeLimit`` (a limit of the content) and ``IntakeTooLarge`` (the byte limit) name
-the limit that was passed.
+Every refusal is an ``IntakeError`` (a sentence for the student); ``IntakeLimit`` and
+``IntakeTooLarge`` (bytes) also name the limit that was passed.
 """
 
 from __future__ import annotations

@@ -80,7 +80,8 @@ class Channel(filesystem.Channel):
         return self._sibling("quarantine_folder", self.data_folder_in, "corrupt")
 
     # -- put ---------------------------------------------------------------------------
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    # kombu's two base classes name the argument differently (message, payload).
+    def _put(self, queue: Any, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         name = message_name(queue)
         data = str_to_bytes(dumps(payload))
         staged = os.path.join(self.staging_folder, name)
@@ -106,7 +107,7 @@ class Channel(filesystem.Channel):
         """kombu creates the table file empty and locks it after: a reader that comes in
         between (every publish reads it) decodes "". Create it whole, with a hard link
         that fails if it exists; existing tables are updated under kombu's lock."""
-        file = self._exchange_file(exchange)
+        file = self._exchange_file(exchange)  # type: ignore[no-untyped-call]
         if not file.exists():
             self.control_folder.mkdir(parents=True, exist_ok=True)
             row = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
@@ -125,10 +126,10 @@ class Channel(filesystem.Channel):
                     os.unlink(staged)
                 except OSError:
                     pass
-        super()._queue_bind(exchange, routing_key, pattern, queue)
+        super()._queue_bind(exchange, routing_key, pattern, queue)  # type: ignore[no-untyped-call]
 
     # -- get ---------------------------------------------------------------------------
-    def _get(self, queue: str) -> Any:
+    def _get(self, queue: Any, timeout: Any = None) -> Any:
         wanted = f"{queue}.msg"
         try:
             names = sorted(os.listdir(self.data_folder_in))

@@ -1,8 +1,9 @@
 """Grading one job in the worker: from the job row to stored results.
 
-Loads the submission's bytes from the blob store and the assignment's hidden tests
-from the course folder, runs the engine with a sandbox per job, and turns the report
-into rows for core.jobs.finish. No HTTP, no Celery here: the task wraps it.
+Loads the submission's bytes and the assignment version the job names (its bundle)
+from the service's blob store, through the worker's local cache (worker/content.py),
+runs the engine with a sandbox per job, and turns the report into rows for
+core.jobs.finish. No HTTP, no Celery here: the task wraps it.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.blobs import BlobStore
+from core.blobs import get_blob_store
 from core.jobs import ResultRow
 from core.settings import get_settings
 from graders.course import load_assignment
 from graders.intake import MODEL_KINDS
 from graders.runner import FEEDBACK_CHARS, GRADER_VERSION, GradeLimits, GradeReport, grade
 from protocol.text import clean
+from worker.content import MissingContent, local_cache
 from worker.sandbox.launcher import sandbox_factory
 
 MODEL_SUFFIX = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}
@@ -32,12 +34,28 @@ class JobInput:
     file_kind: str
     sha256: str
     exercise_slugs: list[str] | None
+    #: The version the job names and its bundle in the blob store. Without either
+    #: (benches, tools), the assignment is read from settings.course_dir.
+    assignment_version: str | None = None
+    bundle_sha256: str | None = None
+
+
+def assignment_folder(job: JobInput) -> Path:
+    """The folder to grade with: the job's version, fetched and unpacked in the cache."""
+    if job.bundle_sha256:
+        return local_cache().assignment_folder(get_blob_store(), job.bundle_sha256,
+                                               job.assignment_slug, job.assignment_version)
+    if job.assignment_version:
+        raise MissingContent(f"{job.assignment_slug} version {job.assignment_version} has no "
+                             "bundle in the database (`autograder migrate` stores the "
+                             "course's)")
+    return get_settings().course_dir / job.assignment_slug
 
 
 def run_job(job: JobInput, device: str = "cpu") -> tuple[list[ResultRow], dict[str, Any]]:
     settings = get_settings()
-    loaded = load_assignment(settings.course_dir / job.assignment_slug)
-    data = BlobStore(settings.resolved_blob_dir).read(job.sha256)
+    loaded = load_assignment(assignment_folder(job))
+    data = local_cache().read_blob(get_blob_store(), job.sha256)
     workdir = Path(tempfile.mkdtemp(prefix="job-"))
     try:
         model_path = None

@@ -18,12 +18,15 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from core.db import get_sessionmaker
 from core.jobs import Claim, claim, dispatch, finish, heartbeat, release_for_retry
 from core.logs import job_context, set_attempt, setup_logging
-from core.models import GradingJob
+from core.models import AssignmentVersion, GradingJob
 from core.queue import GRADE_TASK
 from core.settings import get_settings
 from worker.celery_app import app
 from worker.devices import grading_device
 from worker.grading import JobInput, run_job
+from worker.presence import start_presence
+
+start_presence()  # the worker's main process announces its queues (core/capacity.py)
 
 log = logging.getLogger("autograder.worker")
 T = TypeVar("T")
@@ -92,11 +95,17 @@ def _grade(job_id: str) -> str:
                 return None
             job = session.get(GradingJob, job_id)
             assert job is not None
+            # The version the job names (older jobs: the assignment's current one).
+            version = job.assignment_version or job.submission.assignment.version or None
+            bundle = session.get(AssignmentVersion, version) if version else None
             return c, JobInput(
-                assignment_slug=job.submission.assignment.slug,
+                # The folder's name when it was stored (a course's copy may differ).
+                assignment_slug=bundle.slug if bundle else job.submission.assignment.slug,
                 file_kind=job.submission.file_kind,
                 sha256=job.submission.sha256,
                 exercise_slugs=job.exercise_slugs,
+                assignment_version=version,
+                bundle_sha256=bundle.bundle_sha256 if bundle else None,
             )
 
     try:

@@ -6,14 +6,17 @@ from fastapi import APIRouter
 from sqlalchemy import select
 
 from api.deps import DB, Member
+from api.errors import errors
 from api.schemas import AssignmentOut, ExerciseOut
+from api.services.access import is_released
 from core import policy
 from core.models import Assignment, utcnow
 
 router = APIRouter(prefix="/api/v1")
 
 
-@router.get("/courses/{course}/assignments", response_model=list[AssignmentOut])
+@router.get("/courses/{course}/assignments", response_model=list[AssignmentOut],
+            responses=errors(403, 404))
 def list_assignments(db: DB, member: Member) -> list[AssignmentOut]:
     rows = db.scalars(
         select(Assignment).where(Assignment.course_id == member.course.id)
@@ -26,7 +29,7 @@ def list_assignments(db: DB, member: Member) -> list[AssignmentOut]:
             exercises=[ExerciseOut(slug=e.slug, max_score=e.max_score, kind=e.kind,
                                    device=e.device) for e in a.exercises],
             your_due_at=policy.effective_due(db, a, member.user.id),
-            released=a.released_at is not None and a.released_at <= now,
+            released=is_released(a, now),
         )
         for a in rows
     ]

@@ -1,20 +1,30 @@
-"""The gradebook as CSV: staff only (shared/API.md)."""
+"""The gradebook as CSV: staff only (docs/API.md)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from api.deps import DB, Member, require_staff
-from api.services.gradebook import GradebookError, gradebook_csv
+from api.deps import DB, Member
+from api.errors import errors
+from api.services.access import require_staff
+from api.services.gradebook import gradebook_download
 
 router = APIRouter(prefix="/api/v1")
 
 
+def csv_response(text: str, filename: str) -> Response:
+    return Response(text, media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "Cache-Control": "no-store",
+    })
+
+
 @router.get("/courses/{course}/gradebook.csv", response_class=Response,
-            responses={200: {"content": {"text/csv": {}}}})
+            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                             "description": "The gradebook."}, **errors(403, 404)})
 def gradebook(
     db: DB,
     member: Member,
@@ -27,14 +37,4 @@ def gradebook(
     exercise with raw score, penalty and score; `?assignment=slug`: that assignment only;
     `?layout=canvas`: Canvas's gradebook import columns."""
     require_staff(member)
-    try:
-        text = gradebook_csv(db, member.course, format, layout, assignment)
-    except GradebookError as exc:
-        status = 404 if str(exc).startswith("There is no") else 422
-        raise HTTPException(status, str(exc)) from None
-    name = member.course.slug + (f"-{assignment}" if assignment else "")
-    name += "-canvas" if layout == "canvas" else ("-long" if format == "long" else "")
-    return Response(text, media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="{name}-gradebook.csv"',
-        "Cache-Control": "no-store",
-    })
+    return csv_response(*gradebook_download(db, member.course, format, layout, assignment))

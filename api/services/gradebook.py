@@ -25,8 +25,9 @@ from typing import Any
 from sqlalchemy import Select, case, func, literal, select
 from sqlalchemy.orm import Session
 
+from core.errors import NotFound, Unreadable
 from core.models import Assignment, Course, Enrollment, GradingJob, Submission, TestResult, User
-from graders.intake import MODEL_KINDS
+from graders.intake import file_kinds_for
 
 FORMATS = ("wide", "long")
 LAYOUTS = ("default", "canvas")
@@ -96,8 +97,12 @@ class Gradebook:
         return self.scores(student, a)[0]
 
 
-class GradebookError(ValueError):
+class GradebookError(Unreadable):
     """A request for a gradebook that cannot be made; the message says why."""
+
+
+class UnknownAssignment(NotFound, GradebookError):
+    """The gradebook of an assignment the course does not have."""
 
 
 def _winners(policies: dict[int, str], users: Select[Any] | None,
@@ -116,7 +121,8 @@ def _winners(policies: dict[int, str], users: Select[Any] | None,
     best = [a for a, counting in policies.items() if counting == "best"]
     score_key = (case((Submission.assignment_id.in_(best), GradingJob.score), else_=literal(0.0))
                  if best else literal(0.0))
-    group = case((Submission.file_kind.in_(sorted(MODEL_KINDS)), literal(1)), else_=literal(0))
+    group = case((Submission.file_kind.in_(sorted(file_kinds_for("model"))), literal(1)),
+                 else_=literal(0))
     rank = func.row_number().over(
         partition_by=(Submission.user_id, Submission.assignment_id, group),
         order_by=(score_key.desc(), Submission.submitted_at.desc(), Submission.id.desc()),
@@ -187,7 +193,8 @@ def build_gradebook(db: Session, course: Course, assignment: str | None = None) 
         query = query.where(Assignment.slug == assignment)
     rows = db.scalars(query.order_by(Assignment.position, Assignment.slug)).all()
     if assignment is not None and not rows:
-        raise GradebookError(f"There is no assignment {assignment!r} in course {course.slug!r}.")
+        raise UnknownAssignment(f"There is no assignment {assignment!r} in course "
+                                f"{course.slug!r}.")
     columns = [
         AssignmentColumn(
             id=a.id, slug=a.slug, title=a.title, max_score=a.max_score,
@@ -295,3 +302,13 @@ def gradebook_csv(db: Session, course: Course, fmt: str = "wide", layout: str = 
                   assignment: str | None = None) -> str:
     check_options(fmt, layout)
     return render_csv(build_gradebook(db, course, assignment), fmt, layout)
+
+
+def gradebook_download(db: Session, course: Course, fmt: str = "wide",
+                       layout: str = "default",
+                       assignment: str | None = None) -> tuple[str, str]:
+    """The CSV text and its file name, for the JSON API and the gradebook page."""
+    text = gradebook_csv(db, course, fmt, layout, assignment)
+    name = course.slug + (f"-{assignment}" if assignment else "")
+    name += "-canvas" if layout == "canvas" else ("-long" if fmt == "long" else "")
+    return text, f"{name}-gradebook.csv"

@@ -1,30 +1,45 @@
 """Accepting an upload: durable before the student hears 202.
 
-Order matters: the blob is written and fsynced, then the submission and job rows
-are committed, and only then is the task sent. If the broker is down the upload still
-succeeds; the sweeper sends the job when the broker is back.
+Order matters: the file is read by intake (graders/intake.py, the worker's own reading)
+and the caps are checked before anything is written; then the blob is written and
+fsynced, the submission and job rows are committed, and only then is the task sent. If
+the broker is down the upload still succeeds; the sweeper sends the job when the broker
+is back. A refused upload leaves nothing behind.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
-from typing import BinaryIO
 
-from fastapi import HTTPException
 from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.deps import Membership
 from api.schemas import SubmissionCreated
+from api.services.access import Membership, course_member, get_assignment
 from core import policy
-from core.blobs import BlobStore, BlobTooLarge
+from core.blobs import get_blob_store
+from core.db import get_sessionmaker
+from core.errors import OverCap, TooLarge, Unreadable
 from core.jobs import create_job, dispatch
-from core.models import Assignment, GradingJob, Submission, utcnow
+from core.models import Assignment, GradingJob, Submission, User, utcnow
 from core.settings import get_settings
-from graders.intake import IntakeError, detect_kind
+from graders.intake import (
+    API_LIMITS,
+    IntakeError,
+    IntakeTooLarge,
+    Limits,
+    clean_filename,
+    detect_kind,
+)
 
-MAX_FILENAME = 255
+MAX_KEY = 200
+
+
+def api_limits() -> Limits:
+    """The intake limits of the API: graders.intake's, with the configured byte limit."""
+    return replace(API_LIMITS, max_bytes=get_settings().max_upload_bytes)
 
 
 def created_view(db: Session, submission: Submission, status: str) -> SubmissionCreated:
@@ -58,58 +73,51 @@ def check_caps(db: Session, assignment: Assignment, user_id: int) -> None:
     if assignment.cap_total is not None:
         used = counted_submissions(db, assignment, user_id)
         if used >= assignment.cap_total:
-            raise HTTPException(429, f"You have used all {assignment.cap_total} submissions "
-                                     f"allowed for {assignment.slug}.")
+            raise OverCap(f"You have used all {assignment.cap_total} submissions allowed "
+                          f"for {assignment.slug}.")
     if assignment.cap_per_day is not None:
         used = counted_submissions(db, assignment, user_id, utcnow() - timedelta(days=1))
         if used >= assignment.cap_per_day:
-            raise HTTPException(
-                429, f"You have used all {assignment.cap_per_day} submissions allowed for "
-                     f"{assignment.slug} in 24 hours; try again later.",
-                headers={"Retry-After": "3600"},
-            )
+            raise OverCap(f"You have used all {assignment.cap_per_day} submissions allowed "
+                          f"for {assignment.slug} in 24 hours; try again later.",
+                          headers={"Retry-After": "3600"})
 
 
-def accept_upload(
-    db: Session,
-    member: Membership,
-    assignment: Assignment,
-    filename: str,
-    stream: BinaryIO,
-    idempotency_key: str | None,
-) -> SubmissionCreated:
-    settings = get_settings()
+def check_idempotency_key(key: str | None) -> None:
+    if key is not None and (not key.strip() or len(key) > MAX_KEY
+                            or not key.isprintable()):
+        raise Unreadable(f"The Idempotency-Key header must be 1 to {MAX_KEY} printable "
+                         "characters.")
+
+
+def read_upload(filename: str | None, data: bytes) -> tuple[str, str]:
+    """The cleaned file name and the kind of file, or the intake's refusal."""
+    try:
+        name = clean_filename(filename)
+        return name, detect_kind(name, data, api_limits())
+    except IntakeTooLarge as exc:
+        raise TooLarge(str(exc)) from None
+    except IntakeError as exc:
+        raise Unreadable(str(exc)) from None
+
+
+def accept_upload(db: Session, member: Membership, assignment: Assignment,
+                  filename: str | None, data: bytes,
+                  idempotency_key: str | None) -> SubmissionCreated:
     user = member.user
+    check_idempotency_key(idempotency_key)
     if idempotency_key is not None:
-        if not idempotency_key.strip() or len(idempotency_key) > 200:
-            raise HTTPException(422, "The Idempotency-Key header must be 1 to 200 characters.")
         found = _existing(db, user.id, idempotency_key)
         if found is not None:
             return created_view(db, found, _status(db, found))
-    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1][:MAX_FILENAME]
-    if not name:
-        raise HTTPException(422, "The uploaded file has no name; name it e.g. homework.ipynb.")
-    store = BlobStore(settings.resolved_blob_dir)
-    try:
-        tmp, sha, size = store.spool(stream, settings.max_upload_bytes)
-    except BlobTooLarge as exc:
-        raise HTTPException(413, f"The file is too large: the limit is "
-                                 f"{exc.limit // (1024 * 1024)} MB.") from exc
-    try:
-        data = tmp.read_bytes()
-        try:
-            kind = detect_kind(name, data)
-        except IntakeError as exc:
-            raise HTTPException(422, str(exc)) from exc
-        if not member.is_staff:  # staff try assignments out; caps are for students
-            check_caps(db, assignment, user.id)
-        store.adopt(tmp, sha)
-    finally:
-        tmp.unlink(missing_ok=True)
-
+    name, kind = read_upload(filename, data)
+    if not member.is_staff:  # staff try assignments out; caps are for students
+        check_caps(db, assignment, user.id)
+    store = get_blob_store()
+    sha = store.put_bytes(data)  # fsynced before the rows that point at it
     submission = Submission(
         assignment_id=assignment.id, user_id=user.id, sha256=sha, filename=name,
-        file_kind=kind, size_bytes=size, idempotency_key=idempotency_key,
+        file_kind=kind, size_bytes=len(data), idempotency_key=idempotency_key,
     )
     db.add(submission)
     try:
@@ -128,6 +136,18 @@ def accept_upload(
         return created_view(db, found, _status(db, found))
     dispatch(db, [job])  # never raises; the sweeper sends what could not be sent
     return created
+
+
+def accept_for(user_id: int, course: str, assignment: str, filename: str | None,
+               data: bytes, idempotency_key: str | None) -> SubmissionCreated:
+    """accept_upload in a session of its own, the caller found again by id (the upload's
+    body was received without holding a database connection)."""
+    with get_sessionmaker()() as db:
+        user = db.get(User, user_id)
+        assert user is not None
+        member = course_member(db, user, course)
+        target = get_assignment(db, member.course, assignment)
+        return accept_upload(db, member, target, filename, data, idempotency_key)
 
 
 def _status(db: Session, submission: Submission) -> str:

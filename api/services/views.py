@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.schemas import ExerciseResultOut, HiddenTests, JobOut, SubmissionOut, TestOut
+from api.services.access import is_released
 from core import policy
-from core.models import GradingJob, Submission, User, utcnow
+from core.capacity import waiting_note
+from core.models import GradingJob, Submission, TestResult, User, utcnow
+from graders.intake import exercise_kinds_for
 
 
 def latest_job(db: Session, submission: Submission) -> GradingJob | None:
@@ -43,18 +47,19 @@ def submission_view(db: Session, submission: Submission, viewer_is_staff: bool,
     current_id = db.scalar(select(Submission.current_job_id)
                            .where(Submission.id == submission.id))
     scored = db.get(GradingJob, current_id) if current_id else None
-    released = assignment.released_at is not None and assignment.released_at <= now
+    released = is_released(assignment, now)
     due_passed = due is None or now > due
     exercises: list[ExerciseResultOut] = []
     if scored is not None:
-        by_exercise: dict[str, list] = {}
+        by_exercise: dict[str, list[TestResult]] = {}
         for r in scored.results:
             by_exercise.setdefault(r.exercise_slug, []).append(r)
         for ex in assignment.exercises:
             results = by_exercise.get(ex.slug)
             if not results:
                 continue
-            shown, hidden = [], []
+            shown: list[TestResult] = []
+            hidden: list[TestResult] = []
             for r in results:
                 (shown if test_visible(r.visibility, viewer_is_staff, released, due_passed)
                  else hidden).append(r)
@@ -97,7 +102,7 @@ def submission_view(db: Session, submission: Submission, viewer_is_staff: bool,
         exercises=exercises,
         cells=list(log.get("cells", [])),
         output=str(log.get("output", "")),
-        notes=[str(n) for n in log.get("notes", [])],
+        notes=_notes(db, log, latest),
         counts=counts(db, submission, scored),
     )
 
@@ -113,9 +118,7 @@ def counts(db: Session, submission: Submission, scored: GradingJob | None) -> bo
 
 
 def _expected_max(submission: Submission) -> float:
-    from graders.intake import CODE_KINDS
-
-    kinds = ("function", "class") if submission.file_kind in CODE_KINDS else ("model",)
+    kinds = exercise_kinds_for(submission.file_kind)
     return round(sum(e.max_score for e in submission.assignment.exercises if e.kind in kinds), 6)
 
 
@@ -170,3 +173,13 @@ def history_view(db: Session, submission: Submission) -> list[dict[str, object]]
             "current": job.id == submission.current_job_id,
         })
     return entries
+
+
+def _notes(db: Session, log: dict[str, Any], latest: GradingJob | None) -> list[str]:
+    """The job's notes, and while it waits, why (e.g. no GPU worker is running)."""
+    notes = [str(n) for n in log.get("notes", [])]
+    if latest is not None and latest.status == "queued":
+        waiting = waiting_note(db, latest)
+        if waiting:
+            notes.append(waiting)
+    return notes
