@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_commands(sub)
     client.add_commands(sub)
     staff.add_commands(sub)
+    from cli import assignment
+
+    assignment.add_commands(sub)
     return parser
 
 

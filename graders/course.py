@@ -20,7 +20,11 @@ from typing import Any
 
 from graders.dsl import ExerciseBuilder, ExerciseSpec, Suite
 
-EXERCISE_KINDS = ("function", "class", "model")
+EXERCISE_KINDS = ("function", "class", "model", "manual")
+#: Exercises graded by staff, not by tests (their answer cells are tagged with the slug).
+UNTESTED_KINDS = ("manual",)
+#: The tools an assignment folder may say it was imported from (`imported_from`).
+IMPORT_FORMATS = ("nbgrader", "otter")
 
 
 class CourseError(Exception):
@@ -54,6 +58,8 @@ class AssignmentMeta:
     cap_per_day: int | None = None
     #: Data every test may use (model architecture name for model exercises, etc.).
     options: dict[str, Any] = field(default_factory=dict)
+    #: "nbgrader" or "otter" for a folder made by `autograder assignment import`.
+    imported_from: str | None = None
 
     @property
     def max_score(self) -> float:
@@ -128,6 +134,10 @@ def load_assignment_meta(folder: Path) -> AssignmentMeta:
     if not exercises:
         raise CourseError(f"{toml_path}: no [[exercises]]")
     limits = data.get("limits", {})
+    imported_from = data.get("imported_from")
+    if imported_from is not None and imported_from not in IMPORT_FORMATS:
+        raise CourseError(f"{toml_path}: imported_from {imported_from!r} is not one of "
+                          f"{IMPORT_FORMATS}")
     return AssignmentMeta(
         slug=data.get("slug", folder.name),
         title=data["title"],
@@ -141,6 +151,7 @@ def load_assignment_meta(folder: Path) -> AssignmentMeta:
         cap_total=limits.get("total"),
         cap_per_day=limits.get("per_day"),
         options=dict(data.get("options", {})),
+        imported_from=imported_from,
     )
 
 
@@ -197,6 +208,10 @@ def _load_assignment_cached(folder: Path, version: str) -> LoadedAssignment:
         raise CourseError(f"{folder / 'tests.py'} does not define `suite = Suite()`")
     exercises: dict[str, ExerciseSpec] = {}
     for ex in meta.exercises:
+        if ex.kind in UNTESTED_KINDS:
+            exercises[ex.slug] = ExerciseSpec(ex.slug, ex.kind, ex.points, [], ex.requires,
+                                              ex.device, ex.timeout)
+            continue
         if ex.slug not in suite.builders:
             raise CourseError(f"{folder / 'tests.py'} has no tests for exercise {ex.slug!r}")
         build, extra_requires = suite.builders[ex.slug]

@@ -381,6 +381,34 @@ class ExerciseBuilder:
         )
 
 
+    def imported(
+        self,
+        name: str,
+        points: float,
+        source: str,
+        position: int,
+        style: str = "assert",
+        visibility: Visibility = "hidden",
+        hidden_lines: tuple[int, ...] = (),
+        per_assert: bool = False,
+        failure_message: str = "",
+        timeout: float | None = None,
+    ) -> None:
+        """A test cell imported from an nbgrader or Otter notebook (`autograder assignment
+        import`): its Python runs in the trusted grader, after the first `position` cells
+        of reference.py, with the student's names as proxies into the sandbox.
+
+        style: "assert" (passes if it runs to the end; with per_assert, each top-level
+        assert is an equal share), "ok" (the last expression's value and the prints must
+        equal the reference's) or "exception" (its `test_*` functions are called).
+        hidden_lines: lines of `source` feedback never quotes. See graders/authoring.
+        """
+        from graders.authoring.imported import imported_test
+
+        self.add(imported_test(self, name, points, source, position, style, visibility,
+                               hidden_lines, per_assert, failure_message, timeout))
+
+
 class Suite:
     """All exercises of one assignment, as registered by its tests.py."""
 

@@ -81,10 +81,16 @@ def check_assignment(
                 not problem, problem, exercise)
 
         counts = _variant_counts(folder, code_exercises)
+        # An imported folder starts with none (nothing can write them automatically): a
+        # warning there (variants/README.txt says what to add), a failure everywhere else.
+        imported = loaded.meta.imported_from is not None
         for exercise, count in counts.items():
             if count < 2:
-                result.rows.append(CheckRow(slug, f"variants of {exercise}", "at least 2", {},
-                                            0, 0, False, f"only {count} buggy variant(s)"))
+                result.rows.append(CheckRow(
+                    slug, f"variants of {exercise}",
+                    "at least 2" + (" (WARNING only: imported, see variants/README.txt)"
+                                    if imported else ""),
+                    {}, 0, 0, imported, f"only {count} buggy variant(s)"))
     check_model_exercises(folder, loaded, provider, result)
     return result
 
