@@ -130,3 +130,15 @@ def test_not_enrolled_is_403(pg_stack: Stack) -> None:
 def test_service_still_answers_after_bad_input(pg_stack: Stack) -> None:
     response = httpx.get(f"{pg_stack.base_url}/healthz")
     assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+def test_a_model_file_for_an_assignment_without_model_exercises_is_422(pg_stack: Stack) -> None:
+    import torch
+    from safetensors.torch import save
+
+    before = submission_count(pg_stack)
+    response = pg_stack.submit("alice", "hw3-architectures", "model.safetensors",
+                               save({"weight": torch.zeros(4, 4)}))
+    assert response.status_code == 422, response.text
+    assert "answers none of the exercises" in response.json()["detail"]
+    assert submission_count(pg_stack) == before

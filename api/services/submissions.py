@@ -32,6 +32,7 @@ from graders.intake import (
     Limits,
     clean_filename,
     detect_kind,
+    exercise_kinds_for,
 )
 
 MAX_KEY = 200
@@ -101,6 +102,16 @@ def read_upload(filename: str | None, data: bytes) -> tuple[str, str]:
         raise Unreadable(str(exc)) from None
 
 
+def check_answers_something(assignment: Assignment, file_kind: str) -> None:
+    """A file must answer at least one exercise: a model file for an assignment without
+    model exercises (or a notebook for one with only those) is the wrong kind of file."""
+    answered = exercise_kinds_for(file_kind)
+    if assignment.exercises and not any(e.kind in answered for e in assignment.exercises):
+        kinds = sorted({e.kind for e in assignment.exercises})
+        raise Unreadable(f"A {file_kind} file answers none of the exercises of "
+                         f"{assignment.slug} (they are {', '.join(kinds)} exercises).")
+
+
 def accept_upload(db: Session, member: Membership, assignment: Assignment,
                   filename: str | None, data: bytes,
                   idempotency_key: str | None) -> SubmissionCreated:
@@ -111,6 +122,7 @@ def accept_upload(db: Session, member: Membership, assignment: Assignment,
         if found is not None:
             return created_view(db, found, _status(db, found))
     name, kind = read_upload(filename, data)
+    check_answers_something(assignment, kind)
     if not member.is_staff:  # staff try assignments out; caps are for students
         check_caps(db, assignment, user.id)
     store = get_blob_store()
