@@ -300,3 +300,7 @@ class WorkerPresence(Base):
 
 # pytest would otherwise try to collect the model named TestResult.
 TestResult.__test__ = False
+
+# Manual grading's tables live in their own module; importing it here registers them on
+# Base wherever the models are loaded (migrations, create_all, the API, the workers).
+import core.rubric_models  # noqa: E402, F401

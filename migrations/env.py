@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import core.rubric_models  # noqa: F401  (registers manual grading tables)
 from core.db import make_engine
 from core.models import Base
 from core.settings import get_settings
