@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from core.accounts import add_user  # noqa: E402
 from core.db import make_engine  # noqa: E402
-from tests.stack import (  # noqa: E402
+from tests.support.stack import (  # noqa: E402
     PostgresCluster,
     RedisServer,
     Stack,

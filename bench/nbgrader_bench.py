@@ -199,7 +199,7 @@ def run_ours_engine(notebook: bytes, count: int) -> list[float]:
 def run_ours_service(notebook: bytes, count: int) -> list[float]:
     import httpx
 
-    from tests.stack import embedded_stack
+    from tests.support.stack import embedded_stack
 
     stack = embedded_stack(Path(tempfile.mkdtemp(prefix="nbgrader-bench-up-")))
     try:

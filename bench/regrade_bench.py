@@ -41,7 +41,7 @@ from core.db import make_engine  # noqa: E402
 from core.models import Assignment, Submission, User  # noqa: E402
 from protocol.codec import decode, encode  # noqa: E402
 from protocol.limits import REPLY_LIMITS, REQUEST_LIMITS  # noqa: E402
-from tests.stack import PostgresCluster, RedisServer, distributed_stack  # noqa: E402
+from tests.support.stack import PostgresCluster, RedisServer, distributed_stack  # noqa: E402
 
 
 def pick_assignment() -> str:

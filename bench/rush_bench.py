@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 from core.accounts import add_user  # noqa: E402
 from core.db import make_engine  # noqa: E402
 from core.models import GradingJob, TestResult  # noqa: E402
-from tests.stack import PostgresCluster, RedisServer, distributed_stack  # noqa: E402
+from tests.support.stack import PostgresCluster, RedisServer, distributed_stack  # noqa: E402
 
 HW1 = "hw1-training-basics"
 ALT = ROOT / "reference" / HW1 / "alternatives"

@@ -4,14 +4,10 @@ and an embedded one (`autograder up`), each started once per test session."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.stack import Stack, distributed_stack, embedded_stack
-
-ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = ROOT / "reference"
+from tests.support.stack import Stack, distributed_stack, embedded_stack
 
 
 @pytest.fixture(scope="session")

@@ -22,9 +22,10 @@ from graders.notebooks import with_extra_cell
 from graders.runner import GradeReport, grade
 from graders.selfcheck import check_assignment
 from graders.selfcheck_report import format_table
+from tests.support.paths import FIXTURES as SUPPORT_FIXTURES
 from worker.sandbox.launcher import sandbox_provider
 
-FIXTURES = Path(__file__).parent / "fixtures" / "authoring"
+FIXTURES = SUPPORT_FIXTURES / "authoring"
 NBGRADER = FIXTURES / "nbgrader_source.ipynb"
 OTTER = FIXTURES / "otter_source.ipynb"
 

@@ -10,7 +10,7 @@ import pytest
 from graders.authoring.importer import import_notebook, plan_import
 from graders.authoring.otter import replace_solutions, resolve_points
 from graders.authoring.plan import AuthoringError
-from tests.authoring_notebooks import (
+from tests.support.authoring_notebooks import (
     graded_test,
     manual,
     nbgrader_notebook,

@@ -17,10 +17,11 @@ from graders.intake import NOTEBOOK
 from graders.notebooks import with_extra_cell
 from graders.runner import GradeReport, grade
 from graders.selfcheck import check_assignment
-from tests.authoring_notebooks import graded_test, nbgrader_notebook, solution
+from tests.support.authoring_notebooks import graded_test, nbgrader_notebook, solution
+from tests.support.paths import FIXTURES as SUPPORT_FIXTURES
 from worker.sandbox.launcher import sandbox_provider
 
-FIXTURES = Path(__file__).parent / "fixtures" / "authoring"
+FIXTURES = SUPPORT_FIXTURES / "authoring"
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,9 @@ from sqlalchemy import select
 
 from core.accounts import enroll, get_or_create_user, issue_token
 from core.models import Course
-from tests.stack import BIN, ROOT, Stack, dump
-from tests.staffing import (
-    HW1,
+from tests.support.paths import BIN, HW1, ROOT
+from tests.support.stack import Stack, dump
+from tests.support.staffing import (
     clone_course,
     hw1_source,
     iso,

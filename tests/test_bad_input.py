@@ -5,10 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.notebooks import course_notebook
-from tests.stack import Stack
-
-HW1 = "hw1-training-basics"
+from tests.support.notebooks import course_notebook
+from tests.support.paths import HW1
+from tests.support.stack import Stack
 
 
 def submission_count(stack: Stack) -> int:
@@ -115,7 +114,7 @@ def test_missing_file_field_is_422(pg_stack: Stack) -> None:
 
 
 def test_not_enrolled_is_403(pg_stack: Stack) -> None:
-    from tests.stack import cli
+    from tests.support.stack import cli
 
     env = dict(pg_stack.env)
     # A second course makes an enrolled-elsewhere user; the CLI needs the course to exist.

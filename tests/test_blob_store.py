@@ -27,11 +27,16 @@ from core.bundles import build_bundle, unpack_bundle
 from core.db import make_engine
 from core.models import Blob, BlobChunk
 from graders.course import folder_version
-from tests.stack import PG_ADMIN_URL, create_database, database_url, drop_database, free_port
+from tests.support.paths import HW1_DIR
+from tests.support.stack import (
+    PG_ADMIN_URL,
+    create_database,
+    database_url,
+    drop_database,
+    free_port,
+)
 from worker.content import LocalCache, MissingContent
 
-ROOT = Path(__file__).resolve().parent.parent
-HW1 = ROOT / "reference" / "hw1-training-basics"
 CAP = 4 * CHUNK + 123  # small enough to test quickly, several chunks
 
 
@@ -213,11 +218,11 @@ def test_damaged_blob_is_refused(store: Blobs, tmp_path: Path) -> None:
 # -- bundles and the worker's cache -------------------------------------------------------
 
 def test_bundle_is_deterministic_and_unpacks_to_the_same_version(tmp_path: Path) -> None:
-    first, second = build_bundle(HW1), build_bundle(HW1)
+    first, second = build_bundle(HW1_DIR), build_bundle(HW1_DIR)
     assert first == second
-    out = tmp_path / "unpacked" / HW1.name
+    out = tmp_path / "unpacked" / HW1_DIR.name
     unpack_bundle(io.BytesIO(first), out)
-    assert folder_version(out) == folder_version(HW1)
+    assert folder_version(out) == folder_version(HW1_DIR)
     assert (out / "public").is_dir() and (out / "tests.py").is_file()
     assert all(oct(p.stat().st_mode & 0o777) in ("0o644", "0o755") for p in out.rglob("*"))
 
@@ -225,14 +230,14 @@ def test_bundle_is_deterministic_and_unpacks_to_the_same_version(tmp_path: Path)
 def test_cache_fetches_once_unpacks_atomically_and_stays_bounded(tmp_path: Path) -> None:
     store = DatabaseBlobStore(make_engine(f"sqlite:///{tmp_path / 'b.db'}"), max_bytes=CAP * 4)
     migrate(f"sqlite:///{tmp_path / 'b.db'}")
-    bundle = build_bundle(HW1)
+    bundle = build_bundle(HW1_DIR)
     bundle_sha = store.put_bytes(bundle)
-    version = folder_version(HW1)
+    version = folder_version(HW1_DIR)
     cache = LocalCache(tmp_path / "cache", max_bytes=3 * CHUNK, keep_seconds=0)
 
     with ThreadPoolExecutor(4) as pool:  # four pool processes asking at once
         folders = list(pool.map(lambda _: cache.assignment_folder(
-            store, bundle_sha, HW1.name, version), range(4)))
+            store, bundle_sha, HW1_DIR.name, version), range(4)))
     assert len(set(folders)) == 1 and folder_version(folders[0]) == version
     assert list((tmp_path / "cache" / "tmp").iterdir()) == []
     with pytest.raises(MissingContent):  # the job names another version than the bundle's

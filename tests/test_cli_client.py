@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.notebooks import course_notebook
-from tests.stack import BIN, ROOT, Stack, free_port
+from tests.support.notebooks import course_notebook
+from tests.support.paths import BIN, HW1, HW1_DIR, ROOT
+from tests.support.stack import Stack, free_port
 
-HW1 = "hw1-training-basics"
-SOLUTION = ROOT / "reference" / HW1 / "notebooks" / "solution.ipynb"
+SOLUTION = HW1_DIR / "notebooks" / "solution.ipynb"
 
 
 def client(stack: Stack, user: str | None, *args: str, server: str | None = None,

@@ -4,7 +4,7 @@ between the API and the workers, runs nothing `privileged`, gives the workers on
 capabilities and security options the README and the file itself write down, builds
 the GPU worker with the CUDA build of torch, and checks every worker's health. Then the
 sandbox's attack suite runs under exactly the workers' capabilities and seccomp profile
-(setpriv for the capabilities, tests/compose_limits.py for the profile)."""
+(setpriv for the capabilities, tests/support/compose_limits.py for the profile)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ import yaml
 
 from cli.main import build_parser
 from core.settings import Settings
+from tests.support.paths import ROOT
 from worker.sandbox import seccomp
 
-ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 README = ROOT / "README.md"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -163,7 +163,8 @@ def test_sandbox_attack_suite_passes_under_the_workers_limits(compose: dict[str,
     caps = ",".join(f"+{c.lower()}" for c in sorted(worker["cap_add"]))
     profile = next(o for o in worker["security_opt"] if o.startswith("seccomp=")).split("=", 1)[1]
     argv = [setpriv, f"--bounding-set=-all,{caps}", "--inh-caps=-all", "--ambient-caps=-all",
-            sys.executable, str(ROOT / "tests" / "compose_limits.py"), str(ROOT / profile),
+            sys.executable, str(ROOT / "tests" / "support" / "compose_limits.py"),
+            str(ROOT / profile),
             "--", sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
             "tests/sandbox/test_attacks.py",
             "tests/sandbox/test_layers.py::test_isolation_string_names_every_layer",

@@ -4,16 +4,14 @@ each alternative correct implementation gets full marks."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from graders.course import load_course
 from graders.selfcheck import check_assignment
 from graders.selfcheck_report import format_table
+from tests.support.paths import REFERENCE
 from worker.sandbox.launcher import sandbox_provider
 
-REFERENCE = Path(__file__).resolve().parent.parent / "reference"
 COURSE = load_course(REFERENCE)
 
 

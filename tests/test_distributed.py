@@ -32,11 +32,10 @@ from sqlalchemy.orm import Session
 from core.blob_backends import DatabaseBlobStore
 from core.db import make_engine
 from core.models import AssignmentVersion, GradingJob, WorkerPresence
-from tests.notebooks import REFERENCE, course_notebook
-from tests.stack import (
-    BIN,
+from tests.support.notebooks import course_notebook
+from tests.support.paths import BIN, HW1, HW2, REFERENCE, ROOT
+from tests.support.stack import (
     PG_ADMIN_URL,
-    ROOT,
     Stack,
     base_env,
     cli,
@@ -48,7 +47,6 @@ from tests.stack import (
     wait_http,
 )
 
-HW1, HW2 = "hw1-training-basics", "hw2-interpretability"
 EXPIRY = 4.0  # AUTOGRADER_WORKER_EXPIRY_SECONDS: a silent worker is gone after this
 
 

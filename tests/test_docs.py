@@ -16,7 +16,8 @@ from urllib.parse import unquote
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
+
 DOCS = ROOT / "docs"
 SCRIPT = ROOT / "scripts" / "settings_table.py"
 #: Never scanned: git's own data and the virtual environment.

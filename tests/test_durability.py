@@ -35,13 +35,12 @@ from sqlalchemy.orm import Session
 from core.accounts import add_user
 from core.db import make_engine
 from core.models import GradingJob, Submission, TestResult, User
-from tests.stack import PostgresCluster, RedisServer, Stack, distributed_stack, dump
+from tests.support.paths import ALTERNATIVES, HW1
+from tests.support.stack import PostgresCluster, RedisServer, Stack, distributed_stack, dump
 
-HW1 = "hw1-training-basics"
 LEASE = 6.0  # AUTOGRADER_LEASE_SECONDS for this module: a dead worker's job is re-queued
 SWEEP = 1.0  # within LEASE + SWEEP seconds
 MAX_ATTEMPTS = 2
-ALTERNATIVES = Path(__file__).resolve().parent.parent / "reference" / HW1 / "alternatives"
 
 
 def hw1_py(prelude: str = "") -> bytes:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from graders.notebooks import code_notebook, with_extra_cell
-from tests.notebooks import REFERENCE, course_notebook, variants
-from tests.stack import Stack, dump
+from tests.support.notebooks import course_notebook, variants
+from tests.support.paths import REFERENCE
+from tests.support.stack import Stack, dump
 
 ASSIGNMENTS = ["hw1-training-basics", "hw4-small-data"]
 

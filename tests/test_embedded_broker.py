@@ -39,11 +39,11 @@ from kombu import Connection, Exchange, Queue
 from kombu.transport import filesystem
 
 from graders.notebooks import with_extra_cell
-from tests.notebooks import course_notebook
-from tests.stack import ROOT, Stack, base_env, dump, free_port, wait_http
+from tests.support.notebooks import course_notebook
+from tests.support.paths import HW1, ROOT
+from tests.support.stack import Stack, base_env, dump, free_port, wait_http
 from worker import embedded_broker
 
-HW1 = "hw1-training-basics"
 LEASE = 8.0  # AUTOGRADER_LEASE_SECONDS of the `up` below: a killed job is re-queued soon
 
 

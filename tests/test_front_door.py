@@ -40,9 +40,10 @@ from graders.intake import (
     read_notebook,
 )
 from graders.notebooks import code_notebook
-from tests.notebooks import course_notebook
-from tests.stack import Stack, base_env, cli, free_port, wait_http
-from tests.staffing import HW1, clone_course, hw1_source
+from tests.support.notebooks import course_notebook
+from tests.support.paths import HW1
+from tests.support.stack import Stack, base_env, cli, free_port, wait_http
+from tests.support.staffing import clone_course, hw1_source
 
 UPLOAD = f"/api/v1/courses/dlp/assignments/{HW1}/submissions"
 

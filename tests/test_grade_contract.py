@@ -36,10 +36,8 @@ from graders.selfcheck import check_assignment
 from graders.selfcheck_report import format_table
 from protocol.codec import decode, encode
 from protocol.limits import REPLY_LIMITS
+from tests.support.paths import REFERENCE
 from worker.sandbox.launcher import sandbox_provider
-
-ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = ROOT / "reference"
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:DeprecationWarning")
 

@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from core.accounts import enroll, get_or_create_user, issue_token
 from core.models import Course, GradingJob, Submission, TestResult, User
-from tests.stack import BIN, ROOT, Stack, dump
-from tests.staffing import (
-    HW1,
+from tests.support.paths import BIN, HW1, ROOT
+from tests.support.stack import Stack, dump
+from tests.support.staffing import (
     clone_course,
     hw1_source,
     patch_assignment,

@@ -6,10 +6,9 @@ import time
 
 from core.queue import GRADE_TASK
 from core.settings import Settings
-from tests.notebooks import course_notebook
-from tests.stack import Stack
-
-HW1 = "hw1-training-basics"
+from tests.support.notebooks import course_notebook
+from tests.support.paths import HW1
+from tests.support.stack import Stack
 
 
 def test_same_idempotency_key_returns_the_same_submission(any_stack: Stack) -> None:

@@ -11,10 +11,9 @@ import torch
 from safetensors.torch import save
 
 from graders.course import load_assignment
-from tests.notebooks import REFERENCE
-from tests.stack import Stack, dump
+from tests.support.paths import HW1, REFERENCE
+from tests.support.stack import Stack, dump
 
-HW1 = "hw1-training-basics"
 EXERCISE = "digits-classifier"
 BOARD = f"/api/v1/courses/dlp/assignments/{HW1}/exercises/{EXERCISE}/leaderboard"
 

@@ -21,11 +21,10 @@ from torch import nn
 from graders.course import LoadedAssignment, load_assignment
 from graders.intake import IntakeError, detect_kind
 from graders.runner import GradeLimits, GradeReport, grade
+from tests.support.paths import HW1_DIR
 from worker.sandbox.launcher import sandbox_factory
 from worker.sandbox.model_loading import state_dict_problems
 
-ROOT = Path(__file__).resolve().parent.parent
-HW1 = ROOT / "reference" / "hw1-training-basics"
 EXERCISE = "digits-classifier"
 POINTS = 5.0
 
@@ -34,7 +33,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:Deprecation
 
 @pytest.fixture(scope="module")
 def loaded() -> LoadedAssignment:
-    return load_assignment(HW1)
+    return load_assignment(HW1_DIR)
 
 
 @pytest.fixture(scope="module")

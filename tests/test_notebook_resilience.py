@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from graders.course import LoadedAssignment, load_assignment
 from graders.intake import NOTEBOOK
 from graders.notebooks import code_notebook
 from graders.runner import GradeReport, grade
+from tests.support.paths import ALTERNATIVES, HW1_DIR
 from worker.sandbox.launcher import sandbox_factory
-
-HW1 = Path(__file__).resolve().parent.parent / "reference" / "hw1-training-basics"
-ALTERNATIVES = HW1 / "alternatives"
 
 
 @pytest.fixture(scope="module")
 def loaded() -> LoadedAssignment:
-    return load_assignment(HW1)
+    return load_assignment(HW1_DIR)
 
 
 def grade_cells(loaded: LoadedAssignment, *cells: str) -> GradeReport:

@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.notebooks import course_notebook
-from tests.stack import BIN, Stack, distributed_stack
+from tests.support.notebooks import course_notebook
+from tests.support.paths import BIN, HW1
+from tests.support.stack import Stack, distributed_stack
 
-HW1 = "hw1-training-basics"
 CHECKS = ("not_a_server_error,status_code_conformance,response_schema_conformance,"
           "content_type_conformance,unsupported_method,allow_header_conformance")
 SECONDS_PER_ROLE = 45

@@ -16,8 +16,9 @@ import httpx
 import pytest
 
 from graders.notebooks import code_notebook
-from tests.notebooks import course_notebook
-from tests.stack import ROOT, Stack
+from tests.support.notebooks import course_notebook
+from tests.support.paths import HW1, HW1_DIR, ROOT
+from tests.support.stack import Stack
 
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright  # noqa: E402
@@ -27,8 +28,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
-HW1 = "hw1-training-basics"
-SOLUTION = ROOT / "reference" / HW1 / "notebooks" / "solution.ipynb"
+SOLUTION = HW1_DIR / "notebooks" / "solution.ipynb"
 
 # Records every value the live status badge takes, from before the page's scripts run.
 STATUS_RECORDER = """

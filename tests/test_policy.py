@@ -1,7 +1,7 @@
 """Deadlines, extensions, late penalties, submission caps and feedback release.
 
 The arithmetic first (no processes), then against the running distributed stack: each
-test has a course of its own (tests/staffing.py), so moving a deadline or a cap here
+test has a course of its own (tests/support/staffing.py), so moving a deadline or a cap here
 never touches another test's data.
 """
 
@@ -14,9 +14,9 @@ from sqlalchemy import update
 
 from core import policy
 from core.models import GradingJob, Submission
-from tests.stack import Stack, dump
-from tests.staffing import (
-    HW1,
+from tests.support.paths import HW1
+from tests.support.stack import Stack, dump
+from tests.support.staffing import (
     clone_course,
     hw1_source,
     iso,

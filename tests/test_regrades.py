@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from core.models import Assignment, Course, GradingJob, Submission
-from tests.stack import Stack, dump
-from tests.staffing import (
-    HW1,
+from tests.support.paths import HW1
+from tests.support.stack import Stack, dump
+from tests.support.staffing import (
     clone_course,
     hw1_source,
     iso,

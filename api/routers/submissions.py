@@ -22,7 +22,7 @@ from api.schemas import (
 from api.services import events
 from api.services.access import get_assignment, require_staff, visible_submission
 from api.services.regrades import regrade_submission as start_regrade
-from api.services.views import history_view, job_view, submission_view
+from api.services.presenters import history_view, job_view, submission_view
 from api.uploads import receive_submission
 from core.models import GradingJob, Submission
 

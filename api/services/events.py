@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 
-from api.services.views import submission_view
+from api.services.presenters import submission_view
 from core.db import get_sessionmaker
 from core.jobs import FINAL_STATUSES
 from core.models import Submission

@@ -14,7 +14,7 @@ from api.services.access import (
     staff_batch,
     visible_submission,
 )
-from api.services.views import shown_status
+from api.services.presenters import shown_status
 from core.audit import record
 from core.errors import Unreadable
 from core.jobs import create_job, dispatch

@@ -163,6 +163,6 @@ def accept_for(user_id: int, course: str, assignment: str, filename: str | None,
 
 
 def _status(db: Session, submission: Submission) -> str:
-    from api.services.views import shown_status
+    from api.services.presenters import shown_status
 
     return shown_status(db, submission)

@@ -24,7 +24,7 @@ from api.services.access import (
     visible_submission,
 )
 from api.services.gradebook import counted_cells
-from api.services.views import history_view, job_view, submission_view
+from api.services.presenters import history_view, job_view, submission_view
 from api.ui.render import error_page, fragment, render
 from api.ui.signin import (
     NOT_SIGNED_IN,

@@ -28,14 +28,8 @@ import pytest
 
 from graders.notebooks import code_notebook
 from graders.runner import GradeReport
-from tests.sandbox.conftest import (
-    HW1,
-    ROOT,
-    Secrets,
-    grade_notebook,
-    student_text,
-    uid_processes,
-)
+from tests.support.paths import HW1_DIR, ROOT
+from tests.support.sandbox import Secrets, grade_notebook, student_text, uid_processes
 from worker.sandbox import launcher
 from worker.sandbox.host_plan import sandbox_uid
 from worker.sandbox.seccomp import SYSCALLS as _TABLES
@@ -171,8 +165,8 @@ def simple(name: str, body: str | Callable[[Secrets, Listeners], str],
     return Attack(name, cells, check or Ctx.blocked)
 
 
-TESTS_PY = str(HW1 / "tests.py")
-REFERENCE_PY = str(HW1 / "reference.py")
+TESTS_PY = str(HW1_DIR / "tests.py")
+REFERENCE_PY = str(HW1_DIR / "reference.py")
 
 
 def _fs_none_found(ctx: Ctx) -> None:
@@ -620,7 +614,7 @@ def test_symlink_in_submission_folder(hw1, solution, secrets: Secrets,  # noqa: 
     """A submission folder holding links to hidden files (an unpacked archive) leaks nothing."""
     folder = tmp_path / "submission"
     folder.mkdir()
-    (folder / "tests_link.py").symlink_to(HW1 / "tests.py")
+    (folder / "tests_link.py").symlink_to(HW1_DIR / "tests.py")
     (folder / "canary_link").symlink_to(secrets.canary_path)
     (folder / "helper.py").write_text("VALUE = 41\n")
     factory = launcher.sandbox_factory(public_dirs=(hw1.meta.public_dir,), submission_dir=folder)

@@ -26,7 +26,7 @@ from graders.course import LoadedAssignment
 from graders.notebooks import code_notebook, with_extra_cell
 from graders.runner import GradeLimits, GradeReport
 from protocol.limits import REPLY_LIMITS
-from tests.sandbox.conftest import grade_notebook, student_text, uid_processes
+from tests.support.sandbox import grade_notebook, student_text, uid_processes
 from worker.sandbox import launcher
 from worker.sandbox.host_plan import sandbox_uid
 

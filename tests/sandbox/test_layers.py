@@ -20,7 +20,8 @@ import pytest
 
 from graders.notebooks import code_notebook
 from graders.sandbox_api import SandboxCrashed, SandboxTimeout
-from tests.sandbox.conftest import HW1, ROOT, grade_notebook, student_text, uid_processes
+from tests.support.paths import HW1_DIR, ROOT
+from tests.support.sandbox import grade_notebook, student_text, uid_processes
 from worker.sandbox import cgroups, host_plan, landlock, launcher, seccomp, slots
 from worker.sandbox.config import SandboxConfig, SandboxLimits
 
@@ -186,7 +187,7 @@ def test_degraded_mode_still_guards(mode: str, secrets, hw1, solution) -> None: 
         reply = _exec(sandbox, f"""
 import os, socket
 out = []
-for path in ({str(HW1 / 'tests.py')!r}, {str(secrets.canary_path)!r}, '/proc/self/environ'):
+for path in ({str(HW1_DIR / 'tests.py')!r}, {str(secrets.canary_path)!r}, '/proc/self/environ'):
     try:
         out.append(open(path).read())
     except OSError:
@@ -264,7 +265,7 @@ def test_without_root_user_namespaces_are_used(hw1) -> None:  # noqa: ANN001
     os.chmod(script, 0o644)
     command = (wrap + f"cd {ROOT} && {setpriv} --reuid=65534 --regid=65534 --clear-groups "
                f"env -i PATH=/usr/bin:/bin PYTHONPATH={ROOT} {sys.executable} {script} "
-               f"{HW1} {HW1 / 'notebooks' / 'solution.ipynb'}")
+               f"{HW1_DIR} {HW1_DIR / 'notebooks' / 'solution.ipynb'}")
     try:
         done = subprocess.run([unshare, "-m", "--propagation", "private", "sh", "-c", command],
                               capture_output=True, text=True, timeout=120)

@@ -5,7 +5,7 @@ exec'd. Combined with `setpriv --bounding-set` for the capabilities, it is how
 tests/test_compose.py runs the sandbox's tests under the compose file's limits on a
 machine without a Docker engine.
 
-    python tests/compose_limits.py scripts/seccomp-worker.json -- pytest tests/sandbox
+    python tests/support/compose_limits.py scripts/seccomp-worker.json -- pytest tests/sandbox
 """
 
 from __future__ import annotations

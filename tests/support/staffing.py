@@ -17,11 +17,8 @@ from sqlalchemy.orm import Session
 from core.accounts import enroll, get_or_create_user, issue_token
 from core.db import make_engine, session_scope
 from core.models import Assignment, Course, Exercise, Submission, User
-from tests.notebooks import REFERENCE
-from tests.stack import Stack
-
-HW1 = "hw1-training-basics"
-ALTERNATIVES = REFERENCE / HW1 / "alternatives"
+from tests.support.paths import ALTERNATIVES, HW1
+from tests.support.stack import Stack
 
 
 @lru_cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-REFERENCE = Path(__file__).resolve().parent.parent / "reference"
+from tests.support.paths import REFERENCE
 
 
 def course_notebook(assignment: str, which: str) -> bytes:
