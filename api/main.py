@@ -11,7 +11,16 @@ from fastapi import FastAPI
 from api import errors, metrics, ui
 from api.inflight import InFlightLimit, Permits
 from api.multipart import CloseUnreadBodies
-from api.routers import courses, gradebook, health, leaderboard, regrades, staff, submissions
+from api.routers import (
+    courses,
+    gradebook,
+    health,
+    leaderboard,
+    manual_grading,
+    regrades,
+    staff,
+    submissions,
+)
 from api.settings import get_api_settings
 from api.sweeper import Sweeper
 from core.logs import setup_logging
@@ -37,7 +46,8 @@ def create_app(run_sweeper: bool = True) -> FastAPI:
     app.state.run_sweeper = run_sweeper
     app.state.open_paths = {"/healthz"}
     errors.install(app)
-    for module in (health, courses, submissions, regrades, leaderboard, staff, gradebook):
+    for module in (health, courses, submissions, regrades, leaderboard, staff, gradebook,
+                   manual_grading):
         app.include_router(module.router)
     app.include_router(ui.router)
     metrics.install(app)

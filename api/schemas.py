@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from api.schemas_manual import ManualFeedbackOut
+
 
 class ErrorOut(BaseModel):
     """Every error answer: a plain sentence saying what is wrong."""
@@ -63,6 +65,8 @@ class ExerciseResultOut(BaseModel):
     max_score: float
     tests: list[TestOut]
     hidden_tests: HiddenTests | None = None
+    #: Manual exercises only: the grader's adjustment and comment, or why not shown.
+    manual: ManualFeedbackOut | None = None
 
 
 class SubmissionOut(BaseModel):

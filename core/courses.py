@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from core.blobs import Blobs, get_blob_store
 from core.models import Assignment, Course, Exercise
 from core.policy import normalize_late_policy
+from core.rubrics import sync_rubric
 from graders.course import AssignmentMeta, CourseError, CourseMeta, load_course
 
 
@@ -71,6 +72,9 @@ def sync_assignment(session: Session, course: Course, a: AssignmentMeta) -> Assi
             e = Exercise(slug=ex.slug, kind=ex.kind, max_score=ex.points)
             row.exercises.append(e)
         e.kind, e.max_score, e.position, e.device = ex.kind, ex.points, position, ex.device
+        if ex.rubric is not None:
+            session.flush()  # the exercise's id, for its rubric
+            sync_rubric(session, e, ex.rubric)
     for stale in existing.values():
         row.exercises.remove(stale)
     return row

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from graders.dsl import ExerciseBuilder, ExerciseSpec, Suite
+from graders.rubric import RubricError, RubricSpec, parse_rubric
 
 EXERCISE_KINDS = ("function", "class", "model", "manual")
 #: Exercises graded by staff, not by tests (their answer cells are tagged with the slug).
@@ -41,6 +42,9 @@ class ExerciseMeta:
     #: Resources the exercise asks for beyond the service's defaults.
     memory_mb: int | None = None
     timeout: float | None = None
+    #: A manual exercise's rubric (kind `manual` only; its answer is the notebook's cells
+    #: tagged with the slug).
+    rubric: RubricSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,23 @@ def _parse_due(value: Any, where: Path) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _rubric_of(raw: dict[str, Any], kind: str, slug: str, points: float,
+               toml_path: Path) -> RubricSpec | None:
+    """A manual exercise's rubric (required); other kinds have none."""
+    if kind != "manual":
+        if "rubric" in raw:
+            raise CourseError(f"{toml_path}: exercise {slug!r} is of kind {kind!r}; only "
+                              "manual exercises have a rubric.")
+        return None
+    if "rubric" not in raw:
+        raise CourseError(f"{toml_path}: manual exercise {slug!r} has no rubric: add "
+                          f"[[exercises.rubric.items]] with id, points and description.")
+    try:
+        return parse_rubric(raw["rubric"], points)
+    except RubricError as exc:
+        raise CourseError(f"{toml_path}: manual exercise {slug!r}: {exc}") from exc
+
+
 def load_assignment_meta(folder: Path) -> AssignmentMeta:
     toml_path = folder / "assignment.toml"
     try:
@@ -120,15 +141,17 @@ def load_assignment_meta(folder: Path) -> AssignmentMeta:
         if kind not in EXERCISE_KINDS:
             raise CourseError(f"{toml_path}: exercise kind {kind!r} is not one of {EXERCISE_KINDS}")
         slug = raw["slug"]
+        points = float(raw["points"])
         exercises.append(
             ExerciseMeta(
                 slug=slug,
                 kind=kind,
-                points=float(raw["points"]),
+                points=points,
                 device=raw.get("device", "cpu"),
                 requires=tuple(raw.get("requires", ())),
                 memory_mb=raw.get("memory_mb"),
                 timeout=raw.get("timeout"),
+                rubric=_rubric_of(raw, kind, slug, points, toml_path),
             )
         )
     if not exercises:

@@ -26,10 +26,22 @@ from sqlalchemy import Select, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound, Unreadable
-from core.models import Assignment, Course, Enrollment, GradingJob, Submission, TestResult, User
+from core.models import (
+    Assignment,
+    Course,
+    Enrollment,
+    Exercise,
+    GradingJob,
+    Submission,
+    TestResult,
+    User,
+)
+from core.rubric_models import ManualGrade
 from graders.intake import file_kinds_for
 
 FORMATS = ("wide", "long")
+#: The `file_group` of notebook and .py submissions (model files are group 1).
+CODE_GROUP = 0
 LAYOUTS = ("default", "canvas")
 
 
@@ -122,7 +134,7 @@ def _winners(policies: dict[int, str], users: Select[Any] | None,
     score_key = (case((Submission.assignment_id.in_(best), GradingJob.score), else_=literal(0.0))
                  if best else literal(0.0))
     group = case((Submission.file_kind.in_(sorted(file_kinds_for("model"))), literal(1)),
-                 else_=literal(0))
+                 else_=literal(CODE_GROUP))
     rank = func.row_number().over(
         partition_by=(Submission.user_id, Submission.assignment_id, group),
         order_by=(score_key.desc(), Submission.submitted_at.desc(), Submission.id.desc()),
@@ -130,7 +142,8 @@ def _winners(policies: dict[int, str], users: Select[Any] | None,
     ranked = (
         select(Submission.user_id, Submission.assignment_id, Submission.id.label("submission_id"),
                Submission.submitted_at, GradingJob.id.label("job_id"),
-               GradingJob.penalty_percent, GradingJob.late_seconds, rank.label("rank"))
+               GradingJob.penalty_percent, GradingJob.late_seconds, rank.label("rank"),
+               group.label("file_group"))
         .join(GradingJob, GradingJob.id == Submission.current_job_id)
         .where(*scope)
         .subquery("ranked")
@@ -157,12 +170,20 @@ def counted_cells(db: Session, policies: dict[int, str], users: Select[Any] | No
         .subquery("per_exercise")
     )
     # Core execution: plain tuples, no ORM loading for tens of thousands of rows.
-    rows = db.connection().execute(
-        select(winners.c.user_id, winners.c.assignment_id, winners.c.submission_id,
+    columns = (winners.c.user_id, winners.c.assignment_id, winners.c.submission_id,
                winners.c.submitted_at, winners.c.job_id, winners.c.penalty_percent,
-               winners.c.late_seconds, per_exercise.c.exercise_slug, per_exercise.c.raw)
+               winners.c.late_seconds)
+    rows = list(db.connection().execute(
+        select(*columns, per_exercise.c.exercise_slug, per_exercise.c.raw)
         .join(per_exercise, per_exercise.c.job_id == winners.c.job_id)
-    ).all()
+    ).all())
+    # Manual grades of the counted code submissions (CODE_GROUP), one per exercise.
+    rows.extend(db.connection().execute(
+        select(*columns, Exercise.slug, ManualGrade.score)
+        .join(ManualGrade, ManualGrade.submission_id == winners.c.submission_id)
+        .join(Exercise, Exercise.id == ManualGrade.exercise_id)
+        .where(winners.c.file_group == CODE_GROUP, Exercise.kind == "manual")
+    ).all())
     cells: dict[tuple[int, int, str], Cell] = {}
     for (user, assignment, submission_id, submitted_at, job_id, penalty, late, slug,
          raw) in rows:
@@ -174,6 +195,18 @@ def counted_cells(db: Session, policies: dict[int, str], users: Select[Any] | No
         cells[(user, assignment, slug)] = Cell(raw, penalty, score, submission_id, job_id,
                                                submitted_at, late or 0.0)
     return cells
+
+
+def counted_code_submissions(db: Session, assignment: Assignment,
+                             users: Select[Any] | None = None,
+                             user_id: int | None = None) -> dict[int, str]:
+    """Per student, the id of their counted notebook or .py submission (the one whose
+    tagged cells answer the manual exercises)."""
+    winners = _winners({assignment.id: assignment.counting_policy or "last"}, users,
+                       user_id).subquery("winners")
+    rows = db.execute(select(winners.c.user_id, winners.c.submission_id)
+                      .where(winners.c.file_group == CODE_GROUP)).all()
+    return {int(user): str(submission) for user, submission in rows}
 
 
 def counted_submission_ids(db: Session, assignment: Assignment, user_id: int) -> set[str]:
@@ -212,6 +245,10 @@ def build_gradebook(db: Session, course: Course, assignment: str | None = None) 
             .where(User.id.in_(enrolled)).order_by(User.name)
         ).all()
     ]
+    from api.services.manual.carry import carry_over
+
+    for a in rows:  # grades carried to resubmitted answers before they are summed
+        carry_over(db, a, users=enrolled)
     book = Gradebook(course.slug, course.title, columns, students)
     book.cells = counted_cells(db, {a.id: a.counting for a in columns}, users=enrolled)
     return book

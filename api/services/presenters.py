@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from api.schemas import ExerciseResultOut, HiddenTests, JobOut, SubmissionOut, TestOut
 from api.services.access import is_released
+from api.services.manual import manual_results
 from core import policy
 from core.capacity import waiting_note
 from core.models import GradingJob, Submission, TestResult, User, utcnow
@@ -77,6 +78,17 @@ def submission_view(db: Session, submission: Submission, viewer_is_staff: bool,
             ))
     max_score = (scored.max_score if scored is not None and scored.max_score is not None
                  else _expected_max(submission))
+    # Manual exercises (graded by hand, docs/authoring.md): their grades add to the
+    # automatic score, with the same late penalty, where this viewer may see them.
+    manual = manual_results(db, submission, viewer_is_staff)
+    exercises.extend(manual.exercises)
+    max_score = round(max_score + manual.max_score, 6)
+    score = scored.score if scored is not None else None
+    raw_score = scored.raw_score if scored is not None else None
+    if manual.points and scored is not None and score is not None:
+        penalty = scored.penalty_percent or 0.0
+        score = round(score + manual.points * (1.0 - penalty / 100.0), 6)
+        raw_score = round((raw_score or 0.0) + manual.points, 6)
     log = (scored.log or {}) if scored is not None else {}
     if scored is not None and scored.late_seconds is not None:
         # The lateness the score was computed with (the deadline may have moved since;
@@ -88,8 +100,8 @@ def submission_view(db: Session, submission: Submission, viewer_is_staff: bool,
         course=assignment.course.slug,
         student=submission.user.name,
         status=latest.status if latest else "queued",
-        score=scored.score if scored is not None else None,
-        raw_score=scored.raw_score if scored is not None else None,
+        score=score,
+        raw_score=raw_score,
         penalty_percent=scored.penalty_percent if scored is not None else None,
         max_score=max_score,
         submitted_at=submission.submitted_at,
