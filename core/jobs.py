@@ -49,13 +49,16 @@ def create_job(
     requested_by: int | None = None,
     batch_id: str | None = None,
     exercise_slugs: list[str] | None = None,
+    assignment_version: str | None = None,
 ) -> GradingJob:
+    """A queued job; graded with `assignment_version` if given (a version the caller
+    checked the assignment has had), else with the assignment's current one."""
     assignment = submission.assignment
     job = GradingJob(
         submission_id=submission.id,
         queue=queue_for(assignment, exercise_slugs, session),
         # The job names the version it is graded with; workers fetch that bundle.
-        assignment_version=assignment.version or None,
+        assignment_version=assignment_version or assignment.version or None,
         reason=reason,
         requested_by=requested_by,
         batch_id=batch_id,
@@ -74,7 +77,12 @@ def dispatch(session: Session, jobs: list[GradingJob]) -> int:
     sent_at) was not recorded is sent again by the sweeper; a duplicate message is
     harmless, the claim takes each job once.
     """
-    sent = [job.id for job in jobs if send_grade(job.id, job.queue)]
+    return dispatch_ids(session, [(job.id, job.queue) for job in jobs])
+
+
+def dispatch_ids(session: Session, jobs: list[tuple[str, str]]) -> int:
+    """`dispatch` for (job id, queue) pairs: the upload path sends without loading jobs."""
+    sent = [job_id for job_id, queue in jobs if send_grade(job_id, queue)]
     if sent:
         try:
             session.execute(update(GradingJob).where(GradingJob.id.in_(sent))

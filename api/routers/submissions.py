@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -20,10 +20,11 @@ from api.schemas import (
     SubmissionOut,
 )
 from api.services import events
-from api.services.access import get_assignment, require_staff, visible_submission
-from api.services.regrades import regrade_submission as start_regrade
+from api.services.access import bearer_token, get_assignment, require_staff, visible_submission
+from api.services.ingest import find_target
 from api.services.presenters import history_view, job_view, submission_view
-from api.uploads import receive_submission
+from api.services.regrades import regrade_submission as start_regrade
+from api.uploads import receive_upload
 from core.models import GradingJob, Submission
 
 router = APIRouter(prefix="/api/v1")
@@ -45,17 +46,17 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-dat
 )
 async def submit(
     request: Request,
-    db: DB,
-    member: Member,
+    course: Annotated[str, Path(max_length=64)],
     assignment: str,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> SubmissionCreated:
     """Upload a notebook, a .py file or a model file (multipart field `file`)."""
-    await run_in_threadpool(get_assignment, db, member.course, assignment)
-    user_id, course = member.user.id, member.course.slug
-    # The body may take a while to arrive: no pooled connection is held meanwhile.
-    await run_in_threadpool(db.close)
-    return await receive_submission(request, user_id, course, assignment, idempotency_key)
+    # One query finds the caller, the course, their role and the assignment; the body
+    # may take a while to arrive, and no pooled connection is held meanwhile.
+    target = await run_in_threadpool(find_target, bearer_token(authorization), course,
+                                     assignment)
+    return await receive_upload(request, target, idempotency_key)
 
 
 @router.get("/submissions/{submission_id}", response_model=SubmissionOut,

@@ -1,29 +1,27 @@
 """Accepting an upload: durable before the student hears 202.
 
 Order matters: the file is read by intake (graders/intake.py, the worker's own reading)
-and the caps are checked before anything is written; then the blob is written and
-fsynced, the submission and job rows are committed, and only then is the task sent. If
-the broker is down the upload still succeeds; the sweeper sends the job when the broker
-is back. A refused upload leaves nothing behind.
+before anything is written; then, in one transaction (api/services/ingest.py), the caps
+are checked under a lock, the blob is stored (durable before, or committed with, the
+rows that point at it), the submission and job rows are committed, and only then is
+the task sent. If the broker is down the upload still succeeds; the sweeper sends the
+job when the broker is back. A refused upload leaves nothing behind.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
 
-from sqlalchemy import exists, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.schemas import SubmissionCreated
-from api.services.access import Membership, course_member, get_assignment
+from api.services import ingest
+from api.services.ingest import UploadTarget
 from core import policy
-from core.blobs import get_blob_store
 from core.db import get_sessionmaker
-from core.errors import OverCap, TooLarge, Unreadable
-from core.jobs import create_job, dispatch
-from core.models import Assignment, GradingJob, Submission, User, utcnow
+from core.errors import TooLarge, Unreadable
+from core.models import Submission
 from core.settings import get_settings
 from graders.intake import (
     API_LIMITS,
@@ -32,7 +30,6 @@ from graders.intake import (
     Limits,
     clean_filename,
     detect_kind,
-    exercise_kinds_for,
 )
 
 MAX_KEY = 200
@@ -58,32 +55,6 @@ def _existing(db: Session, user_id: int, key: str) -> Submission | None:
                                               Submission.idempotency_key == key))
 
 
-def counted_submissions(db: Session, assignment: Assignment, user_id: int,
-                        since: object | None = None) -> int:
-    """Submissions that count against a cap: those the service did not fail to grade."""
-    not_failed = exists().where(GradingJob.submission_id == Submission.id,
-                                GradingJob.status != "failed")
-    query = select(func.count()).select_from(Submission).where(
-        Submission.assignment_id == assignment.id, Submission.user_id == user_id, not_failed)
-    if since is not None:
-        query = query.where(Submission.submitted_at >= since)
-    return int(db.scalar(query) or 0)
-
-
-def check_caps(db: Session, assignment: Assignment, user_id: int) -> None:
-    if assignment.cap_total is not None:
-        used = counted_submissions(db, assignment, user_id)
-        if used >= assignment.cap_total:
-            raise OverCap(f"You have used all {assignment.cap_total} submissions allowed "
-                          f"for {assignment.slug}.")
-    if assignment.cap_per_day is not None:
-        used = counted_submissions(db, assignment, user_id, utcnow() - timedelta(days=1))
-        if used >= assignment.cap_per_day:
-            raise OverCap(f"You have used all {assignment.cap_per_day} submissions allowed "
-                          f"for {assignment.slug} in 24 hours; try again later.",
-                          headers={"Retry-After": "3600"})
-
-
 def check_idempotency_key(key: str | None) -> None:
     if key is not None and (not key.strip() or len(key) > MAX_KEY
                             or not key.isprintable()):
@@ -102,64 +73,30 @@ def read_upload(filename: str | None, data: bytes) -> tuple[str, str]:
         raise Unreadable(str(exc)) from None
 
 
-def check_answers_something(assignment: Assignment, file_kind: str) -> None:
-    """A file must answer at least one exercise: a model file for an assignment without
-    model exercises (or a notebook for one with only those) is the wrong kind of file."""
-    answered = exercise_kinds_for(file_kind)
-    if assignment.exercises and not any(e.kind in answered for e in assignment.exercises):
-        kinds = sorted({e.kind for e in assignment.exercises})
-        raise Unreadable(f"A {file_kind} file answers none of the exercises of "
-                         f"{assignment.slug} (they are {', '.join(kinds)} exercises).")
-
-
-def accept_upload(db: Session, member: Membership, assignment: Assignment,
-                  filename: str | None, data: bytes,
-                  idempotency_key: str | None) -> SubmissionCreated:
-    user = member.user
+def accept_for(target: UploadTarget, filename: str | None, data: bytes,
+               idempotency_key: str | None) -> SubmissionCreated:
+    """Accept a received upload for `target` (api/services/ingest.py: found once, before
+    the body arrived, without holding a database connection while it did)."""
     check_idempotency_key(idempotency_key)
     if idempotency_key is not None:
-        found = _existing(db, user.id, idempotency_key)
-        if found is not None:
-            return created_view(db, found, _status(db, found))
+        known = _answer_for_key(target.user_id, idempotency_key)
+        if known is not None:
+            return known
     name, kind = read_upload(filename, data)
-    check_answers_something(assignment, kind)
-    if not member.is_staff:  # staff try assignments out; caps are for students
-        check_caps(db, assignment, user.id)
-    store = get_blob_store()
-    sha = store.put_bytes(data)  # fsynced before the rows that point at it
-    submission = Submission(
-        assignment_id=assignment.id, user_id=user.id, sha256=sha, filename=name,
-        file_kind=kind, size_bytes=len(data), idempotency_key=idempotency_key,
-    )
-    db.add(submission)
-    try:
-        db.flush()
-        job = create_job(db, submission)
-        # The answer is built before the commit: once the rows are committed nothing
-        # may fail the request (the student would retry and submit twice).
-        created = created_view(db, submission, "queued")
-        db.commit()
-    except IntegrityError:
-        # Two requests with the same Idempotency-Key raced: the first one wins.
-        db.rollback()
-        found = _existing(db, user.id, idempotency_key or "")
-        if found is None:
-            raise
-        return created_view(db, found, _status(db, found))
-    dispatch(db, [job])  # never raises; the sweeper sends what could not be sent
+    ingest.check_answers_something(target, kind)
+    created = ingest.accept_upload(target, name, kind, data, idempotency_key)
+    if created is None:  # two requests with the same Idempotency-Key raced: the first wins
+        known = _answer_for_key(target.user_id, idempotency_key or "")
+        assert known is not None
+        return known
     return created
 
 
-def accept_for(user_id: int, course: str, assignment: str, filename: str | None,
-               data: bytes, idempotency_key: str | None) -> SubmissionCreated:
-    """accept_upload in a session of its own, the caller found again by id (the upload's
-    body was received without holding a database connection)."""
+def _answer_for_key(user_id: int, key: str) -> SubmissionCreated | None:
+    """The answer to a request whose Idempotency-Key was seen before, if it was."""
     with get_sessionmaker()() as db:
-        user = db.get(User, user_id)
-        assert user is not None
-        member = course_member(db, user, course)
-        target = get_assignment(db, member.course, assignment)
-        return accept_upload(db, member, target, filename, data, idempotency_key)
+        found = _existing(db, user_id, key)
+        return None if found is None else created_view(db, found, _status(db, found))
 
 
 def _status(db: Session, submission: Submission) -> str:
