@@ -50,14 +50,13 @@ def replace_items(db: Session, exercise: Exercise,
     new_points = {i.id: float(i.points) for i in items}
     changed = sorted({s for s in old if s not in new_points or old[s].points != new_points[s]}
                      | {s for s in new_points if s not in old})
-    for slug, row in old.items():
+    for slug, stale in old.items():
         if slug not in new_points:
-            db.delete(row)
+            db.delete(stale)
     db.flush()
     for position, item in enumerate(items):
-        row = old.get(item.id)
-        if row is None:
-            row = RubricItem(exercise_id=exercise.id, slug=item.id)
+        row = old.get(item.id) or RubricItem(exercise_id=exercise.id, slug=item.id)
+        if row.id is None:
             db.add(row)
         row.position, row.points, row.description = position, float(item.points), item.description
     db.flush()
