@@ -1,5 +1,6 @@
 // A little progressive enhancement for the autograder's pages: sortable tables, the
-// upload form's checks, live status over server-sent events, and regrade progress.
+// upload form's checks, live status over server-sent events, regrade progress, and the
+// manual grading page (rubric toggles, keyboard shortcuts, saving).
 "use strict";
 
 (function () {
@@ -301,6 +302,154 @@
     });
   }
 
+  // -- manual grading: rubric toggles, the score preview, saving, keyboard shortcuts ------
+  function sendJSON(method, url, body) {
+    return fetch(url, {
+      method: method,
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-Requested-With": "fetch" },
+      body: JSON.stringify(body),
+    }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (data) {
+        if (!r.ok) throw new Error(data.detail || "The request failed (HTTP " + r.status + ").");
+        return data;
+      });
+    });
+  }
+
+  function formatPoints(x) {
+    const text = (Math.round(x * 1000) / 1000).toFixed(3).replace(/0+$/, "").replace(/\.$/, "");
+    return text === "-0" ? "0" : text;
+  }
+
+  function initGrading(form) {
+    const items = Array.from(form.querySelectorAll("button.rubric-item"));
+    const adjustment = document.getElementById("grade-adjustment");
+    const comment = document.getElementById("grade-comment");
+    const preview = document.getElementById("score-preview");
+    const status = document.getElementById("grade-status");
+    const error = document.getElementById("grade-error");
+    const button = document.getElementById("save-grade");
+    const floor = Number(form.dataset.floor);
+    const ceiling = Number(form.dataset.ceiling);
+    const maxText = formatPoints(Number(form.dataset.maxScore));
+    let dirty = false;
+    let warned = false;
+
+    function score() {
+      let total = Number(adjustment.value) || 0;
+      items.forEach(function (b) {
+        if (b.getAttribute("aria-pressed") === "true") total += Number(b.dataset.points);
+      });
+      return Math.min(ceiling, Math.max(floor, total));
+    }
+
+    function changed() {
+      dirty = true;
+      warned = false;
+      preview.textContent = formatPoints(score()) + " / " + maxText + " (not saved)";
+      status.textContent = "";
+    }
+
+    function toggle(b) {
+      b.setAttribute("aria-pressed", b.getAttribute("aria-pressed") === "true" ? "false" : "true");
+      changed();
+    }
+
+    items.forEach(function (b) { b.addEventListener("click", function () { toggle(b); }); });
+    adjustment.addEventListener("input", changed);
+    comment.addEventListener("input", changed);
+
+    function save() {
+      const adjust = adjustment.value.trim() === "" ? 0 : Number(adjustment.value);
+      if (!Number.isFinite(adjust)) {
+        error.textContent = "The adjustment must be a number.";
+        error.hidden = false;
+        adjustment.focus();
+        return;
+      }
+      const applied = items.filter(function (b) { return b.getAttribute("aria-pressed") === "true"; })
+        .map(function (b) { return b.dataset.item; });
+      error.hidden = true;
+      button.disabled = true;
+      status.textContent = "Saving\u2026";
+      sendJSON("PUT", form.dataset.url, { rubric: applied, adjustment: adjust, comment: comment.value })
+        .then(function (data) {
+          dirty = false;
+          preview.textContent = formatPoints(data.score) + " / " + maxText;
+          status.textContent = "Saved: " + formatPoints(data.score) + " / " + maxText + ".";
+          const state = document.getElementById("answer-state");
+          if (state) { state.textContent = "graded"; state.className = "badge status-graded"; }
+          if (data.student) document.getElementById("answer-student").textContent = data.student;
+          if (data.progress) {
+            document.getElementById("graded-count").textContent = data.progress.graded;
+            document.getElementById("grading-progress").value = data.progress.graded;
+          }
+        })
+        .catch(function (e) {
+          status.textContent = "";
+          error.textContent = e.message;
+          error.hidden = false;
+        })
+        .finally(function () { button.disabled = false; });
+    }
+
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      save();
+    });
+
+    function go(link) {
+      if (!link) return;
+      if (dirty && !warned) {
+        warned = true;
+        status.textContent = "This grade is not saved: press s to save it, or the same key again to leave without saving.";
+        return;
+      }
+      window.location.assign(link.href);
+    }
+
+    function typing(target) {
+      return target instanceof HTMLElement &&
+        (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].indexOf(target.tagName) >= 0);
+    }
+
+    document.addEventListener("keydown", function (event) {
+      if (event.defaultPrevented || event.altKey || event.metaKey) return;
+      if (event.ctrlKey) {
+        if (event.key === "Enter") { event.preventDefault(); save(); }
+        return;
+      }
+      if (typing(event.target)) {
+        if (event.key === "Escape") event.target.blur();
+        return;
+      }
+      const key = event.key;
+      // Arrows inside the answer scroll it (wide code, images); n and p still navigate.
+      const scrolling = key.indexOf("Arrow") === 0 && event.target.closest && event.target.closest(".answer-body");
+      if (scrolling) return;
+      if (/^[1-9]$/.test(key) && items[Number(key) - 1]) {
+        event.preventDefault();
+        toggle(items[Number(key) - 1]);
+      } else if (key === "a" || key === "c") {
+        event.preventDefault();
+        (key === "a" ? adjustment : comment).focus();
+      } else if (key === "s") {
+        event.preventDefault();
+        save();
+      } else if (key === "n" || key === "ArrowRight") {
+        event.preventDefault();
+        go(document.getElementById("next-answer"));
+      } else if (key === "p" || key === "ArrowLeft") {
+        event.preventDefault();
+        go(document.getElementById("prev-answer"));
+      }
+    });
+    window.addEventListener("beforeunload", function (event) {
+      if (dirty && !warned) event.preventDefault();
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("table.sortable").forEach(initSortable);
     const upload = document.getElementById("upload-form");
@@ -311,5 +460,7 @@
     if (regrade) initRegradeAssignment(regrade);
     const one = document.getElementById("regrade-one");
     if (one) initRegradeOne(one);
+    const grading = document.getElementById("grade-form");
+    if (grading) initGrading(grading);
   });
 })();
