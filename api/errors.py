@@ -81,6 +81,9 @@ def detail(status: int, sentence: str, headers: dict[str, str] | None = None) ->
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
+        if exc.extra:
+            return JSONResponse({"detail": exc.message, **exc.extra}, status_code=exc.status,
+                                headers=exc.headers or None)
         return detail(exc.status, exc.message, exc.headers or None)
 
     @app.exception_handler(RequestValidationError)

@@ -17,6 +17,7 @@ from api.routers import (
     health,
     leaderboard,
     manual_grading,
+    publishing,
     regrades,
     staff,
     submissions,
@@ -47,7 +48,7 @@ def create_app(run_sweeper: bool = True) -> FastAPI:
     app.state.open_paths = {"/healthz"}
     errors.install(app)
     for module in (health, courses, submissions, regrades, leaderboard, staff, gradebook,
-                   manual_grading):
+                   publishing, manual_grading):
         app.include_router(module.router)
     app.include_router(ui.router)
     metrics.install(app)

@@ -125,6 +125,8 @@ class JobOut(BaseModel):
 class RegradeRequest(BaseModel):
     exercise: str | None = None
     reason: str = ""
+    #: Grade with this version of the assignment (one it has had); default: the current.
+    version: str | None = Field(default=None, max_length=64)
 
 
 class RegradeJobOut(BaseModel):

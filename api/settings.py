@@ -21,6 +21,22 @@ class ApiSettings(BaseSettings):
     #: An upload's body: at most this long without a byte arriving, and in all.
     upload_idle_seconds: float = Field(default=20.0, gt=0)
     upload_total_seconds: float = Field(default=300.0, gt=0)
+    # Publishing an assignment (POST /api/v1/courses/{course}/assignments).
+    publish_max_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1,
+        description="Largest archive (.zip or .tar.gz) an instructor may upload to publish "
+                    "an assignment; larger is refused with 413.")
+    publish_max_unpacked_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1,
+        description="Most bytes a published archive may unpack to (counted while unpacking, "
+                    "whatever its headers say); more is refused with 422.")
+    publish_max_entries: int = Field(
+        default=2000, ge=1,
+        description="Most entries (files and folders) a published archive may hold.")
+    publish_timeout_seconds: float = Field(
+        default=600.0, gt=0,
+        description="How long a publish waits for the self-check on a worker; past it the "
+                    "answer is 503 and nothing is published.")
 
 
 @lru_cache

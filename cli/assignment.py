@@ -4,6 +4,11 @@
   Otter Assign (v1) notebook becomes an assignment folder, then the self-check grades it
   (`--no-check` skips that).
 - `new SLUG --out DIR`: a scaffold in the project's own format that passes the self-check.
+- `publish DIR --course SLUG`: packs the folder and uploads it to a running service
+  (`--server`/`--token` or AUTOGRADER_SERVER / AUTOGRADER_TOKEN, an instructor's); the
+  service self-checks it on a worker. Prints the version on the last line; a refusal
+  prints the self-check's report as a table and exits 1 (3: other refusals, 4: the
+  server could not be reached).
 
 `add_commands` returns the `assignment` sub-parsers so that other commands (publishing)
 can join them. The heavy imports (torch, the grader) happen only when a command runs.
@@ -44,6 +49,18 @@ def add_commands(sub: Any) -> Any:
     new.add_argument("--no-check", action="store_true",
                      help="do not run the self-check on the new folder")
     new.set_defaults(func=cmd_new)
+
+    publish = commands.add_parser(
+        "publish", help="upload an assignment folder to a running service (instructor)")
+    publish.add_argument("folder", type=Path, help="the assignment folder")
+    publish.add_argument("--course", required=True, help="the course's slug")
+    publish.add_argument("--server", default=None,
+                         help="the service's URL (env AUTOGRADER_SERVER)")
+    publish.add_argument("--token", default=None,
+                         help="an instructor's API token (env AUTOGRADER_TOKEN)")
+    publish.add_argument("--timeout", type=float, default=900.0,
+                         help="seconds to wait for the self-check (default 900)")
+    publish.set_defaults(func=cmd_publish)
     return commands
 
 
@@ -85,3 +102,9 @@ def cmd_new(args: argparse.Namespace) -> int:
     print(f"wrote {folder}: one example exercise (softplus) with its reference, tests, "
           "starter and solution notebooks, two buggy variants and one alternative")
     return 0 if args.no_check else _self_check(folder)
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from cli.publish import publish
+
+    return publish(args)

@@ -8,6 +8,8 @@ a cap, WWW-Authenticate when no token was sent) travel with the error.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DomainError(Exception):
     """A refusal with a sentence for the person who asked."""
@@ -15,13 +17,16 @@ class DomainError(Exception):
     #: The HTTP status the API answers with (kept here so the mapping is one table).
     status = 400
 
-    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, message: str, headers: dict[str, str] | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
         message = " ".join(message.split())
         if message and message[-1] not in ".?!":
             message += "."
         super().__init__(message)
         self.message = message
         self.headers = dict(headers or {})
+        #: More fields of the answer beside `detail` (a refused publish's report).
+        self.extra = dict(extra or {})
 
     def __str__(self) -> str:
         return self.message

@@ -301,6 +301,8 @@ class WorkerPresence(Base):
 # pytest would otherwise try to collect the model named TestResult.
 TestResult.__test__ = False
 
-# Manual grading's tables live in their own module; importing it here registers them on
-# Base wherever the models are loaded (migrations, create_all, the API, the workers).
+# Manual grading's tables and publication requests (an uploaded assignment and its
+# self-check) live in modules of their own; importing them here registers them on Base
+# wherever the models are loaded (migrations, create_all, the API, the workers).
+import core.publication_models  # noqa: E402, F401
 import core.rubric_models  # noqa: E402, F401

@@ -15,6 +15,8 @@ from kombu.exceptions import ChannelError
 from core.settings import Settings, get_settings
 
 GRADE_TASK = "autograder.grade"
+#: The self-check of an uploaded assignment (worker/selfcheck_task.py), on the cpu queue.
+SELFCHECK_TASK = "autograder.selfcheck"
 QUEUES = ("cpu", "gpu")
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,17 @@ def send_grade(job_id: str, queue: str) -> bool:
     except Exception as exc:  # broker down: never lose the job, never fail the upload
         log.warning("could not send job %s to queue %s: %s", job_id, queue, exc,
                     extra={"job_id": job_id})
+        return False
+
+
+def send_selfcheck(publication_id: str) -> bool:
+    """Publish one self-check task (cpu queue); False if the broker could not be reached."""
+    try:
+        get_celery().send_task(SELFCHECK_TASK, args=[publication_id], queue="cpu")
+        return True
+    except Exception as exc:  # broker down: the caller answers 503, nothing is published
+        log.warning("could not send the self-check of publication %s: %s", publication_id,
+                    exc)
         return False
 
 

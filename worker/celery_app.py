@@ -1,4 +1,5 @@
-"""The worker's Celery app: the shared configuration plus the grading task."""
+"""The worker's Celery app: the shared configuration plus its tasks (grading, and the
+self-check of published assignments)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from worker.devices import pin_slot
 
 embedded_broker.install()  # filesystem:// (embedded mode): atomic message files
 app = get_celery()
-app.conf.imports = ("worker.tasks",)
+# Grading, and the self-check of assignments that instructors publish.
+app.conf.imports = ("worker.tasks", "worker.selfcheck_task")
 log = logging.getLogger("autograder.worker")
 
 

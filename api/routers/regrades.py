@@ -17,7 +17,8 @@ router = APIRouter(prefix="/api/v1")
 def regrade_assignment(db: DB, member: Member, assignment: str,
                        body: RegradeRequest | None = None) -> BatchCreated:
     body = body or RegradeRequest()
-    return regrades.regrade_assignment(db, member, assignment, body.exercise, body.reason)
+    return regrades.regrade_assignment(db, member, assignment, body.exercise, body.reason,
+                                       body.version)
 
 
 @router.get("/regrades/{batch_id}", response_model=BatchOut, responses=errors(403, 404))

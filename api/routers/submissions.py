@@ -114,4 +114,4 @@ def submission_history(db: DB, user: CurrentUser, submission_id: str) -> list[Hi
 def regrade_submission(db: DB, user: CurrentUser, submission_id: str,
                        body: RegradeRequest | None = None) -> RegradeJobOut:
     body = body or RegradeRequest()
-    return start_regrade(db, user, submission_id, body.exercise, body.reason)
+    return start_regrade(db, user, submission_id, body.exercise, body.reason, body.version)

@@ -18,7 +18,14 @@ from api.services.presenters import shown_status
 from core.audit import record
 from core.errors import Unreadable
 from core.jobs import create_job, dispatch
-from core.models import Assignment, GradingJob, RegradeBatch, Submission, User
+from core.models import (
+    Assignment,
+    AssignmentVersion,
+    GradingJob,
+    RegradeBatch,
+    Submission,
+    User,
+)
 from graders.intake import file_kinds_for
 
 
@@ -28,6 +35,16 @@ def _exercises(assignment: Assignment, exercise: str | None) -> list[str] | None
     if exercise not in {e.slug for e in assignment.exercises}:
         raise Unreadable(f"{assignment.slug} has no exercise {exercise[:64]!r}.")
     return [exercise]
+
+
+def checked_version(db: Session, assignment: Assignment, version: str | None) -> str | None:
+    """A version the request names, if the assignment has had it (None: the current)."""
+    if version is None:
+        return None
+    stored = db.get(AssignmentVersion, version) if len(version) <= 64 else None
+    if stored is None or stored.slug != assignment.slug:
+        raise Unreadable(f"{assignment.slug} has no version {version[:64]!r}.")
+    return version
 
 
 def kinds_grading(assignment: Assignment, exercise: str | None) -> frozenset[str] | None:
@@ -40,13 +57,15 @@ def kinds_grading(assignment: Assignment, exercise: str | None) -> frozenset[str
 
 def start_batch(db: Session, member: Membership, assignment: Assignment,
                 exercise: str | None = None, reason: str = "",
-                user_id: int | None = None) -> tuple[RegradeBatch, list[GradingJob]]:
+                user_id: int | None = None,
+                version: str | None = None) -> tuple[RegradeBatch, list[GradingJob]]:
     """A new job for every submission of the assignment (of one student if `user_id`);
     for one exercise, only the submissions that grade it.
 
     Commits (batch, jobs and the audit event together); the caller dispatches the jobs.
     """
     exercises = _exercises(assignment, exercise)
+    version = checked_version(db, assignment, version)
     batch = RegradeBatch(course_id=member.course.id, assignment_id=assignment.id,
                          exercise_slug=exercise, requested_by=member.user.id, reason=reason)
     db.add(batch)
@@ -59,12 +78,14 @@ def start_batch(db: Session, member: Membership, assignment: Assignment,
         query = query.where(Submission.file_kind.in_(sorted(kinds)))
     jobs = [
         create_job(db, submission, reason=reason or "assignment regrade",
-                   requested_by=member.user.id, batch_id=batch.id, exercise_slugs=exercises)
+                   requested_by=member.user.id, batch_id=batch.id, exercise_slugs=exercises,
+                   assignment_version=version)
         for submission in db.scalars(query.order_by(Submission.submitted_at, Submission.id))
     ]
     batch.total = len(jobs)
     details: dict[str, object] = {"batch_id": batch.id, "total": len(jobs),
-                                  "exercise": exercise, "reason": reason}
+                                  "exercise": exercise, "reason": reason,
+                                  "version": version or assignment.version}
     if user_id is not None:
         details["student_id"] = user_id
     record(db, member.user.id, member.course.id,
@@ -83,22 +104,24 @@ def regrade_batch(db: Session, member: Membership, assignment: Assignment, user_
 
 
 def regrade_assignment(db: Session, member: Membership, assignment: str,
-                       exercise: str | None, reason: str) -> BatchCreated:
+                       exercise: str | None, reason: str,
+                       version: str | None = None) -> BatchCreated:
     require_staff(member, "regrade")
     target = get_assignment(db, member.course, assignment)
-    batch, jobs = start_batch(db, member, target, exercise, reason)
+    batch, jobs = start_batch(db, member, target, exercise, reason, version=version)
     dispatch(db, jobs)
     return BatchCreated(batch_id=batch.id, total=len(jobs),
                         status="done" if not jobs else "running")
 
 
 def regrade_submission(db: Session, user: User, submission_id: str, exercise: str | None,
-                       reason: str) -> RegradeJobOut:
+                       reason: str, version: str | None = None) -> RegradeJobOut:
     submission, member = visible_submission(db, user, submission_id)
     require_staff(member, "regrade")
     exercises = _exercises(submission.assignment, exercise)
+    version = checked_version(db, submission.assignment, version)
     job = create_job(db, submission, reason=reason or "regrade", requested_by=user.id,
-                     exercise_slugs=exercises)
+                     exercise_slugs=exercises, assignment_version=version)
     record(db, user.id, member.course.id, "regrade", f"submission:{submission.id}",
            {"job_id": job.id, "exercise": exercise, "reason": reason})
     db.commit()

@@ -58,6 +58,13 @@ def assignment_toml(plan: ImportPlan, slug: str, source_name: str) -> str:
     for exercise in plan.exercises:
         out += ["[[exercises]]", f"# {exercise.origin}", f"slug = {_toml(exercise.slug)}",
                 f"kind = {_toml(exercise.kind)}", f"points = {_toml(exercise.points)}", ""]
+        if exercise.kind == "manual":
+            # A manual exercise is graded with a rubric; neither tool has one to import,
+            # so one item worth all the points, for the instructor to split into parts.
+            out += ["[[exercises.rubric.items]]", 'id = "complete"',
+                    f"points = {_toml(exercise.points)}",
+                    'description = "Correct and complete (imported: split this rubric into '
+                    'the parts you grade)."', ""]
     return "\n".join(out)
 
 
