@@ -48,8 +48,8 @@ def grading_list(db: Session, member: Membership, assignment: str, exercise: str
     grades = {g.submission_id: g for g in db.scalars(
         select(ManualGrade).where(ManualGrade.exercise_id == manual.id,
                                   ManualGrade.submission_id.in_(list(counted.values()))))}
-    names = dict(db.execute(select(User.id, User.name)
-                            .where(User.id.in_(list(counted)))).tuples())
+    names = {int(i): str(n) for i, n in db.execute(
+        select(User.id, User.name).where(User.id.in_(list(counted)))).tuples()}
     aliases = pseudonyms(db, member.course.id, set(counted)) if anonymous else {}
     entries = []
     for user_id, submission_id in counted.items():
