@@ -1,0 +1,228 @@
+"""Manual grading over HTTP against the distributed stack (PostgreSQL, Redis, Celery
+workers): the grading list, the rendered answer, the rubric, grades; the gradebook CSV;
+roles; the release; the order of the list; grades that follow a resubmitted answer.
+
+Each test works in a course of its own (a copy of hw2 with its rubric), so the tests
+do not see each other's submissions."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from core.models import Assignment, AuditEvent, Course
+from core.rubrics import sync_rubric
+from graders.course import load_assignment_meta
+from tests.support.notebooks import course_notebook
+from tests.support.paths import HW2, HW2_DIR
+from tests.support.stack import Stack, dump
+from tests.support.staffing import clone_course, stack_db, wait_graded
+from tests.test_manual_grading_units import assert_inert, hostile_notebook
+
+SLUG = "saliency-discussion"
+RUBRIC = {i.id: i.points for i in load_assignment_meta(HW2_DIR).exercises[-1].rubric.items}  # type: ignore[union-attr]
+
+
+@dataclass
+class Course_:
+    stack: Stack
+    slug: str
+    students: list[str]
+    tas: list[str]
+
+    def url(self, tail: str) -> str:
+        return f"/api/v1/courses/{self.slug}/assignments/{HW2}/exercises/{SLUG}/{tail}"
+
+    def as_(self, user: str | None) -> httpx.Client:
+        return self.stack.client(user)
+
+    def submit(self, user: str, data: bytes, name: str = "hw2.ipynb") -> str:
+        with self.as_(user) as c:
+            response = c.post(f"/api/v1/courses/{self.slug}/assignments/{HW2}/submissions",
+                              files={"file": (name, data)})
+        assert response.status_code == 202, response.text
+        return str(response.json()["id"])
+
+
+def answer_notebook(text: str, extra: str = "") -> bytes:
+    """A small notebook: a tagged discussion and a tagged plot cell (no functions, so the
+    automatic tests grade it 0 quickly), and optionally an untagged cell."""
+    cells = [
+        {"cell_type": "markdown", "metadata": {"tags": [SLUG]}, "source": text},
+        {"cell_type": "code", "metadata": {"tags": [SLUG]}, "execution_count": 1,
+         "source": "print('maps')", "outputs": [
+             {"output_type": "stream", "name": "stdout", "text": "maps\n"}]},
+    ]
+    if extra:
+        cells.append({"cell_type": "code", "metadata": {}, "execution_count": None,
+                      "source": extra, "outputs": []})
+    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {},
+                       "cells": cells}).encode()
+
+
+def new_course(stack: Stack, students: int, tas: int = 2) -> Course_:
+    """A course of its own: a copy of hw2 with the rubric of its assignment.toml."""
+    tag = uuid.uuid4().hex[:6]
+    slug = f"mg-{tag}"
+    names = [f"mg{tag}s{i}" for i in range(students)]
+    staff = [f"mg{tag}t{i}" for i in range(tas)]
+    clone_course(stack, slug, {**{n: "student" for n in names}, **{t: "ta" for t in staff},
+                               f"mg{tag}i": "instructor"}, assignments=(HW2,))
+    meta = load_assignment_meta(HW2_DIR)
+    with stack_db(stack) as db:
+        course = db.scalar(select(Course).where(Course.slug == slug))
+        assert course is not None
+        assignment = db.scalar(select(Assignment).where(Assignment.course_id == course.id))
+        assert assignment is not None
+        for exercise in assignment.exercises:
+            spec = next(e for e in meta.exercises if e.slug == exercise.slug)
+            sync_rubric(db, exercise, spec.rubric)
+    return Course_(stack, slug, names, staff)
+
+
+def graded(course: Course_, user: str, submission_id: str) -> dict[str, Any]:
+    return wait_graded(course.stack, user, submission_id, staff=course.tas[0])
+
+
+def grading_list(course: Course_, ta: str, **params: Any) -> list[dict[str, Any]]:
+    with course.as_(ta) as c:
+        response = c.get(course.url("grading"), params=params)
+    assert response.status_code == 200, response.text
+    return list(response.json())
+
+
+def put_grade(course: Course_, ta: str | None, submission_id: str, body: dict[str, Any],
+              exercise: str = SLUG) -> httpx.Response:
+    with course.as_(ta) as c:
+        return c.put(f"/api/v1/submissions/{submission_id}/exercises/{exercise}/manual",
+                     json=body)
+
+
+def get_answer(course: Course_, user: str | None, submission_id: str,
+               **params: Any) -> httpx.Response:
+    with course.as_(user) as c:
+        return c.get(f"/api/v1/submissions/{submission_id}/exercises/{SLUG}/answer",
+                     params=params)
+
+
+def gradebook(course: Course_, fmt: str) -> list[dict[str, str]]:
+    with course.as_(course.tas[0]) as c:
+        response = c.get(f"/api/v1/courses/{course.slug}/gradebook.csv",
+                         params={"format": fmt})
+    assert response.status_code == 200, response.text
+    return list(csv.DictReader(io.StringIO(response.text)))
+
+
+def manual_part(body: dict[str, Any]) -> dict[str, Any]:
+    return next(e for e in body["exercises"] if e["slug"] == SLUG)
+
+
+@pytest.fixture
+def course(pg_stack: Stack) -> Iterator[Course_]:
+    yield new_course(pg_stack, students=2)
+
+
+def test_grading_flow_gradebook_and_rubric_change(course: Course_) -> None:
+    ann, ben = course.students
+    tina = course.tas[0]
+    ann_id = course.submit(ann, course_notebook(HW2, "solution"))
+    ben_id = course.submit(ben, answer_notebook("Grad-CAM is *coarse*."))
+    ann_view, _ = graded(course, ann, ann_id), graded(course, ben, ben_id)
+    # Automatic grading skips the manual exercise: the solution has every automatic mark.
+    assert ann_view["max_score"] == pytest.approx(13) and ann_view["score"] == pytest.approx(10)
+    assert not ann_view["cells"], dump(ann_view)  # the plot cell ran in the sandbox
+
+    entries = grading_list(course, tina)
+    assert sorted(e["submission_id"] for e in entries) == sorted([ann_id, ben_id])
+    assert all(not e["graded"] and e["score"] is None for e in entries)
+    assert {e["student"] for e in entries} == {ann, ben}
+
+    answer = get_answer(course, tina, ann_id)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert "Resolution" in body["html"] and 'src="data:image/png;base64,' in body["html"]
+    assert body["cells"] == 2 and body["grade"] is None and body["max_score"] == 3
+    assert [i["id"] for i in body["rubric"]] == list(RUBRIC)
+    assert_inert(body["html"])
+
+    with course.as_(tina) as c:
+        rubric = c.get(course.url("rubric"))
+    assert rubric.status_code == 200 and [i["id"] for i in rubric.json()] == list(RUBRIC)
+
+    grade = put_grade(course, tina, ann_id, {"rubric": ["resolution", "predicted-class"],
+                                             "adjustment": 0.5, "comment": "Good maps."})
+    assert grade.status_code == 200, grade.text
+    assert grade.json()["score"] == 2.5 and grade.json()["grader"] == tina
+    ben_grade = put_grade(course, tina, ben_id, {"rubric": ["resolution", "unsupported-claim"],
+                                                 "adjustment": 0, "comment": ""})
+    assert ben_grade.json()["score"] == 0.5
+    # Unknown item: 422 with a sentence; an automatic or unknown exercise: 404.
+    bad = put_grade(course, tina, ann_id, {"rubric": ["nope"], "adjustment": 0, "comment": ""})
+    assert bad.status_code == 422 and "nope" in bad.json()["detail"]
+    for exercise in ("fgsm", "no-such-exercise"):
+        missing = put_grade(course, tina, ann_id, {"rubric": []}, exercise=exercise)
+        assert missing.status_code == 404, missing.text
+    assert {e["submission_id"]: (e["graded"], e["score"]) for e in grading_list(course, tina)} \
+        == {ann_id: (True, 2.5), ben_id: (True, 0.5)}
+
+    # The submission's results and total carry the manual grade (staff view).
+    with course.as_(tina) as c:
+        staff_view = c.get(f"/api/v1/submissions/{ann_id}").json()
+    part = manual_part(staff_view)
+    assert part["score"] == 2.5 and part["manual"]["comment"] == "Good maps."
+    assert [t["name"].split(":")[0] for t in part["tests"]] == ["resolution", "predicted-class"]
+    assert staff_view["score"] == pytest.approx(12.5)
+
+    # The gradebook, wide and long, counts the manual points in the assignment's total.
+    wide = {r["student"]: r for r in gradebook(course, "wide")}
+    assert float(wide[ann][f"{HW2}/{SLUG}"]) == 2.5
+    assert float(wide[ann][HW2]) == pytest.approx(12.5)
+    assert float(wide[ben][f"{HW2}/{SLUG}"]) == 0.5
+    long = {(r["student"], r["exercise"]): r for r in gradebook(course, "long")}
+    assert float(long[(ann, SLUG)]["score"]) == 2.5
+    assert float(long[(ann, SLUG)]["max_score"]) == 3
+    assert long[(ann, SLUG)]["submission_id"] == ann_id
+
+    # A rubric change rescores every answer graded with a changed item (and only those).
+    changed = [{"id": i, "points": 1.5 if i == "resolution" else p, "description": i}
+               for i, p in RUBRIC.items()]
+    with course.as_(tina) as c:
+        put = c.put(course.url("rubric"), json=changed)
+    assert put.status_code == 200, put.text
+    assert put.headers["X-Rescored"] == "2"
+    scores = {e["submission_id"]: e["score"] for e in grading_list(course, tina)}
+    assert scores == {ann_id: 3.0, ben_id: 1.0}  # ann: 1.5 + 1 + 0.5 = 3 (the ceiling)
+    assert float({r["student"]: r for r in gradebook(course, "wide")}[ben][
+        f"{HW2}/{SLUG}"]) == 1.0
+    removed = [i for i in changed if i["id"] != "unsupported-claim"]
+    with course.as_(tina) as c:
+        assert c.put(course.url("rubric"), json=removed).status_code == 200
+    assert {e["submission_id"]: e["score"] for e in grading_list(course, tina)}[ben_id] == 1.5
+
+    # Refusals of a rubric: duplicate ids, an infinite number, too many items.
+    for refused in ([changed[0], changed[0]], [{"id": "a", "points": 1e999}],
+                    [{"id": f"i{n}", "points": 1} for n in range(51)],
+                    [{"id": "", "points": 1}]):
+        with course.as_(tina) as c:
+            response = c.put(course.url("rubric"), content=json.dumps(refused),
+                             headers={"Content-Type": "application/json"})
+        assert response.status_code == 422, (refused, response.text)
+
+    # The audit log: who graded what, every rubric change.
+    with stack_db(course.stack) as db:
+        events = db.execute(select(AuditEvent.action, AuditEvent.target, AuditEvent.details)
+                            .where(AuditEvent.action.in_(["manual.grade", "rubric.replace"]),
+                                   AuditEvent.target.contains(SLUG))).all()
+    actions = [(a, t) for a, t, _ in events]
+    assert ("manual.grade", f"{ann_id}/{SLUG}") in actions
+    assert actions.count(("rubric.replace", f"{HW2}/{SLUG}")) == 2
+    assert any(d.get("changed") == ["resolution"] for a, _, d in events if a == "rubric.replace")
