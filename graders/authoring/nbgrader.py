@@ -18,22 +18,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from graders.authoring.plan import (
-    AuthoringError,
-    ImportPlan,
-    PlannedExercise,
-    PlannedTest,
-    RefSource,
-)
+from graders.authoring.plan import AuthoringError, ImportPlan, PlannedExercise, PlannedTest
 from graders.authoring.source import (
+    add_answer,
     add_public,
     add_secret,
     joined,
+    keep_cell,
     lines_of,
+    new_plan,
     output_cell,
     python,
     source_of,
-    title_of,
 )
 
 BEGIN_SOLUTION, END_SOLUTION = "BEGIN SOLUTION", "END SOLUTION"
@@ -131,8 +127,7 @@ def _grade_id(meta: dict[str, Any], where: str) -> str:
 
 
 def parse(nb: Any, slug: str, per_assert: bool = False) -> ImportPlan:
-    plan = ImportPlan("nbgrader", title_of(nb, slug), metadata=dict(nb.metadata),
-                      per_assert=per_assert)
+    plan = new_plan("nbgrader", nb, slug, per_assert)
     for number, cell in enumerate(nb.cells, 1):
         where = f"cell {number}"
         meta = cell.get("metadata", {}).get("nbgrader") or {}
@@ -162,11 +157,7 @@ def parse(nb: Any, slug: str, per_assert: bool = False) -> ImportPlan:
             plan.solution.append(output_cell(cell.cell_type, text, (slug_,)))
             add_public(plan, text)
         else:
-            if code:
-                plan.ref_cells.append(RefSource("setup", where, python(text)))
-            plan.starter.append(output_cell(cell.cell_type, text))
-            plan.solution.append(output_cell(cell.cell_type, text))
-            add_public(plan, text)
+            keep_cell(plan, cell.cell_type, text, where)
     if not any(e.kind == "function" for e in plan.exercises):
         raise AuthoringError("the notebook has no autograder test cell (nbgrader metadata "
                              "`grade: true`, `solution: false` on a code cell)")
@@ -176,17 +167,12 @@ def parse(nb: Any, slug: str, per_assert: bool = False) -> ImportPlan:
 def _solution_cell(plan: ImportPlan, cell: Any, text: str, code: bool, grade: bool,
                    meta: dict[str, Any], where: str) -> None:
     student, solution, secret = clear_solution(text, code, where)
-    add_secret(plan, secret)
-    add_public(plan, student)
     tags: tuple[str, ...] = ()
     if grade:
         slug = _grade_id(meta, where)
         plan.add_exercise(PlannedExercise(slug, "manual", _points(meta, where), where))
         tags = (slug,)
-    if code:
-        plan.ref_cells.append(RefSource("solution", where, python(solution)))
-    plan.starter.append(output_cell(cell.cell_type, student, tags))
-    plan.solution.append(output_cell(cell.cell_type, solution, tags))
+    add_answer(plan, cell.cell_type, student, solution, secret, where, tags)
 
 
 def _test_cell(plan: ImportPlan, text: str, meta: dict[str, Any], where: str) -> None:

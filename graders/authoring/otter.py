@@ -22,22 +22,18 @@ import ast
 import re
 from typing import Any
 
-from graders.authoring.plan import (
-    AuthoringError,
-    ImportPlan,
-    PlannedExercise,
-    PlannedTest,
-    RefSource,
-)
+from graders.authoring.plan import AuthoringError, ImportPlan, PlannedExercise, PlannedTest
 from graders.authoring.source import (
+    add_answer,
     add_public,
     add_secret,
     joined,
+    keep_cell,
     lines_of,
+    new_plan,
     output_cell,
     python,
     source_of,
-    title_of,
 )
 
 BOUNDARY = re.compile(r"^\s*#\s*(ASSIGNMENT CONFIG|BEGIN QUESTION|END QUESTION|BEGIN SOLUTION|"
@@ -197,8 +193,7 @@ class _Question:
 
 
 def parse(nb: Any, slug: str, per_assert: bool = False) -> ImportPlan:
-    plan = ImportPlan("otter", title_of(nb, slug), metadata=dict(nb.metadata),
-                      per_assert=per_assert)
+    plan = new_plan("otter", nb, slug, per_assert)
     ok_format = True
     question: _Question | None = None
     for number, cell in enumerate(nb.cells, 1):
@@ -248,11 +243,7 @@ def parse(nb: Any, slug: str, per_assert: bool = False) -> ImportPlan:
             plan.starter.append(output_cell(cell.cell_type, text, tags))
             add_public(plan, text)
         else:
-            if cell.cell_type == "code":
-                plan.ref_cells.append(RefSource("setup", where, python(text)))
-            plan.starter.append(output_cell(cell.cell_type, text))
-            plan.solution.append(output_cell(cell.cell_type, text))
-            add_public(plan, text)
+            keep_cell(plan, cell.cell_type, text, where)
     if question is not None:
         raise AuthoringError(f"question {question.name!r} ({question.where}) has no "
                              "`# END QUESTION`")
@@ -285,11 +276,7 @@ def _solution(plan: ImportPlan, question: _Question | None, cell: Any, text: str
         question.solution_cells += 1
     if cell.cell_type == "code":
         student, solution, secret = replace_solutions(text, where)
-        add_secret(plan, secret)
-        add_public(plan, student)
-        plan.ref_cells.append(RefSource("solution", where, python(solution)))
-        plan.starter.append(output_cell("code", student, tags))
-        plan.solution.append(output_cell("code", solution, tags))
+        add_answer(plan, "code", student, solution, secret, where, tags)
         return
     add_secret(plan, lines_of(text))
     if question is None or not question.has_prompt:

@@ -8,7 +8,7 @@ from typing import Any
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
 
-from graders.authoring.plan import AuthoringError, ImportPlan
+from graders.authoring.plan import AuthoringError, ImportPlan, RefSource
 from graders.intake import plain_python
 
 KEPT_METADATA = ("kernelspec", "language_info")
@@ -82,3 +82,32 @@ def add_public(plan: ImportPlan, text: str) -> None:
     for line in text.splitlines():
         if line.strip():
             plan.public_lines.add(line.strip())
+
+
+# -- what both formats do with a cell ------------------------------------------------------
+def new_plan(fmt: str, nb: Any, slug: str, per_assert: bool) -> ImportPlan:
+    """An empty plan for a source notebook: its title and metadata."""
+    return ImportPlan(fmt, title_of(nb, slug), metadata=dict(nb.metadata),
+                      per_assert=per_assert)
+
+
+def keep_cell(plan: ImportPlan, kind: str, text: str, where: str) -> None:
+    """A cell that is neither an answer nor a test: the same in the starter and the
+    solution, read by students, and (code) part of reference.py's set-up."""
+    if kind == "code":
+        plan.ref_cells.append(RefSource("setup", where, python(text)))
+    plan.starter.append(output_cell(kind, text))
+    plan.solution.append(output_cell(kind, text))
+    add_public(plan, text)
+
+
+def add_answer(plan: ImportPlan, kind: str, student: str, solution: str, secret: list[str],
+               where: str, tags: tuple[str, ...] = ()) -> None:
+    """An answer cell: the student's version in the starter, the solution's in the
+    solution notebook (and, for code, in reference.py); the solution's lines are secret."""
+    add_secret(plan, secret)
+    add_public(plan, student)
+    if kind == "code":
+        plan.ref_cells.append(RefSource("solution", where, python(solution)))
+    plan.starter.append(output_cell(kind, student, tags))
+    plan.solution.append(output_cell(kind, solution, tags))
