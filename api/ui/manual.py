@@ -92,7 +92,7 @@ def grading_page(request: Request, db: DB, course: str, assignment: str, exercis
             # The service's sanitiser made this HTML (nh3, an allowlist, no URL fetched):
             # the only markup the page does not escape.
             answer_html=Markup(answer.html) if answer.html.strip() else None,  # noqa: S704
-            rubric={"items": answer.rubric, "floor": answer.floor, "ceiling": answer.ceiling},
+            rubric={"toggles": answer.rubric, "floor": answer.floor, "ceiling": answer.ceiling},
             grade=grade, applied=set(grade.rubric) if grade else set(),
             save_url=f"/ui/submissions/{quote(entry.submission_id, safe='')}/exercises/"
                      f"{quote(exercise, safe='')}/manual",
