@@ -226,3 +226,137 @@ def test_grading_flow_gradebook_and_rubric_change(course: Course_) -> None:
     assert ("manual.grade", f"{ann_id}/{SLUG}") in actions
     assert actions.count(("rubric.replace", f"{HW2}/{SLUG}")) == 2
     assert any(d.get("changed") == ["resolution"] for a, _, d in events if a == "rubric.replace")
+
+
+def test_a_hostile_answer_is_shown_inert_and_within_the_cap(course: Course_) -> None:
+    from api.services.manual.render import MAX_HTML_CHARS
+
+    ann = course.students[0]
+    sid = course.submit(ann, hostile_notebook(5_000_000))
+    assert graded(course, ann, sid)["status"] == "graded"
+    response = get_answer(course, course.tas[0], sid)
+    assert response.status_code == 200, response.text
+    html = response.json()["html"]
+    assert_inert(html)
+    assert len(html) < MAX_HTML_CHARS and len(response.content) < MAX_HTML_CHARS + 10_000
+    assert "An image of 5.0 MB was left out" in html
+    assert "&lt;script&gt;" in html  # shown as text, never as an element
+
+
+def test_roles_and_the_release(course: Course_, pg_stack: Stack) -> None:
+    ann, ben = course.students
+    tina = course.tas[0]
+    outsider = new_course(pg_stack, students=0, tas=1).tas[0]
+    sid = course.submit(ann, answer_notebook("Both maps agree on the class."))
+    before = graded(course, ann, sid)
+    grade = put_grade(course, tina, sid, {"rubric": ["resolution", "failure-case"],
+                                          "adjustment": 0, "comment": "Name the class."})
+    assert grade.status_code == 200 and grade.json()["score"] == 2
+
+    some_grade = {"rubric": ["resolution"], "adjustment": 3, "comment": "me"}
+    # Another student: the submission does not exist for them; staff routes are 403.
+    assert get_answer(course, ben, sid).status_code == 404
+    assert put_grade(course, ben, sid, some_grade).status_code == 404
+    # The owner cannot grade their own answer.
+    assert put_grade(course, ann, sid, some_grade).status_code == 403
+    for user, status in ((ben, 403), (ann, 403), (outsider, 403), (None, 401)):
+        with course.as_(user) as c:
+            assert c.get(course.url("grading")).status_code == status, user
+            assert c.get(course.url("rubric")).status_code == status, user
+            assert c.put(course.url("rubric"), json=[]).status_code == status, user
+    # A TA of another course: the submission does not exist for them.
+    assert get_answer(course, outsider, sid).status_code == 404
+    assert put_grade(course, outsider, sid, some_grade).status_code == 404
+    assert get_answer(course, None, sid).status_code == 401
+    assert put_grade(course, None, sid, some_grade).status_code == 401
+
+    # Before the release the owner sees their answer, not its grade.
+    own = get_answer(course, ann, sid).json()
+    assert own["grade"] is None and own["rubric"] == [] and "released" in own["note"]
+    assert "Both maps agree" in own["html"]
+    with course.as_(ann) as c:
+        hidden = c.get(f"/api/v1/submissions/{sid}").json()
+    part = manual_part(hidden)
+    assert part["score"] is None and part["tests"] == [] and "released" in part["manual"]["note"]
+    assert hidden["score"] == before["score"] == 0 and hidden["max_score"] == 13
+    assert "Name the class" not in json.dumps(hidden)
+
+    with course.as_(tina) as c:
+        released = c.patch(f"/api/v1/courses/{course.slug}/assignments/{HW2}",
+                           json={"released": True})
+    assert released.status_code == 200, released.text
+    shown = get_answer(course, ann, sid).json()
+    assert shown["grade"]["score"] == 2 and shown["grade"]["comment"] == "Name the class."
+    assert [i["id"] for i in shown["grade"]["applied"]] == ["resolution", "failure-case"]
+    with course.as_(ann) as c:
+        after = c.get(f"/api/v1/submissions/{sid}").json()
+    part = manual_part(after)
+    assert part["score"] == 2 and part["manual"]["comment"] == "Name the class."
+    assert [t["name"].split(":")[0] for t in part["tests"]] == ["resolution", "failure-case"]
+    assert after["score"] == 2
+
+
+def test_each_grader_has_a_stable_order_of_their_own(pg_stack: Stack) -> None:
+    course = new_course(pg_stack, students=7)
+    ids = {course.submit(s, answer_notebook(f"Answer of {s}.")): s for s in course.students}
+    for sid, student in ids.items():
+        graded(course, student, sid)
+    first, second = course.tas
+    mine = [e["submission_id"] for e in grading_list(course, first)]
+    assert sorted(mine) == sorted(ids)
+    assert [e["submission_id"] for e in grading_list(course, first)] == mine
+    theirs = [e["submission_id"] for e in grading_list(course, second)]
+    assert sorted(theirs) == sorted(mine) and theirs != mine  # 1 chance in 5040 to be equal
+
+    # Anonymous: pseudonyms, the same on each visit, until the answer is graded.
+    anonymous = grading_list(course, first, anonymous="true")
+    assert [e["submission_id"] for e in anonymous] == mine
+    assert not {e["student"] for e in anonymous} & set(course.students)
+    assert grading_list(course, first, anonymous="true") == anonymous
+    one = anonymous[0]["submission_id"]
+    alias = get_answer(course, first, one, anonymous="true").json()["student"]
+    assert alias == anonymous[0]["student"]
+    assert put_grade(course, first, one, {"rubric": ["resolution"]}).status_code == 200
+    now = {e["submission_id"]: e["student"] for e in grading_list(course, first, anonymous="true")}
+    assert now[one] == ids[one]
+    assert get_answer(course, first, one, anonymous="true").json()["student"] == ids[one]
+
+
+def test_grades_follow_the_answer_across_regrades_and_resubmissions(course: Course_) -> None:
+    ann = course.students[0]
+    tina = course.tas[0]
+    text = "Grad-CAM is coarse; IG is per pixel."
+    first = course.submit(ann, answer_notebook(text))
+    graded(course, ann, first)
+    assert put_grade(course, tina, first, {"rubric": ["resolution", "predicted-class"],
+                                           "comment": "ok"}).json()["score"] == 2
+
+    # A regrade of the automatic tests keeps the manual grade.
+    with course.as_(tina) as c:
+        assert c.post(f"/api/v1/submissions/{first}/regrade", json={}).status_code == 202
+    wait_graded(course.stack, ann, first, jobs=2, staff=tina)
+    assert [(e["submission_id"], e["graded"], e["score"])
+            for e in grading_list(course, tina)] == [(first, True, 2)]
+
+    # Resubmitted with the same tagged cells (an untagged cell added): the grade carries.
+    same = course.submit(ann, answer_notebook(text, extra="x = 1"))
+    graded(course, ann, same)
+    (entry,) = grading_list(course, tina)
+    assert (entry["submission_id"], entry["graded"], entry["score"], entry["needs_review"]) \
+        == (same, True, 2, False)
+    carried = get_answer(course, tina, same).json()["grade"]
+    assert carried["carried_from"] == first and carried["comment"] == "ok"
+
+    # Resubmitted with a changed answer: the earlier grade stands, marked for review.
+    changed = course.submit(ann, answer_notebook(text + " Also: a failure case."))
+    graded(course, ann, changed)
+    (entry,) = grading_list(course, tina)
+    assert (entry["submission_id"], entry["graded"], entry["score"], entry["needs_review"]) \
+        == (changed, False, 2, True)
+    wide = {r["student"]: r for r in gradebook(course, "wide")}
+    assert float(wide[ann][f"{HW2}/{SLUG}"]) == 2
+    regraded = put_grade(course, tina, changed, {"rubric": ["resolution", "predicted-class",
+                                                             "failure-case"]})
+    assert regraded.json()["score"] == 3 and regraded.json()["needs_review"] is False
+    (entry,) = grading_list(course, tina)
+    assert (entry["graded"], entry["score"], entry["needs_review"]) == (True, 3, False)
