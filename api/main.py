@@ -22,6 +22,7 @@ from api.routers import (
     staff,
     submissions,
 )
+from api.services import events
 from api.settings import get_api_settings
 from api.sweeper import Sweeper
 from core.logs import setup_logging
@@ -36,6 +37,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sweeper.start()
     yield
     sweeper.stop()
+    await events.stop_hub()  # the event streams' listener: its connection or socket
 
 
 def create_app(run_sweeper: bool = True) -> FastAPI:

@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, object_session
 
-from core import capacity, policy
+from core import capacity, notify, policy
 from core.models import Assignment, GradingJob, Submission, TestResult, utcnow
 from core.queue import queue_depths, send_grade
 from core.settings import get_settings
@@ -123,8 +123,11 @@ def claim(session: Session, job_id: str, host: str) -> Claim | None:
             lease_expires_at=now + timedelta(seconds=settings.lease_seconds),
         )
     )
+    taken = result.rowcount == 1  # type: ignore[attr-defined]
+    if taken:
+        notify.job_changed(session, job.submission_id)  # delivered with the commit
     session.commit()
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not taken:
         return None
     return Claim(job_id, attempt)
 
@@ -201,6 +204,7 @@ def finish(
     for key, value in facts.items():
         setattr(job, key, value)
     submission.current_job_id = job.id
+    notify.job_changed(session, submission.id)
     session.commit()
     return True
 
@@ -217,12 +221,14 @@ def release_for_retry(session: Session, c: Claim, reason: str) -> str:
         job.finished_at = utcnow()
         job.lease_expires_at = None
         job.error = f"gave up after {job.attempt} attempts: {reason}"
+        notify.job_changed(session, job.submission_id)
         session.commit()
         return "failed"
     job.status = "queued"
     job.lease_expires_at = None
     job.sent_at = None
     job.error = f"attempt {job.attempt} failed, retrying: {reason}"
+    notify.job_changed(session, job.submission_id)
     session.commit()
     return "queued"
 
@@ -264,6 +270,7 @@ def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
         if result.rowcount == 1:  # type: ignore[attr-defined]
             counts[outcome] += 1
             changed.append((job, outcome))
+            notify.job_changed(session, job.submission_id)
     session.commit()
     for job, outcome in changed:
         log.warning("job %s: lease expired during attempt %s on %s; %s", job.id,

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -26,7 +27,7 @@ from tests.support.stack import Stack
 from tests.support.staffing import clone_course, hw1_source, patch_assignment, stack_db, submit
 
 
-def new_course(stack: Stack, name: str, student: str, **caps: int) -> str:
+def new_course(stack: Stack, name: str, student: str, **caps: Any) -> str:
     """A course of its own with `student` and a TA of its own (the embedded stack's
     demo users are named differently), hw1 capped as given."""
     course = f"{name}-{uuid.uuid4().hex[:6]}"

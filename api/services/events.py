@@ -1,48 +1,199 @@
 """A submission's status as server-sent events, for the JSON API and the pages.
 
-The stream lasts minutes: it never pins a pooled connection (each poll opens its own
-short session), and it ends after the final status or when the client goes away.
+Pushed, not polled: each API process has one `StatusHub`, started with the first
+stream, which listens for job status changes (core/notify.py: PostgreSQL LISTEN on one
+connection, or the embedded mode's socket) and wakes the streams of that submission.
+A woken stream reads the status (a short session of its own; no stream pins a pooled
+connection) and sends it if it changed. An idle stream costs nothing but a keep-alive
+comment now and then.
+
+A notification can be lost (the listener reconnecting, a full buffer): every
+`event_safety_seconds` the hub reads the jobs of all watched submissions in one query
+and wakes those whose jobs changed, so no stream waits for ever. A stream ends after
+the final status, after an hour, or when the client goes away (Starlette cancels it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.services.presenters import submission_view
+from api.settings import get_api_settings
+from core import notify
 from core.db import get_sessionmaker
 from core.jobs import FINAL_STATUSES
-from core.models import Submission
+from core.models import GradingJob, Submission
+from core.settings import get_settings
 
-POLL_SECONDS = 0.1
-MAX_POLLS = 36000  # at most about an hour
+log = logging.getLogger(__name__)
+
+MAX_SECONDS = 3600.0  # a stream lasts at most about an hour
+KEEPALIVE_SECONDS = 25.0  # under the usual proxies' 60 s idle timeout
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+#: Submissions per query of the safety poll.
+BATCH = 500
 
 
-def current_state(submission_id: str) -> dict[str, object]:
+def current_state(submission_id: str) -> tuple[dict[str, object], Hashable]:
+    """What the stream sends, and the fingerprint of the jobs it was read from."""
     with get_sessionmaker()() as session:
+        fingerprint = _fingerprints(session, [submission_id])[submission_id]
         submission = session.get(Submission, submission_id)
         assert submission is not None
         view = submission_view(session, submission, viewer_is_staff=False)
         return {"id": submission_id, "status": view.status, "score": view.score,
-                "max_score": view.max_score}
+                "max_score": view.max_score}, fingerprint
+
+
+def _fingerprints(session: Session, submission_ids: list[str]) -> dict[str, Hashable]:
+    """(job id, status) of every job of each submission, in one query per BATCH."""
+    found: dict[str, set[tuple[str, str]]] = {sid: set() for sid in submission_ids}
+    for start in range(0, len(submission_ids), BATCH):
+        chunk = submission_ids[start:start + BATCH]
+        for sid, job_id, status in session.execute(
+                select(GradingJob.submission_id, GradingJob.id, GradingJob.status)
+                .where(GradingJob.submission_id.in_(chunk))):
+            found[sid].add((job_id, status))
+    return {sid: frozenset(jobs) for sid, jobs in found.items()}
+
+
+def job_fingerprints(submission_ids: list[str]) -> dict[str, Hashable]:
+    with get_sessionmaker()() as session:
+        return _fingerprints(session, submission_ids)
+
+
+class StatusHub:
+    """The streams of one API process, woken by notifications (one listener for all)."""
+
+    def __init__(self, safety_seconds: float) -> None:
+        self.safety_seconds = safety_seconds
+        self.waiters: dict[str, set[asyncio.Event]] = {}
+        #: The jobs' fingerprint each watched submission's streams last read.
+        self.seen: dict[str, Hashable] = {}
+        self.stopped = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+        #: Notifications received (for tests and /metrics-like curiosity).
+        self.received = 0
+
+    # -- the streams' side --------------------------------------------------------------
+    def watch(self, submission_id: str) -> asyncio.Event:
+        if not self.tasks:
+            self.start()
+        woken = asyncio.Event()
+        self.waiters.setdefault(submission_id, set()).add(woken)
+        return woken
+
+    def unwatch(self, submission_id: str, woken: asyncio.Event) -> None:
+        waiting = self.waiters.get(submission_id)
+        if waiting is not None:
+            waiting.discard(woken)
+            if not waiting:
+                del self.waiters[submission_id]
+                self.seen.pop(submission_id, None)
+
+    # -- the notifications' side --------------------------------------------------------
+    def wake(self, submission_id: str) -> None:
+        self.received += 1
+        for woken in self.waiters.get(submission_id, ()):
+            woken.set()
+
+    def wake_all(self) -> None:
+        for waiting in self.waiters.values():
+            for woken in waiting:
+                woken.set()
+
+    def start(self) -> None:
+        settings = get_settings()
+        url = settings.resolved_database_url
+        if url.startswith("postgresql"):
+            listener = notify.listen_postgres(url, self.wake, self.wake_all, self.stopped)
+        else:
+            listener = notify.listen_sockets(notify.socket_folder(), self.wake, self.stopped)
+        self.tasks = [asyncio.create_task(listener, name="status-listener"),
+                      asyncio.create_task(self._safety_poll(), name="status-safety-poll")]
+
+    async def stop(self) -> None:
+        self.stopped.set()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks = []
+
+    async def _safety_poll(self) -> None:
+        while not self.stopped.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopped.wait(), self.safety_seconds)
+            ids = list(self.waiters)
+            if not ids or self.stopped.is_set():
+                continue
+            try:
+                prints = await run_in_threadpool(job_fingerprints, ids)
+            except Exception as exc:  # noqa: BLE001 - the database away: try next round
+                log.warning("event streams: the safety poll failed: %s", exc)
+                continue
+            for sid, fingerprint in prints.items():
+                # Compared with what the streams last read (they record it): a change
+                # they were not told of wakes them.
+                if sid in self.seen and self.seen[sid] != fingerprint:
+                    self.wake(sid)
+
+
+_hubs: dict[int, StatusHub] = {}
+
+
+def get_hub() -> StatusHub:
+    """This event loop's hub (one per API process; tests may run several loops)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(id(loop))
+    if hub is None:
+        hub = _hubs[id(loop)] = StatusHub(get_api_settings().event_safety_seconds)
+    return hub
+
+
+async def stop_hub() -> None:
+    """For the app's shutdown: the listener's connection closed, its socket removed."""
+    hub = _hubs.pop(id(asyncio.get_running_loop()), None)
+    if hub is not None:
+        await hub.stop()
 
 
 async def status_events(submission_id: str,
                         disconnected: Callable[[], Awaitable[bool]]) -> AsyncIterator[str]:
     """Call only for a submission the caller may see (access.visible_submission)."""
-    last: str | None = None
-    yield "retry: 1000\n\n"
-    for _ in range(MAX_POLLS):
-        if await disconnected():
-            return
-        state = await run_in_threadpool(current_state, submission_id)
-        if state["status"] != last:
-            last = str(state["status"])
-            yield f"event: status\ndata: {json.dumps(state)}\n\n"
-            if last in FINAL_STATUSES:
+    hub = get_hub()
+    woken = hub.watch(submission_id)
+    try:
+        yield "retry: 1000\n\n"
+        last: str | None = None
+        deadline = time.monotonic() + MAX_SECONDS
+        read = True
+        while True:
+            if read:
+                woken.clear()  # before reading: a change during the read wakes us again
+                state, hub.seen[submission_id] = await run_in_threadpool(current_state,
+                                                                         submission_id)
+                if state["status"] != last:
+                    last = str(state["status"])
+                    yield f"event: status\ndata: {json.dumps(state)}\n\n"
+                    if last in FINAL_STATUSES:
+                        return
+            left = deadline - time.monotonic()
+            if left <= 0 or await disconnected():
                 return
-        await asyncio.sleep(POLL_SECONDS)
+            try:
+                await asyncio.wait_for(woken.wait(), min(KEEPALIVE_SECONDS, left))
+                read = True
+            except TimeoutError:
+                read = False
+                yield ": keep-alive\n\n"
+    finally:
+        hub.unwatch(submission_id, woken)
