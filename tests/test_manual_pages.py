@@ -327,7 +327,8 @@ def test_ta_grades_three_answers_with_the_keyboard_only(
     # Usable on a phone: one column, nothing wider than the screen.
     phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
                                 has_touch=True, device_scale_factor=1)
-    phone.add_cookies(context.cookies())
+    phone.add_cookies([{"name": "ag_session", "value": stack.tokens["ta"],
+                        "url": stack.base_url}])
     small = phone.new_page()
     small.goto(stack.base_url + GRADING)
     expect(small.locator("#grade-form")).to_be_visible()
@@ -423,3 +424,16 @@ def test_grading_page_and_its_save_are_for_the_course_staff_from_its_own_pages(
         r = anonymous.get(GRADING, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"].startswith("/ui/login?next=")
         assert anonymous.put(save, json=body).status_code == 401
+
+
+def test_the_answer_html_is_the_only_markup_the_pages_do_not_escape() -> None:
+    """Autoescape is on for every template; the one value passed as markup is the
+    sanitiser's output on the grading page (api/ui/manual.py), and no template opts out."""
+    for template in (ROOT / "api" / "templates").glob("*.html"):
+        text = template.read_text()
+        assert not re.search(r"\|\s*safe\b|autoescape\s+false", text), template.name
+    uses = {path.name: path.read_text().count("Markup(")
+            for path in (ROOT / "api" / "ui").glob("*.py")}
+    assert {name: n for name, n in uses.items() if n} == {"manual.py": 1}
+    source = (ROOT / "api" / "ui" / "manual.py").read_text()
+    assert "Markup(answer.html)" in source  # AnswerOut.html: render_answer's sanitised HTML

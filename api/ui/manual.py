@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, Response
 from markupsafe import Markup
 
@@ -61,7 +61,8 @@ def pick(entries: list[GradingEntry], submission: str | None) -> int | None:
 @router.get(GRADING)
 @html_page
 def grading_page(request: Request, db: DB, course: str, assignment: str, exercise: str,
-                 submission: str | None = None, anonymous: bool = False) -> Response:
+                 submission: Annotated[str | None, Query(max_length=64)] = None,
+                 anonymous: bool = False) -> Response:
     member = staff_member(request, db, course)
     entries = manual.grading_list(db, member, assignment, exercise, anonymous)
     target = get_assignment(db, member.course, assignment)
