@@ -121,6 +121,18 @@ CASES = [
     Case("audit log", "GET", f"/api/v1/courses/{COURSE}/audit", (401, 403, 403, 403, 200, 403)),
     Case("leaderboard", "GET", f"{A}/exercises/early_stopping_epoch/leaderboard",
          (401, 200, 200, 200, 200, 403)),
+    # Manual grading (hw1 has no manual exercise: staff get 404 for an automatic one;
+    # tests/test_manual_grading_api.py covers a real one, roles and release included).
+    Case("manual grading list", "GET", f"{A}/exercises/early_stopping_epoch/grading",
+         (401, 403, 403, 404, 404, 403)),
+    Case("manual rubric", "GET", f"{A}/exercises/early_stopping_epoch/rubric",
+         (401, 403, 403, 404, 404, 403)),
+    Case("replace manual rubric", "PUT", f"{A}/exercises/early_stopping_epoch/rubric",
+         (401, 403, 403, 404, 404, 403), json=[]),
+    Case("manual answer", "GET", S + "/exercises/early_stopping_epoch/answer",
+         (401, 404, 404, 404, 404, 404)),
+    Case("manual grade", "PUT", S + "/exercises/early_stopping_epoch/manual",
+         (401, 404, 404, 404, 404, 404), json={"rubric": []}),
 ]
 
 
