@@ -306,6 +306,16 @@ def test_ta_grades_three_answers_with_the_keyboard_only(
     assert pressed(page) == graded[second]["keys"]
     expect(page.get_by_label("Comment to the student")).to_have_value(graded[second]["comment"])
     expect(page.locator("#answer-student")).to_have_text(owner[second])
+    # The list of all answers: each graded, with its name now that it is graded.
+    summary = page.locator("details.all-answers summary")
+    summary.focus()
+    page.keyboard.press("Enter")
+    entries = page.locator("details.all-answers li")
+    expect(entries).to_have_count(3)
+    texts = entries.all_inner_texts()
+    assert sorted(t.split()[0] for t in texts) == sorted(STUDENTS), texts
+    assert all("graded, " in t for t in texts), texts
+    expect(page.locator("details.all-answers a[aria-current=page]")).to_have_text(owner[second])
     shot(page, "manual-04-back-to-answer-2")
 
     # The scores landed: the JSON API's grading list and each answer's grade.
@@ -415,6 +425,9 @@ def test_grading_page_and_its_save_are_for_the_course_staff_from_its_own_pages(
         assert ta.get(GRADING + "?submission=nope").status_code == 404
         assert ta.get(f"/ui/courses/dlp/assignments/{HW2}/exercises/fgsm/grading"
                       ).status_code == 404
+        # The submission's own page links its staff to the answer on the grading page.
+        link = f'href="{GRADING}?submission={answers["bob"]}"'
+        assert link in ta.get(f"/ui/submissions/{answers['bob']}").text
         for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
             r = ta.put(save, json=body, headers=headers)
             assert r.status_code == 403 and "own pages" in r.json()["detail"]

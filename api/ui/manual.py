@@ -81,6 +81,10 @@ def grading_page(request: Request, db: DB, course: str, assignment: str, exercis
         answer = manual.answer_view(db, member.user, entry.submission_id, exercise, anonymous)
         grade = answer.grade
         context.update(
+            answers=[{"url": grading_url(course, assignment, exercise, e.submission_id, anonymous),
+                      "student": e.student, "graded": e.graded, "score": e.score,
+                      "needs_review": e.needs_review, "current": i == index}
+                     for i, e in enumerate(entries)],
             current={"submission_id": entry.submission_id,
                      "student": answer.student or entry.student, "graded": entry.graded},
             position=index + 1,
