@@ -162,7 +162,7 @@ def api(stack: Stack, user: str, method: str, path: str, **kwargs: Any) -> Any:
 def rubric_of(stack: Stack) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = api(
         stack, "ta", "GET", f"/api/v1/courses/dlp/assignments/{HW2}/exercises/{MANUAL}/rubric")
-    assert len(items) >= 3, items  # COURSE.md: resolution, predicted class, a failure case
+    assert len(items) >= 3, items  # docs/course.md: resolution, predicted class, failure case
     return items
 
 
