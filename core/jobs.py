@@ -28,6 +28,8 @@ from core.settings import get_settings
 log = logging.getLogger(__name__)
 
 FINAL_STATUSES = ("graded", "failed")
+#: How long the sweeper leaves a job that was never sent to the one that created it.
+UNSENT_GRACE = timedelta(seconds=5)
 
 
 def wants_gpu(assignment: Assignment, exercise_slugs: list[str] | None) -> bool:
@@ -281,10 +283,14 @@ def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
     counts["moved"] = len(capacity.reroute(session))
 
     stale_before = now - timedelta(seconds=settings.resend_after_seconds)
+    # A job never sent is left alone for a moment after it was created: the upload (or
+    # regrade) that committed it sends it right after its commit.
+    unsent_before = now - UNSENT_GRACE
     waiting = session.scalars(
         select(GradingJob).where(
             GradingJob.status == "queued",
-            GradingJob.sent_at.is_(None) | (GradingJob.sent_at < stale_before),
+            (GradingJob.sent_at.is_(None) & (GradingJob.created_at < unsent_before))
+            | (GradingJob.sent_at < stale_before),
         ).order_by(GradingJob.created_at).limit(500)
     ).all()
     if waiting:

@@ -1,5 +1,8 @@
 """Shared fixtures: a distributed stack (PostgreSQL + Redis + Celery worker processes)
-and an embedded one (`autograder up`), each started once per test session."""
+and an embedded one (`autograder up`), each started once per test session; and the
+fast tier's in-process service (tests/support/inprocess.py), one per test module.
+
+Tests marked `fast` (`make test-fast`) start no server: they may not ask for a stack."""
 
 from __future__ import annotations
 
@@ -7,7 +10,19 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.inprocess import InProcessService
 from tests.support.stack import Stack, distributed_stack, embedded_stack
+
+#: The fixtures that start servers (processes, PostgreSQL, Redis): not for fast tests.
+SERVER_FIXTURES = frozenset({"pg_stack", "embedded", "any_stack"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        wanted = SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("fast") and wanted:
+            raise pytest.UsageError(f"{item.nodeid} is marked fast but starts servers "
+                                    f"({', '.join(sorted(wanted))}): use `service`")
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +53,23 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def any_stack(request: pytest.FixtureRequest) -> Stack:
     """The same test against both deployments."""
     return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="session")
+def service_template(tmp_path_factory: pytest.TempPathFactory) -> InProcessService:
+    """Migrated once per session (the bundled course, the users), then stopped: each
+    module's `service` starts from a copy of its database and blobs."""
+    template = InProcessService(tmp_path_factory.mktemp("inprocess-template"))
+    template.start()
+    template.stop()
+    return template
+
+
+@pytest.fixture(scope="module")
+def service(service_template: InProcessService,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessService]:
+    """The real app in this process over SQLite, an in-process queue that grades each
+    job as it is sent (sandbox isolation none); users alice, bob (students), tina (TA),
+    ivan (instructor) in course dlp. One per module: tests of a module share it."""
+    with InProcessService(tmp_path_factory.mktemp("inprocess"), template=service_template) as s:
+        yield s

@@ -25,6 +25,8 @@ from graders.selfcheck_report import format_table
 from tests.support.paths import FIXTURES as SUPPORT_FIXTURES
 from worker.sandbox.launcher import sandbox_provider
 
+pytestmark = pytest.mark.fast
+
 FIXTURES = SUPPORT_FIXTURES / "authoring"
 NBGRADER = FIXTURES / "nbgrader_source.ipynb"
 OTTER = FIXTURES / "otter_source.ipynb"

@@ -18,6 +18,8 @@ from tests.support.authoring_notebooks import (
     solution,
 )
 
+pytestmark = pytest.mark.fast
+
 SETUP = ("code", "import torch", None)
 ANSWER = solution("def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n"
                   "    ### END SOLUTION")

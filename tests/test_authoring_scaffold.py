@@ -16,6 +16,8 @@ from graders.course import load_assignment
 from graders.selfcheck import check_assignment
 from worker.sandbox.launcher import sandbox_provider
 
+pytestmark = pytest.mark.fast
+
 
 def test_the_scaffold_passes_the_self_check_as_generated(tmp_path: Path) -> None:
     out = tmp_path / "week-1"

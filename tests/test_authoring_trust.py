@@ -21,6 +21,8 @@ from tests.support.authoring_notebooks import graded_test, nbgrader_notebook, so
 from tests.support.paths import FIXTURES as SUPPORT_FIXTURES
 from worker.sandbox.launcher import sandbox_provider
 
+pytestmark = pytest.mark.fast
+
 FIXTURES = SUPPORT_FIXTURES / "authoring"
 
 

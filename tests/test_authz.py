@@ -1,24 +1,25 @@
 """Who may do what: every endpoint x (anonymous, another student, the owner, a TA, an
 instructor, the staff of another course), table-driven; then what a student sees
 (never another's submission, hidden test details, the gradebook or anyone's jobs), and
-rosters and tokens, which stay within the instructor's own courses."""
+rosters and tokens, which stay within the instructor's own courses. In-process (the
+fast tier): the real app over SQLite, jobs graded as they are sent."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select
 
+from cli.main import main as cli_main
 from core.accounts import enroll, get_or_create_user, issue_token
 from core.models import Course
-from tests.support.paths import BIN, HW1, ROOT
-from tests.support.stack import Stack, dump
+from tests.support.inprocess import InProcessService
+from tests.support.paths import HW1
+from tests.support.stack import dump
 from tests.support.staffing import (
     clone_course,
     hw1_source,
@@ -36,28 +37,31 @@ USERS = {"anonymous": None, "other_student": "bob", "owner": "alice", "ta": "tin
          "instructor": "ivan", "foreign_staff": "olga"}
 
 
+pytestmark = pytest.mark.fast
+
+
 @dataclass
 class World:
-    stack: Stack
+    stack: InProcessService
     submission: str
     batch: str
 
 
 @pytest.fixture(scope="module")
-def world(pg_stack: Stack) -> World:
-    clone_course(pg_stack, COURSE, {"alice": "student", "bob": "student", "dave": "student",
+def world(service: InProcessService) -> World:
+    clone_course(service, COURSE, {"alice": "student", "bob": "student", "dave": "student",
                                     "tina": "ta", "ivan": "instructor"})
-    clone_course(pg_stack, OTHER, {"olga": "instructor", "otto": "student"})
-    patch_assignment(pg_stack, COURSE, due_at=iso(datetime.now(UTC) + timedelta(days=7)),
+    clone_course(service, OTHER, {"olga": "instructor", "otto": "student"})
+    patch_assignment(service, COURSE, due_at=iso(datetime.now(UTC) + timedelta(days=7)),
                      released=False)
-    response = submit(pg_stack, "alice", COURSE, hw1_source(label_smoothing=False))
+    response = submit(service, "alice", COURSE, hw1_source(label_smoothing=False))
     assert response.status_code == 202, response.text
     sid = response.json()["id"]
-    wait_graded(pg_stack, "alice", sid)
-    with pg_stack.client("ivan") as c:
+    wait_graded(service, "alice", sid)
+    with service.client("ivan") as c:
         batch = c.post(f"/api/v1/courses/{COURSE}/assignments/{HW1}/regrade", json={}).json()
-    wait_graded(pg_stack, "alice", sid, jobs=2)
-    return World(pg_stack, sid, batch["batch_id"])
+    wait_graded(service, "alice", sid, jobs=2)
+    return World(service, sid, batch["batch_id"])
 
 
 @dataclass
@@ -144,7 +148,8 @@ def test_authorization_matrix(world: World, case: Case) -> None:
         if case.before is not None:
             case.before(world)
         user = USERS[role]
-        with world.stack.client(user) as c:
+        # Who may ask is the question here: the jobs a request sends are not graded.
+        with world.stack.jobs_held(), world.stack.client(user) as c:
             response = c.request(case.method, path, json=case.json, files=case.files,
                                  params=case.params)
         got[role] = response.status_code
@@ -158,7 +163,7 @@ def test_authorization_matrix(world: World, case: Case) -> None:
 
 def test_every_api_route_is_in_the_matrix(world: World) -> None:
     """A new endpoint must be added to the table above (pages and metrics aside)."""
-    schema = httpx.get(f"{world.stack.base_url}/openapi.json").json()
+    schema = world.stack.client().get("/openapi.json").json()
     routes = {(m.upper(), p) for p, item in schema["paths"].items() for m in item
               if p.startswith("/api/") or p == "/healthz"}
 
@@ -201,20 +206,19 @@ def test_a_student_sees_only_their_own_and_no_hidden_details(world: World) -> No
     assert not any(row["name"] in ("bob", "dave") for row in board["rows"])
 
 
-def test_tokens_and_rosters(world: World, tmp_path: Any) -> None:
+def test_tokens_and_rosters(world: World, tmp_path: Any,
+                            capsys: pytest.CaptureFixture[str]) -> None:
     stack = world.stack
     with stack.client("ivan") as c:
         issued = c.post(f"/api/v1/courses/{COURSE}/users/dave/token",
                         json={"revoke_existing": True}).json()
     assert issued["user"] == "dave" and issued["token"].startswith("ag_")
-    headers = {"Authorization": f"Bearer {issued['token']}"}
-    assert httpx.get(f"{stack.base_url}/api/v1/courses/{COURSE}/assignments",
-                     headers=headers).status_code == 200
+    assignments = f"/api/v1/courses/{COURSE}/assignments"
+    assert stack.client(token=issued["token"]).get(assignments).status_code == 200
     with stack.client("ivan") as c:
         assert c.delete(f"/api/v1/courses/{COURSE}/users/dave/token").json()["revoked"] >= 1
         assert c.post(f"/api/v1/courses/{COURSE}/users/nobody/token").status_code == 404
-    assert httpx.get(f"{stack.base_url}/api/v1/courses/{COURSE}/assignments",
-                     headers=headers).status_code == 401
+    assert stack.client(token=issued["token"]).get(assignments).status_code == 401
 
     # A user who is also staff elsewhere: a token issued here would act there too.
     with stack_db(stack) as db:
@@ -254,19 +258,17 @@ def test_tokens_and_rosters(world: World, tmp_path: Any) -> None:
         members = {m["name"] for m in c.get(f"/api/v1/courses/{COURSE}/users").json()}
     assert "ok1" not in members
 
-    # The same from the server's CLI: tokens for new users, once.
+    # The same from the server's CLI (in this process): tokens for new users, once.
     roster = tmp_path / "roster.csv"
     roster.write_text("id,name,email\ncli1,Cli One,c1@x.org\nnewbie,New Kid,new@x.org\n")
-    out = subprocess.run([str(BIN / "autograder"), "roster", "import", str(roster),
-                          "--course", COURSE], env=stack.env, cwd=ROOT, capture_output=True,
-                         text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    lines = dict(line.split(",", 1) for line in out.stdout.strip().splitlines()[1:])
+    capsys.readouterr()
+    assert cli_main(["roster", "import", str(roster), "--course", COURSE]) == 0
+    out = capsys.readouterr()
+    lines = dict(line.split(",", 1) for line in out.out.strip().splitlines()[1:])
     assert lines["cli1"].startswith("created,student,ag_")
     assert lines["newbie"] == "updated,student,"
     token = lines["cli1"].rsplit(",", 1)[1]
-    assert httpx.get(f"{stack.base_url}/api/v1/courses/{COURSE}/assignments",
-                     headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert stack.client(token=token).get(assignments).status_code == 200
     with stack.client("ivan") as c:
         audit = c.get(f"/api/v1/courses/{COURSE}/audit", params={"limit": 50}).json()
     actions = [(e["action"], e["actor"]) for e in audit]

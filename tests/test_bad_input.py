@@ -1,29 +1,37 @@
-"""Bad input gets the documented code and a clear sentence; nothing is stored."""
+"""Bad input gets the documented code and a clear sentence; nothing is stored.
+
+Most run in-process (fast tier: the real app over SQLite); the huge uploads go through
+a real server (uvicorn's streaming, the body cut off while it arrives)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
+import torch
+from safetensors.torch import save
 
+from tests.support.inprocess import InProcessService
 from tests.support.notebooks import course_notebook
 from tests.support.paths import HW1
 from tests.support.stack import Stack
+from tests.support.staffing import Deployment
 
 
-def submission_count(stack: Stack) -> int:
+def submission_count(stack: Deployment) -> int:
     with stack.client("tina") as c:
         response = c.get(f"/api/v1/courses/dlp/assignments/{HW1}/submissions")
     assert response.status_code == 200
     return len(response.json())
 
 
-def blob_count(stack: Stack) -> int:
-    from pathlib import Path
-
+def blob_count(stack: Deployment) -> int:
     root = Path(stack.env["AUTOGRADER_DATA_DIR"]) / "blobs"
     return sum(1 for p in root.rglob("*") if p.is_file()) if root.exists() else 0
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     ("filename", "data", "words"),
     [
@@ -37,15 +45,16 @@ def blob_count(stack: Stack) -> int:
     ],
 )
 def test_unreadable_files_are_refused_with_a_sentence(
-    pg_stack: Stack, filename: str, data: bytes, words: str
+    service: InProcessService, filename: str, data: bytes, words: str
 ) -> None:
-    before, blobs_before = submission_count(pg_stack), blob_count(pg_stack)
-    response = pg_stack.submit("alice", HW1, filename, data)
+    before, blobs_before = submission_count(service), blob_count(service)
+    response = service.submit("alice", HW1, filename, data)
     assert response.status_code == 422, response.text
     detail = response.json()["detail"]
     assert isinstance(detail, str) and words in detail and detail[-1] in ".?!", detail
-    assert submission_count(pg_stack) == before
-    assert blob_count(pg_stack) == blobs_before
+    assert submission_count(service) == before
+    assert blob_count(service) == blobs_before
+    assert service.queue.sent == []
 
 
 def test_huge_upload_is_refused_without_storing(pg_stack: Stack) -> None:
@@ -77,53 +86,53 @@ def test_huge_chunked_upload_is_refused(pg_stack: Stack) -> None:
     assert response.status_code == 413, response.text
 
 
-def test_unknown_course_and_assignment_are_404(pg_stack: Stack) -> None:
+@pytest.mark.fast
+def test_unknown_course_and_assignment_are_404(service: InProcessService) -> None:
     nb = course_notebook(HW1, "solution")
-    response = pg_stack.submit("alice", "hw99-nope", "a.ipynb", nb)
+    response = service.submit("alice", "hw99-nope", "a.ipynb", nb)
     assert response.status_code == 404
     assert "hw99-nope" in response.json()["detail"]
-    with pg_stack.client("alice") as c:
+    with service.client("alice") as c:
         response = c.post("/api/v1/courses/nope/assignments/hw1-training-basics/submissions",
                           files={"file": ("a.ipynb", nb)})
     assert response.status_code == 404
     assert "nope" in response.json()["detail"]
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "headers",
     [{}, {"Authorization": "Bearer wrong-token"}, {"Authorization": "Basic abc"},
      {"Authorization": "Token abc"}],
 )
-def test_missing_or_wrong_token_is_401(pg_stack: Stack, headers: dict[str, str]) -> None:
-    before = submission_count(pg_stack)
-    response = httpx.post(
-        f"{pg_stack.base_url}/api/v1/courses/dlp/assignments/{HW1}/submissions",
+def test_missing_or_wrong_token_is_401(service: InProcessService,
+                                       headers: dict[str, str]) -> None:
+    before = submission_count(service)
+    response = service.client().post(
+        f"/api/v1/courses/dlp/assignments/{HW1}/submissions",
         files={"file": ("a.ipynb", course_notebook(HW1, "solution"))}, headers=headers,
     )
     assert response.status_code == 401
     assert response.json()["detail"]
-    assert submission_count(pg_stack) == before
+    assert submission_count(service) == before
 
 
-def test_missing_file_field_is_422(pg_stack: Stack) -> None:
-    with pg_stack.client("alice") as c:
+@pytest.mark.fast
+def test_missing_file_field_is_422(service: InProcessService) -> None:
+    with service.client("alice") as c:
         response = c.post(f"/api/v1/courses/dlp/assignments/{HW1}/submissions",
                           files={"notebook": ("a.ipynb", b"{}")})
     assert response.status_code == 422
     assert "'file'" in response.json()["detail"]
 
 
-def test_not_enrolled_is_403(pg_stack: Stack) -> None:
-    from tests.support.stack import cli
-
-    env = dict(pg_stack.env)
-    # A second course makes an enrolled-elsewhere user; the CLI needs the course to exist.
-    out = cli(env, "user", "add", "outsider", "--role", "student", "--course", "dlp")
-    token = out.stdout.strip().splitlines()[-1]
+@pytest.mark.fast
+def test_a_course_one_is_not_enrolled_in_is_404(service: InProcessService) -> None:
+    token = service.add_user("outsider", "student")
     assert token.startswith("ag_")
-    response = httpx.get(f"{pg_stack.base_url}/api/v1/courses/other/assignments",
-                         headers={"Authorization": f"Bearer {token}"})
+    response = service.client(token=token).get("/api/v1/courses/other/assignments")
     assert response.status_code == 404
+    assert "other" in response.json()["detail"]
 
 
 def test_service_still_answers_after_bad_input(pg_stack: Stack) -> None:
@@ -131,13 +140,12 @@ def test_service_still_answers_after_bad_input(pg_stack: Stack) -> None:
     assert response.status_code == 200 and response.json()["status"] == "ok"
 
 
-def test_a_model_file_for_an_assignment_without_model_exercises_is_422(pg_stack: Stack) -> None:
-    import torch
-    from safetensors.torch import save
-
-    before = submission_count(pg_stack)
-    response = pg_stack.submit("alice", "hw3-architectures", "model.safetensors",
-                               save({"weight": torch.zeros(4, 4)}))
+@pytest.mark.fast
+def test_a_model_file_for_an_assignment_without_model_exercises_is_422(
+        service: InProcessService) -> None:
+    before = submission_count(service)
+    response = service.submit("alice", "hw3-architectures", "model.safetensors",
+                              save({"weight": torch.zeros(4, 4)}))
     assert response.status_code == 422, response.text
     assert "answers none of the exercises" in response.json()["detail"]
-    assert submission_count(pg_stack) == before
+    assert submission_count(service) == before

@@ -94,7 +94,9 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-@pytest.fixture(params=["folder", "database-postgresql", "database-sqlite", "s3"])
+#: folder and SQLite need no server: the fast tier (`make test-fast`) has them.
+@pytest.fixture(params=[pytest.param("folder", marks=pytest.mark.fast), "database-postgresql",
+                        pytest.param("database-sqlite", marks=pytest.mark.fast), "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[Blobs]:
     kind = request.param
@@ -217,6 +219,7 @@ def test_damaged_blob_is_refused(store: Blobs, tmp_path: Path) -> None:
 
 # -- bundles and the worker's cache -------------------------------------------------------
 
+@pytest.mark.fast
 def test_bundle_is_deterministic_and_unpacks_to_the_same_version(tmp_path: Path) -> None:
     first, second = build_bundle(HW1_DIR), build_bundle(HW1_DIR)
     assert first == second
@@ -227,6 +230,7 @@ def test_bundle_is_deterministic_and_unpacks_to_the_same_version(tmp_path: Path)
     assert all(oct(p.stat().st_mode & 0o777) in ("0o644", "0o755") for p in out.rglob("*"))
 
 
+@pytest.mark.fast
 def test_cache_fetches_once_unpacks_atomically_and_stays_bounded(tmp_path: Path) -> None:
     store = DatabaseBlobStore(make_engine(f"sqlite:///{tmp_path / 'b.db'}"), max_bytes=CAP * 4)
     migrate(f"sqlite:///{tmp_path / 'b.db'}")

@@ -16,6 +16,8 @@ from core.db import make_engine
 from core.models import Assignment, Base, Course, Exercise, GradingJob, Submission, User, utcnow
 from core.settings import get_settings
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.fixture
 def session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:

@@ -62,6 +62,7 @@ def autograder_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
             if str(s.get("image", "")).startswith("dlp-autograder")}
 
 
+@pytest.mark.fast
 def test_every_service_runs_a_documented_command(compose: dict[str, Any]) -> None:
     documented = readme_commands()
     parser = build_parser()
@@ -81,6 +82,7 @@ def test_every_service_runs_a_documented_command(compose: dict[str, Any]) -> Non
         parser.parse_args(command[1:])
 
 
+@pytest.mark.fast
 def test_only_real_settings_and_no_shared_volume(compose: dict[str, Any]) -> None:
     fields = {f"AUTOGRADER_{name.upper()}" for name in Settings.model_fields}
     ours = autograder_services(compose)
@@ -97,6 +99,7 @@ def test_only_real_settings_and_no_shared_volume(compose: dict[str, Any]) -> Non
     assert not mounts["api"] and not mounts["migrate"]
 
 
+@pytest.mark.fast
 def test_nothing_privileged_and_workers_get_what_the_sandbox_uses(
         compose: dict[str, Any]) -> None:
     for name, service in services(compose).items():
@@ -124,6 +127,7 @@ def test_nothing_privileged_and_workers_get_what_the_sandbox_uses(
         assert "security_opt" not in services(compose)[name]
 
 
+@pytest.mark.fast
 def test_gpu_worker_has_the_cuda_build_and_a_gpu(compose: dict[str, Any]) -> None:
     cpu, gpu = (services(compose)[w] for w in WORKERS)
     assert cpu["command"][2:4] == ["--queues", "cpu"] and cpu["build"]["args"]["TORCH_INDEX"] \
@@ -140,6 +144,7 @@ def test_gpu_worker_has_the_cuda_build_and_a_gpu(compose: dict[str, Any]) -> Non
         assert path.split("/")[0] in dockerfile and Path(path).name in dockerfile
 
 
+@pytest.mark.fast
 def test_seccomp_profile_denies_the_risky_and_keeps_what_the_zygote_needs() -> None:
     profile = json.loads((ROOT / "scripts" / "seccomp-worker.json").read_text())
     assert profile["defaultAction"] == "SCMP_ACT_ALLOW"

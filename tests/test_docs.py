@@ -18,6 +18,8 @@ import pytest
 
 from tests.support.paths import ROOT
 
+pytestmark = pytest.mark.fast
+
 DOCS = ROOT / "docs"
 SCRIPT = ROOT / "scripts" / "settings_table.py"
 #: Never scanned: git's own data and the virtual environment.

@@ -74,6 +74,7 @@ def a_message_file(folder: Path, body: dict[str, Any]) -> bytes:
     return raw
 
 
+@pytest.mark.fast
 def test_a_file_being_written_is_not_read_and_a_broken_one_set_aside(tmp_path: Path) -> None:
     raw = a_message_file(tmp_path, {"job": "j1"})
     queue = tmp_path / "queue"
@@ -115,6 +116,7 @@ def test_a_file_being_written_is_not_read_and_a_broken_one_set_aside(tmp_path: P
     assert not os.listdir(tmp_path / "staging")
 
 
+@pytest.mark.fast
 def test_install_makes_filesystem_urls_use_it(tmp_path: Path) -> None:
     """The worker's Celery app (and anything after install()) gets our transport."""
     code = ("from worker.celery_app import app\n"

@@ -12,6 +12,8 @@ from graders.compare import compare
 from graders.intake import IntakeError, detect_kind, plain_python, read_notebook, read_python
 from graders.notebooks import code_notebook
 
+pytestmark = pytest.mark.fast
+
 # -- intake -------------------------------------------------------------------------
 
 

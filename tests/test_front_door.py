@@ -82,6 +82,7 @@ def safetensors_of(entries: int, header_only: bool = True) -> bytes:
 
 # -- the in-flight limit, in process ------------------------------------------------------
 
+@pytest.mark.fast
 def test_permits_wait_a_bounded_time_in_order_and_pass_on_when_cancelled() -> None:
     async def scenario() -> None:
         permits = Permits(limit=2, wait_seconds=0.3)
@@ -117,6 +118,7 @@ def test_permits_wait_a_bounded_time_in_order_and_pass_on_when_cancelled() -> No
 SOLUTION = course_notebook(HW1, "solution")
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(("name", "data", "limit", "words"), [
     ("deep.ipynb", deep_notebook(100_000), "max_depth", "nested too deeply"),
     ("deep493.ipynb", nested_metadata(SOLUTION, 493), "max_depth", "64 levels"),
@@ -137,6 +139,7 @@ def test_intake_refuses_past_each_limit_quickly(name: str, data: bytes, limit: s
     assert words in str(refused.value) and str(refused.value).endswith(".")
 
 
+@pytest.mark.fast
 def test_intake_never_lets_a_recursion_error_out_and_agrees_with_the_worker() -> None:
     deep_code = b"x = " + b"+".join([b"1"] * 200_000) + b"\n"
     assert detect_kind("deep.py", deep_code) == "python"  # left to the sandbox to fail
@@ -151,6 +154,7 @@ def test_intake_never_lets_a_recursion_error_out_and_agrees_with_the_worker() ->
         detect_kind("v3.ipynb", b'{"cells": [], "nbformat": 3}')
 
 
+@pytest.mark.fast
 def test_safetensors_header_is_checked_against_the_file_without_loading_it() -> None:
     import torch
     from safetensors.torch import save
@@ -165,6 +169,7 @@ def test_safetensors_header_is_checked_against_the_file_without_loading_it() -> 
             check_safetensors(bad)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(("raw", "clean"), [
     ("a\x00b.ipynb", "ab.ipynb"), ("../../etc/passwd", "passwd"),
     ("C:\\Users\\x\\hw.ipynb", "hw.ipynb"), ("\u202egnp.ipynb", "gnp.ipynb"),
@@ -175,6 +180,7 @@ def test_file_names_are_cleaned(raw: str, clean: str) -> None:
     assert clean_filename(raw) == clean
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("raw", ["", "..", "/", "\x00\x01", " . "])
 def test_a_file_name_with_nothing_left_is_refused(raw: str) -> None:
     with pytest.raises(IntakeError, match="no usable name"):

@@ -39,7 +39,8 @@ from protocol.limits import REPLY_LIMITS
 from tests.support.paths import REFERENCE
 from worker.sandbox.launcher import sandbox_provider
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:DeprecationWarning")
+pytestmark = [pytest.mark.fast,
+              pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:DeprecationWarning")]
 
 
 def grade_with(assignment: str, variant_source: str | None) -> GradeReport:

@@ -1,24 +1,27 @@
 """The gradebook: which submission counts (last or best, per kind of file), late
 penalties applied, every enrolled student and only them, CSV that survives odd names;
-over HTTP and from the CLI. Most rows are written straight into the stack's database
-(graded jobs with test results), one flow goes through real grading."""
+over HTTP and from the CLI. In-process (fast tier): most rows are written straight into
+the service's database (graded jobs with test results), one flow goes through real
+grading."""
 
 from __future__ import annotations
 
 import csv
 import io
-import subprocess
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from cli.main import main as cli_main
 from core.accounts import enroll, get_or_create_user, issue_token
-from core.models import Course, GradingJob, Submission, TestResult, User
-from tests.support.paths import BIN, HW1, ROOT
-from tests.support.stack import Stack, dump
+from core.models import Assignment, Course, GradingJob, Submission, TestResult, User
+from tests.support.inprocess import InProcessService
+from tests.support.paths import HW1
+from tests.support.stack import dump
 from tests.support.staffing import (
+    Deployment,
     clone_course,
     hw1_source,
     patch_assignment,
@@ -27,19 +30,19 @@ from tests.support.staffing import (
     wait_graded,
 )
 
+pytestmark = pytest.mark.fast
+
 EXERCISES = ("label_smoothing_ce", "early_stopping_epoch", "digits-classifier")
 ODD = 'O\'Brien, "Bo" Zoë'
 T0 = datetime(2027, 1, 10, 12, 0, tzinfo=UTC)
 
 
-def add_graded(stack: Stack, course: str, student: str, kind: str, at: datetime,
+def add_graded(stack: Deployment, course: str, student: str, kind: str, at: datetime,
                scores: dict[str, float], penalty: float = 0.0,
                status: str = "graded") -> str:
     """A submission with one job in `status` and, when graded, its test results."""
     with stack_db(stack) as db:
         course_id = db.scalar(select(Course.id).where(Course.slug == course))
-        from core.models import Assignment
-
         assignment = db.scalar(select(Assignment).where(Assignment.course_id == course_id,
                                                         Assignment.slug == HW1))
         user = db.scalar(select(User).where(User.name == student))
@@ -69,43 +72,43 @@ def add_graded(stack: Stack, course: str, student: str, kind: str, at: datetime,
 
 
 @pytest.fixture(scope="module")
-def book(pg_stack: Stack) -> dict[str, Any]:
+def book(service: InProcessService) -> dict[str, Any]:
     """Course gb-lab: students with submissions of each kind and policy, a staff member,
     a student with no submission, one with an odd name, one enrolled elsewhere only."""
-    course = clone_course(pg_stack, "gb-lab", {"gina": "student", "hank": "student",
+    course = clone_course(service, "gb-lab", {"gina": "student", "hank": "student",
                                                "tina": "ta", "ivan": "instructor"})
-    with stack_db(pg_stack) as db:
+    with stack_db(service) as db:
         lab = db.scalar(select(Course).where(Course.slug == course))
         odd = get_or_create_user(db, ODD)
         enroll(db, odd, lab, "student")
-        pg_stack.tokens[ODD] = issue_token(db, odd)
+        service.tokens[ODD] = issue_token(db, odd)
         other = db.scalar(select(Course).where(Course.slug == "dlp"))
         enroll(db, get_or_create_user(db, "outsider-gb"), other, "student")
     ids = {
         # gina: a good notebook, then a worse one, then a failed one; a late model file.
-        "gina_good": add_graded(pg_stack, course, "gina", "notebook", T0,
+        "gina_good": add_graded(service, course, "gina", "notebook", T0,
                                 {"label_smoothing_ce": 3.0, "early_stopping_epoch": 2.0}),
-        "gina_worse": add_graded(pg_stack, course, "gina", "python", T0 + timedelta(hours=1),
+        "gina_worse": add_graded(service, course, "gina", "python", T0 + timedelta(hours=1),
                                  {"label_smoothing_ce": 1.0, "early_stopping_epoch": 2.0}),
-        "gina_failed": add_graded(pg_stack, course, "gina", "notebook",
+        "gina_failed": add_graded(service, course, "gina", "notebook",
                                   T0 + timedelta(hours=2), {}, status="failed"),
-        "gina_queued": add_graded(pg_stack, course, "gina", "notebook",
+        "gina_queued": add_graded(service, course, "gina", "notebook",
                                   T0 + timedelta(hours=3), {}, status="queued"),
-        "gina_model": add_graded(pg_stack, course, "gina", "safetensors",
+        "gina_model": add_graded(service, course, "gina", "safetensors",
                                  T0 + timedelta(hours=4), {"digits-classifier": 4.0},
                                  penalty=10),
         # The odd name: one late notebook (20 %).
-        "odd": add_graded(pg_stack, course, ODD, "notebook", T0,
+        "odd": add_graded(service, course, ODD, "notebook", T0,
                           {"label_smoothing_ce": 2.5, "early_stopping_epoch": 1.5},
                           penalty=20),
         # Staff submissions never appear in the gradebook.
-        "tina": add_graded(pg_stack, course, "tina", "notebook", T0,
+        "tina": add_graded(service, course, "tina", "notebook", T0,
                            {"label_smoothing_ce": 3.0, "early_stopping_epoch": 2.0}),
     }
     return {"course": course, "ids": ids}
 
 
-def fetch(stack: Stack, course: str, user: str = "tina", **params: str) -> list[list[str]]:
+def fetch(stack: Deployment, course: str, user: str = "tina", **params: str) -> list[list[str]]:
     with stack.client(user) as c:
         response = c.get(f"/api/v1/courses/{course}/gradebook.csv", params=params)
     assert response.status_code == 200, response.text
@@ -118,10 +121,10 @@ def as_dicts(rows: list[list[str]]) -> list[dict[str, str]]:
     return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
 
 
-def test_wide_gradebook_counts_the_last_graded_submission(pg_stack: Stack,
+def test_wide_gradebook_counts_the_last_graded_submission(service: InProcessService,
                                                           book: dict[str, Any]) -> None:
-    patch_assignment(pg_stack, book["course"], counting_policy="last")
-    rows = fetch(pg_stack, book["course"])
+    patch_assignment(service, book["course"], counting_policy="last")
+    rows = fetch(service, book["course"])
     assert rows[0] == ["student", HW1, *(f"{HW1}/{e}" for e in EXERCISES)]
     by_student = {r["student"]: r for r in as_dicts(rows)}
     # Every enrolled student, only students, each once; names survive commas and quotes.
@@ -138,29 +141,29 @@ def test_wide_gradebook_counts_the_last_graded_submission(pg_stack: Stack,
     assert by_student["hank"][HW1] == "0"
 
 
-def test_best_policy_and_the_students_counts_flag(pg_stack: Stack,
+def test_best_policy_and_the_students_counts_flag(service: InProcessService,
                                                   book: dict[str, Any]) -> None:
     ids = book["ids"]
 
     def counts() -> dict[str, bool]:
-        with pg_stack.client("gina") as c:
+        with service.client("gina") as c:
             return {k: c.get(f"/api/v1/submissions/{v}").json()["counts"]
                     for k, v in ids.items() if k.startswith("gina")}
 
-    patch_assignment(pg_stack, book["course"], counting_policy="last")
+    patch_assignment(service, book["course"], counting_policy="last")
     assert counts() == {"gina_good": False, "gina_worse": True, "gina_failed": False,
                         "gina_queued": False, "gina_model": True}
-    patch_assignment(pg_stack, book["course"], counting_policy="best")
+    patch_assignment(service, book["course"], counting_policy="best")
     assert counts() == {"gina_good": True, "gina_worse": False, "gina_failed": False,
                         "gina_queued": False, "gina_model": True}
-    gina = {r["student"]: r for r in as_dicts(fetch(pg_stack, book["course"]))}["gina"]
+    gina = {r["student"]: r for r in as_dicts(fetch(service, book["course"]))}["gina"]
     assert (gina[f"{HW1}/label_smoothing_ce"], gina[HW1]) == ("3", "8.6")
-    patch_assignment(pg_stack, book["course"], counting_policy="last")
+    patch_assignment(service, book["course"], counting_policy="last")
 
 
-def test_long_format_has_raw_penalty_and_final_scores(pg_stack: Stack,
+def test_long_format_has_raw_penalty_and_final_scores(service: InProcessService,
                                                       book: dict[str, Any]) -> None:
-    rows = as_dicts(fetch(pg_stack, book["course"], format="long"))
+    rows = as_dicts(fetch(service, book["course"], format="long"))
     assert len(rows) == 3 * len(EXERCISES)
     assert {"student", "assignment", "exercise", "raw_score", "penalty_percent",
             "score"} <= set(rows[0])
@@ -175,19 +178,19 @@ def test_long_format_has_raw_penalty_and_final_scores(pg_stack: Stack,
     assert (missing["score"], missing["submission_id"]) == ("0", "")
 
 
-def test_per_assignment_and_canvas_layouts(pg_stack: Stack, book: dict[str, Any]) -> None:
-    one = fetch(pg_stack, book["course"], assignment=HW1)
+def test_per_assignment_and_canvas_layouts(service: InProcessService, book: dict[str, Any]) -> None:
+    one = fetch(service, book["course"], assignment=HW1)
     assert one[0][0] == "student" and one[0][1] == HW1
-    canvas = fetch(pg_stack, book["course"], layout="canvas")
+    canvas = fetch(service, book["course"], layout="canvas")
     assert canvas[0][:5] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
     assert canvas[0][5].endswith(f"({HW1})")
-    with pg_stack.client("tina") as c:
+    with service.client("tina") as c:
         hw1 = c.get(f"/api/v1/courses/{book['course']}/assignments/{HW1}").json()
     assert canvas[1][0] == "Points Possible"
     assert float(canvas[1][5]) == pytest.approx(hw1["max_score"])
     by_id = {r[2]: r for r in canvas[2:]}
     assert by_id["gina"][5] == "6.6" and by_id[ODD][5] == "3.2"
-    with pg_stack.client("tina") as c:
+    with service.client("tina") as c:
         for params, code in [({"assignment": "hw99"}, 404), ({"format": "tall"}, 422),
                              ({"layout": "moodle"}, 422),
                              ({"layout": "canvas", "format": "long"}, 422)]:
@@ -196,39 +199,37 @@ def test_per_assignment_and_canvas_layouts(pg_stack: Stack, book: dict[str, Any]
             assert response.json()["detail"].endswith(".")
 
 
-def test_cli_gradebook_reads_the_database(pg_stack: Stack, book: dict[str, Any],
-                                          tmp_path: Any) -> None:
-    env = {k: v for k, v in pg_stack.env.items() if k not in ("AUTOGRADER_TOKEN",)}
+def test_cli_gradebook_reads_the_database(service: InProcessService, book: dict[str, Any],
+                                          tmp_path: Any,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`autograder gradebook`, in this process (its settings are the service's)."""
     out = tmp_path / "book.csv"
-    subprocess.run([str(BIN / "autograder"), "gradebook", "--course", book["course"],
-                    "--output", str(out)], env=env, cwd=ROOT, check=True, timeout=120,
-                   capture_output=True)
-    assert list(csv.reader(io.StringIO(out.read_text()))) == fetch(pg_stack, book["course"])
-    long = subprocess.run([str(BIN / "autograder"), "gradebook", "--course", book["course"],
-                           "--format", "long"], env=env, cwd=ROOT, check=True, timeout=120,
-                          capture_output=True, text=True).stdout
-    assert list(csv.reader(io.StringIO(long))) == fetch(pg_stack, book["course"],
+    assert cli_main(["gradebook", "--course", book["course"], "--output", str(out)]) == 0
+    assert list(csv.reader(io.StringIO(out.read_text()))) == fetch(service, book["course"])
+    capsys.readouterr()
+    assert cli_main(["gradebook", "--course", book["course"], "--format", "long"]) == 0
+    long = capsys.readouterr().out
+    assert list(csv.reader(io.StringIO(long))) == fetch(service, book["course"],
                                                         format="long")
-    bad = subprocess.run([str(BIN / "autograder"), "gradebook", "--course", "nope"], env=env,
-                         cwd=ROOT, timeout=120, capture_output=True, text=True)
-    assert bad.returncode == 2 and "no course" in bad.stderr
+    assert cli_main(["gradebook", "--course", "nope"]) == 2
+    assert "no course" in capsys.readouterr().err
 
 
-def test_counted_submission_with_real_grading(pg_stack: Stack) -> None:
-    course = clone_course(pg_stack, "gb-real", {"alice": "student", "tina": "ta",
+def test_counted_submission_with_real_grading(service: InProcessService) -> None:
+    course = clone_course(service, "gb-real", {"alice": "student", "tina": "ta",
                                                 "ivan": "instructor"})
-    good = submit(pg_stack, "alice", course, hw1_source()).json()["id"]
-    good_body = wait_graded(pg_stack, "alice", good)
-    worse = submit(pg_stack, "alice", course, hw1_source(label_smoothing=False)).json()["id"]
-    worse_body = wait_graded(pg_stack, "alice", worse)
+    good = submit(service, "alice", course, hw1_source()).json()["id"]
+    good_body = wait_graded(service, "alice", good)
+    worse = submit(service, "alice", course, hw1_source(label_smoothing=False)).json()["id"]
+    worse_body = wait_graded(service, "alice", worse)
     assert good_body["score"] > worse_body["score"] > 0, dump([good_body, worse_body])
-    with pg_stack.client("alice") as c:
+    with service.client("alice") as c:
         assert c.get(f"/api/v1/submissions/{good}").json()["counts"] is False
         assert c.get(f"/api/v1/submissions/{worse}").json()["counts"] is True
-    row = as_dicts(fetch(pg_stack, course))[0]
+    row = as_dicts(fetch(service, course))[0]
     assert float(row[HW1]) == pytest.approx(worse_body["score"])
-    patch_assignment(pg_stack, course, counting_policy="best")
-    row = as_dicts(fetch(pg_stack, course))[0]
+    patch_assignment(service, course, counting_policy="best")
+    row = as_dicts(fetch(service, course))[0]
     assert float(row[HW1]) == pytest.approx(good_body["score"])
     per_exercise = {e["slug"]: e["score"] for e in good_body["exercises"]}
     assert float(row[f"{HW1}/label_smoothing_ce"]) == pytest.approx(

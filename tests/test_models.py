@@ -29,6 +29,9 @@ EXERCISE = "digits-classifier"
 POINTS = 5.0
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:DeprecationWarning")
+#: The fast tier (`make test-fast`) leaves out the tests whose subject is the sandbox's
+#: limits (a forward that never returns, one that allocates without bound).
+fast = pytest.mark.fast
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +94,7 @@ def feedback(report: GradeReport) -> str:
 # -- a good model scores the same in every format ---------------------------------------
 
 
+@fast
 def test_trained_model_scores_high_and_the_same_in_every_format(
     loaded: LoadedAssignment, trained: nn.Module, tmp_path: Path
 ) -> None:
@@ -120,6 +124,7 @@ def test_trained_model_scores_high_and_the_same_in_every_format(
     assert accuracy >= 0.92  # the scale's top, on the perturbed held-out digits
 
 
+@fast
 def test_onnx_with_a_fixed_batch_size_still_answers_any_batch(
     loaded: LoadedAssignment, trained: nn.Module, tmp_path: Path
 ) -> None:
@@ -129,6 +134,7 @@ def test_onnx_with_a_fixed_batch_size_still_answers_any_batch(
     assert report.score == pytest.approx(POINTS), feedback(report)
 
 
+@fast
 def test_partial_credit_follows_the_course_rule(
     loaded: LoadedAssignment, trained: nn.Module, tmp_path: Path
 ) -> None:
@@ -151,6 +157,7 @@ def test_partial_credit_follows_the_course_rule(
 # -- bad models: zero points, and the feedback says why ----------------------------------
 
 
+@fast
 def test_untrained_model_scores_zero(loaded: LoadedAssignment, tmp_path: Path) -> None:
     torch.manual_seed(0)
     path = model_file(tmp_path, "untrained.safetensors")
@@ -173,6 +180,7 @@ class WrongHead(nn.Module):
         return self.head(torch.relu(self.fc1(x)))
 
 
+@fast
 def test_wrong_head_gets_a_readable_key_and_shape_report(
     loaded: LoadedAssignment, tmp_path: Path
 ) -> None:
@@ -189,6 +197,7 @@ def test_wrong_head_gets_a_readable_key_and_shape_report(
     assert "Traceback" not in text
 
 
+@fast
 def test_state_dict_report_lists_every_difference_and_spots_a_wrapper_prefix() -> None:
     from worker.sandbox.model_loading import _prefix_hint
 
@@ -227,6 +236,7 @@ class ReturnsClasses(nn.Module):
         (ReturnsClasses, "it looks like class predictions"),
     ],
 )
+@fast
 def test_wrong_output_gets_zero_and_says_what_is_wrong(
     loaded: LoadedAssignment, tmp_path: Path, module: type[nn.Module], says: str
 ) -> None:
@@ -259,6 +269,7 @@ def evil_pickle(marker: Path) -> bytes:
     return buffer.getvalue()
 
 
+@fast
 @pytest.mark.parametrize("name", ["model.pt", "model.pth", "model.safetensors", "model.onnx",
                                   "model.ts"])
 def test_a_pickle_is_refused_by_intake_and_nothing_runs(tmp_path: Path, name: str) -> None:
@@ -271,6 +282,7 @@ def test_a_pickle_is_refused_by_intake_and_nothing_runs(tmp_path: Path, name: st
         assert "pickle" in str(refused.value) and "safetensors" in str(refused.value)
 
 
+@fast
 def test_a_pickle_dressed_as_torchscript_is_not_unpickled_in_the_sandbox(
     loaded: LoadedAssignment, tmp_path: Path
 ) -> None:

@@ -11,6 +11,8 @@ from graders.runner import GradeReport, grade
 from tests.support.paths import ALTERNATIVES, HW1_DIR
 from worker.sandbox.launcher import sandbox_factory
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.fixture(scope="module")
 def loaded() -> LoadedAssignment:

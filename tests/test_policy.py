@@ -1,8 +1,9 @@
 """Deadlines, extensions, late penalties, submission caps and feedback release.
 
-The arithmetic first (no processes), then against the running distributed stack: each
-test has a course of its own (tests/support/staffing.py), so moving a deadline or a cap here
-never touches another test's data.
+The arithmetic first (no processes), then against a running service: each test has a
+course of its own (tests/support/staffing.py), so moving a deadline or a cap here never
+touches another test's data. The tests that grade once or twice run in-process (fast
+tier); those that grade many times, against the distributed stack.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from sqlalchemy import update
 
 from core import policy
 from core.models import GradingJob, Submission
+from tests.support.inprocess import InProcessService
 from tests.support.paths import HW1
 from tests.support.stack import Stack, dump
 from tests.support.staffing import (
+    Deployment,
     clone_course,
     hw1_source,
     iso,
@@ -34,6 +37,7 @@ STAFF = {"tina": "ta", "ivan": "instructor"}
 
 # -- the arithmetic -------------------------------------------------------------------
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     ("seconds", "expected"),
     [(-1, 0), (0, 0), (1, 10), (DAY - 1, 10), (DAY, 10), (DAY + 1, 20), (3 * DAY, 30),
@@ -44,6 +48,7 @@ def test_percent_per_day_counts_each_started_day_up_to_the_cap(seconds: float,
     assert policy.penalty_percent(TEN_A_DAY, max(0.0, seconds)) == expected
 
 
+@pytest.mark.fast
 def test_other_policies_and_deadlines() -> None:
     due = datetime(2027, 1, 15, 23, 59, tzinfo=UTC)
     assert policy.late_seconds(due - timedelta(seconds=1), due) == 0
@@ -58,6 +63,7 @@ def test_other_policies_and_deadlines() -> None:
     assert policy.apply_penalty(5.0, 100) == 0
 
 
+@pytest.mark.fast
 def test_late_policy_is_checked() -> None:
     assert policy.normalize_late_policy(None) == {"kind": "none"}
     assert policy.normalize_late_policy({"kind": "percent_per_day"}) == {
@@ -71,7 +77,7 @@ def test_late_policy_is_checked() -> None:
 
 # -- deadlines and penalties, graded by the real service -----------------------------
 
-def regrade(stack: Stack, submission_id: str, jobs: int, user: str = "alice") -> dict:
+def regrade(stack: Deployment, submission_id: str, jobs: int, user: str = "alice") -> dict:
     with stack.client("tina") as c:
         response = c.post(f"/api/v1/submissions/{submission_id}/regrade",
                           json={"reason": f"check {jobs}"})
@@ -149,34 +155,37 @@ def test_penalty_on_the_deadline_boundaries_and_after_it_moves(pg_stack: Stack) 
     assert history[0]["score_before"] is None and history[-1]["current"] is True
 
 
-def test_a_late_submission_is_penalized_when_graded_unless_extended(pg_stack: Stack) -> None:
-    course = clone_course(pg_stack, "policy-late",
+@pytest.mark.fast
+def test_a_late_submission_is_penalized_when_graded_unless_extended(
+        service: InProcessService) -> None:
+    course = clone_course(service, "policy-late",
                           {"alice": "student", "bob": "student", **STAFF})
-    patch_assignment(pg_stack, course, due_at=iso(datetime.now(UTC) - timedelta(hours=1)),
+    patch_assignment(service, course, due_at=iso(datetime.now(UTC) - timedelta(hours=1)),
                      late_policy=TEN_A_DAY)
-    with pg_stack.client("tina") as c:
+    with service.client("tina") as c:
         response = c.put(f"/api/v1/courses/{course}/assignments/{HW1}/extensions/bob",
                          json={"due_at": iso(datetime.now(UTC) + timedelta(days=2))})
     assert response.status_code == 200, response.text
-    late = submit(pg_stack, "alice", course, hw1_source())
-    on_time = submit(pg_stack, "bob", course, hw1_source())
+    late = submit(service, "alice", course, hw1_source())
+    on_time = submit(service, "bob", course, hw1_source())
     assert late.json()["late"] is True and on_time.json()["late"] is False
-    a = wait_graded(pg_stack, "alice", late.json()["id"])
-    b = wait_graded(pg_stack, "bob", on_time.json()["id"])
+    a = wait_graded(service, "alice", late.json()["id"])
+    b = wait_graded(service, "bob", on_time.json()["id"])
     assert a["late"] is True and a["late_seconds"] > 3000 and a["penalty_percent"] == 10
     assert a["score"] == pytest.approx(a["raw_score"] * 0.9)
     assert b["late"] is False and b["penalty_percent"] == 0 and b["score"] == b["raw_score"]
-    with pg_stack.client("ivan") as c:
+    with service.client("ivan") as c:
         audit = c.get(f"/api/v1/courses/{course}/audit").json()
     actions = [e["action"] for e in audit]
     assert actions[:2] == ["set_extension", "update_assignment"], actions
     assert audit[0]["actor"] == "tina" and audit[0]["target"].endswith("student:bob")
 
 
-def test_assignment_settings_are_validated(pg_stack: Stack) -> None:
-    course = clone_course(pg_stack, "policy-validation", {"alice": "student", **STAFF})
+@pytest.mark.fast
+def test_assignment_settings_are_validated(service: InProcessService) -> None:
+    course = clone_course(service, "policy-validation", {"alice": "student", **STAFF})
     url = f"/api/v1/courses/{course}/assignments/{HW1}"
-    with pg_stack.client("tina") as c:
+    with service.client("tina") as c:
         for body, words in [
             ({"due_at": "2027-01-01T00:00:00"}, "timezone"),
             ({"due_at": "next friday"}, "due_at"),
@@ -250,18 +259,20 @@ def names(body: dict) -> set[str]:
     return {t["name"] for ex in body["exercises"] for t in ex["tests"]}
 
 
-def test_hidden_tests_until_the_students_own_deadline_or_release(pg_stack: Stack) -> None:
-    course = clone_course(pg_stack, "policy-release",
+@pytest.mark.fast
+def test_hidden_tests_until_the_students_own_deadline_or_release(
+        service: InProcessService) -> None:
+    course = clone_course(service, "policy-release",
                           {"alice": "student", "bob": "student", **STAFF})
-    patch_assignment(pg_stack, course, due_at=iso(datetime.now(UTC) + timedelta(days=1)),
+    patch_assignment(service, course, due_at=iso(datetime.now(UTC) + timedelta(days=1)),
                      late_policy={"kind": "none"}, released=False)
-    mine = submit(pg_stack, "alice", course, hw1_source(label_smoothing=False)).json()["id"]
-    his = submit(pg_stack, "bob", course, hw1_source(label_smoothing=False)).json()["id"]
-    wait_graded(pg_stack, "alice", mine)
-    wait_graded(pg_stack, "bob", his)
+    mine = submit(service, "alice", course, hw1_source(label_smoothing=False)).json()["id"]
+    his = submit(service, "bob", course, hw1_source(label_smoothing=False)).json()["id"]
+    wait_graded(service, "alice", mine)
+    wait_graded(service, "bob", his)
 
     def view(user: str, sid: str) -> dict:
-        with pg_stack.client(user) as c:
+        with service.client(user) as c:
             response = c.get(f"/api/v1/submissions/{sid}")
         assert response.status_code == 200
         return dict(response.json())
@@ -288,8 +299,8 @@ def test_hidden_tests_until_the_students_own_deadline_or_release(pg_stack: Stack
     assert not any(name in text for name in by_visibility["hidden"] | by_visibility["after_due"])
 
     # The deadline passes; alice has an extension, bob has not.
-    patch_assignment(pg_stack, course, due_at=iso(datetime.now(UTC) - timedelta(minutes=1)))
-    with pg_stack.client("tina") as c:
+    patch_assignment(service, course, due_at=iso(datetime.now(UTC) - timedelta(minutes=1)))
+    with service.client("tina") as c:
         assert c.put(f"/api/v1/courses/{course}/assignments/{HW1}/extensions/alice",
                      json={"due_at": iso(datetime.now(UTC) + timedelta(days=1))}
                      ).status_code == 200
@@ -297,9 +308,9 @@ def test_hidden_tests_until_the_students_own_deadline_or_release(pg_stack: Stack
     assert names(view("alice", mine)) == visible
 
     # Released: everything, to everyone; withdrawn: back as it was.
-    assert patch_assignment(pg_stack, course, released=True)["released"] is True
+    assert patch_assignment(service, course, released=True)["released"] is True
     assert names(view("alice", mine)) == names(staff)
     assert all(ex["hidden_tests"] is None for ex in view("alice", mine)["exercises"])
-    patch_assignment(pg_stack, course, released=False)
+    patch_assignment(service, course, released=False)
     assert names(view("alice", mine)) == visible
     assert names(view("bob", his)) == visible | by_visibility["after_due"]

@@ -15,6 +15,8 @@ from protocol.frames import FrameTooLarge, frame
 from protocol.limits import REPLY_LIMITS, DecodeLimits
 from protocol.messages import Op, ProtocolViolation, parse_ready, parse_reply
 
+pytestmark = pytest.mark.fast
+
 SMALL = DecodeLimits(max_frame_bytes=1 << 20, max_depth=8, max_container_len=1000,
                      max_items=5000, max_str_len=1000)
 

@@ -1,22 +1,35 @@
 """Grading one job in the worker: from the job row to stored results.
 
-Loads the submission's bytes and the assignment version the job names (its bundle)
-from the service's blob store, through the worker's local cache (worker/content.py),
-runs the engine with a sandbox per job, and turns the report into rows for
-core.jobs.finish. No HTTP, no Celery here: the task wraps it.
+`grade_delivered` is one delivery of a grading message: claim the job (attempt + 1),
+grade it, write the results under that claim, or hand it back for a retry. It loads
+the submission's bytes and the assignment version the job names (its bundle) from the
+service's blob store, through the worker's local cache (worker/content.py), runs the
+engine with a sandbox per job, and turns the report into rows for core.jobs.finish.
+No HTTP, no Celery here: worker/tasks.py wraps it in a task, the tests' in-process
+queue calls it directly.
 """
 
 from __future__ import annotations
 
+import logging
 import platform
 import shutil
 import tempfile
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session
 
 from core.blobs import get_blob_store
-from core.jobs import ResultRow
+from core.db import get_sessionmaker
+from core.jobs import Claim, ResultRow, claim, dispatch, finish, heartbeat, release_for_retry
+from core.logs import set_attempt
+from core.models import AssignmentVersion, GradingJob
 from core.settings import get_settings
 from graders.course import load_assignment
 from graders.intake import MODEL_KINDS
@@ -24,6 +37,9 @@ from graders.runner import FEEDBACK_CHARS, GRADER_VERSION, GradeLimits, GradeRep
 from protocol.text import clean
 from worker.content import MissingContent, local_cache
 from worker.sandbox.launcher import sandbox_factory
+
+log = logging.getLogger("autograder.worker")
+T = TypeVar("T")
 
 MODEL_SUFFIX = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}
 
@@ -38,6 +54,125 @@ class JobInput:
     #: (benches, tools), the assignment is read from settings.course_dir.
     assignment_version: str | None = None
     bundle_sha256: str | None = None
+
+
+class ClaimUnavailable(Exception):
+    """The job could not be claimed: the database stayed away. Nothing was taken, so
+    the message may go back to the queue."""
+
+
+def _with_database(what: str, job_id: str, fn: Callable[[], T], patience: float) -> T:
+    """Run fn, retrying while the database is unreachable (a restart takes seconds)."""
+    deadline = time.monotonic() + patience
+    delay = 0.5
+    while True:
+        try:
+            return fn()
+        except (OperationalError, InterfaceError) as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s of job %s: database unavailable, retrying in %.1f s: %s",
+                        what, job_id, delay, str(exc).splitlines()[0],
+                        extra={"job_id": job_id})
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+class Heartbeat(threading.Thread):
+    """Extends the job's lease while it is graded, so the sweeper knows we are alive."""
+
+    def __init__(self, c: Claim, interval: float) -> None:
+        super().__init__(daemon=True)
+        self.claim, self.interval = c, interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                with get_sessionmaker()() as session:
+                    if not heartbeat(session, self.claim):
+                        return
+            except Exception as exc:  # the database may blink; the next beat retries
+                log.warning("heartbeat for job %s failed: %s", self.claim.job_id, exc,
+                            extra={"job_id": self.claim.job_id,
+                                   "attempt": self.claim.attempt})
+
+
+def take_job(session: Session, job_id: str, host: str) -> tuple[Claim, JobInput] | None:
+    """Claim the job and read what grading it needs; None if there is nothing to do."""
+    c = claim(session, job_id, host)
+    if c is None:
+        return None
+    job = session.get(GradingJob, job_id)
+    assert job is not None
+    # The version the job names (older jobs: the assignment's current one).
+    version = job.assignment_version or job.submission.assignment.version or None
+    bundle = session.get(AssignmentVersion, version) if version else None
+    return c, JobInput(
+        # The folder's name when it was stored (a course's copy may differ).
+        assignment_slug=bundle.slug if bundle else job.submission.assignment.slug,
+        file_kind=job.submission.file_kind,
+        sha256=job.submission.sha256,
+        exercise_slugs=job.exercise_slugs,
+        assignment_version=version,
+        bundle_sha256=bundle.bundle_sha256 if bundle else None,
+    )
+
+
+def grade_delivered(job_id: str, device: str) -> str:
+    """One delivery of the job's message: skipped, graded, stale, queued or failed.
+
+    Idempotent: a second delivery finds the job taken or finished and does nothing;
+    results are written only under the claim that did the work. Raises
+    ClaimUnavailable when the database stays away before anything was claimed.
+    """
+    settings = get_settings()
+    maker = get_sessionmaker()
+    # Waiting out a database restart here is cheaper than the sweeper's re-send; if it
+    # lasts longer, the message goes back to the queue (nothing was claimed).
+    patience = max(5.0, min(30.0, settings.lease_seconds / 2))
+
+    def take() -> tuple[Claim, JobInput] | None:
+        with maker() as session:
+            return take_job(session, job_id, platform.node())
+
+    try:
+        taken = _with_database("claim", job_id, take, patience)
+    except (OperationalError, InterfaceError) as exc:
+        raise ClaimUnavailable(f"database unavailable: {exc}") from exc
+    if taken is None:
+        log.info("job %s: nothing to do (already taken or finished)", job_id)
+        return "skipped"
+    c, job_input = taken
+    set_attempt(c.attempt)
+    log.info("job %s attempt %s: grading %s", job_id, c.attempt, job_input.assignment_slug)
+    beat = Heartbeat(c, interval=max(1.0, settings.lease_seconds / 4))
+    beat.start()
+    try:
+        rows, facts = run_job(job_input, device=device)
+    except Exception as exc:  # the service failed (GraderError...), not the student
+        log.exception("job %s attempt %s failed in the grader", job_id, c.attempt)
+        beat.stopped.set()
+        with maker() as session:
+            outcome = release_for_retry(session, c, f"{type(exc).__name__}: {exc}")
+        if outcome == "queued":
+            with maker() as session:
+                job = session.get(GradingJob, job_id)
+                if job is not None:
+                    dispatch(session, [job])
+        return outcome
+    finally:
+        beat.stopped.set()
+
+    def write() -> bool:
+        with maker() as session:
+            return finish(session, c, rows, facts)
+
+    # If the database stays away longer, the lease runs out and the job is graded again.
+    written = _with_database("finish", job_id, write, patience)
+    log.info("job %s attempt %s: %s", job_id, c.attempt, "graded" if written else "stale",
+             extra={"duration": (facts.get("durations") or {}).get("total")})
+    return "graded" if written else "stale"
 
 
 def assignment_folder(job: JobInput) -> Path:

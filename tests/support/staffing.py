@@ -1,6 +1,9 @@
-"""Helpers for the course-running tests: courses of their own inside a running stack
+"""Helpers for the course-running tests: courses of their own inside a running service
 (so deadlines, caps and regrades of one test never touch another's), users with tokens,
-rows written straight into the stack's database, small submissions that grade fast."""
+rows written straight into the service's database, small submissions that grade fast.
+
+The service is a `Deployment`: real processes (tests/support/stack.py: Stack) or the app
+in this process (tests/support/inprocess.py: InProcessService)."""
 
 from __future__ import annotations
 
@@ -9,8 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
+import httpx
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -18,7 +22,17 @@ from core.accounts import enroll, get_or_create_user, issue_token
 from core.db import make_engine, session_scope
 from core.models import Assignment, Course, Exercise, Submission, User
 from tests.support.paths import ALTERNATIVES, HW1
-from tests.support.stack import Stack
+
+
+class Deployment(Protocol):
+    """What these helpers use of a running service."""
+
+    env: dict[str, str]
+    tokens: dict[str, str]
+
+    def client(self, user: str | None = None) -> httpx.Client: ...
+
+    def log(self, name: str) -> str: ...
 
 
 @lru_cache
@@ -27,7 +41,7 @@ def _engine(url: str) -> Engine:
 
 
 @contextmanager
-def stack_db(stack: Stack) -> Iterator[Session]:
+def stack_db(stack: Deployment) -> Iterator[Session]:
     """A session on the stack's own database (committed on success)."""
     url = stack.env.get("AUTOGRADER_DATABASE_URL") or (
         f"sqlite:///{stack.env['AUTOGRADER_DATA_DIR']}/autograder.db")
@@ -35,7 +49,7 @@ def stack_db(stack: Stack) -> Iterator[Session]:
         yield session
 
 
-def clone_course(stack: Stack, slug: str, members: dict[str, str],
+def clone_course(stack: Deployment, slug: str, members: dict[str, str],
                  assignments: tuple[str, ...] = (HW1,)) -> str:
     """A course `slug` with copies of the bundled course's assignments (graded from the
     same reference folders; no caps), `members` {user name: role} enrolled in it. Users
@@ -65,7 +79,7 @@ def clone_course(stack: Stack, slug: str, members: dict[str, str],
     return slug
 
 
-def submit(stack: Stack, user: str, course: str, data: bytes, filename: str = "hw1.py",
+def submit(stack: Deployment, user: str, course: str, data: bytes, filename: str = "hw1.py",
            assignment: str = HW1) -> Any:
     with stack.client(user) as c:
         return c.post(f"/api/v1/courses/{course}/assignments/{assignment}/submissions",
@@ -86,7 +100,7 @@ def hw1_source(label_smoothing: bool = True, early_stopping: bool = True) -> byt
     return ("# %%\n" + "\n# %%\n".join(parts)).encode()
 
 
-def wait_graded(stack: Stack, user: str, submission_id: str, timeout: float = 180,
+def wait_graded(stack: Deployment, user: str, submission_id: str, timeout: float = 180,
                 jobs: int = 1, staff: str = "tina") -> dict[str, Any]:
     """Wait until the submission has `jobs` jobs, all final; returns `user`'s view."""
     deadline = time.monotonic() + timeout
@@ -104,7 +118,7 @@ def wait_graded(stack: Stack, user: str, submission_id: str, timeout: float = 18
                        f"worker log:\n{stack.log('worker')[-3000:]}")
 
 
-def wait_batch(stack: Stack, batch_id: str, timeout: float = 300) -> dict[str, Any]:
+def wait_batch(stack: Deployment, batch_id: str, timeout: float = 300) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     body: dict[str, Any] = {}
     with stack.client("tina") as c:
@@ -116,7 +130,7 @@ def wait_batch(stack: Stack, batch_id: str, timeout: float = 300) -> dict[str, A
     raise TimeoutError(f"batch {batch_id} not done in {timeout} s: {body}")
 
 
-def patch_assignment(stack: Stack, course: str, user: str = "tina",
+def patch_assignment(stack: Deployment, course: str, user: str = "tina",
                      assignment: str = HW1, **fields: Any) -> dict[str, Any]:
     with stack.client(user) as c:
         response = c.patch(f"/api/v1/courses/{course}/assignments/{assignment}", json=fields)
@@ -132,14 +146,14 @@ def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def user_id(stack: Stack, name: str) -> int:
+def user_id(stack: Deployment, name: str) -> int:
     with stack_db(stack) as db:
         uid = db.scalar(select(User.id).where(User.name == name))
     assert uid is not None
     return int(uid)
 
 
-def submission_row(stack: Stack, submission_id: str) -> Submission:
+def submission_row(stack: Deployment, submission_id: str) -> Submission:
     with stack_db(stack) as db:
         row = db.get(Submission, submission_id)
         assert row is not None
