@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -50,7 +51,8 @@ class GradingEntry(BaseModel):
 
 class ManualGradeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    rubric: list[str] = Field(default_factory=list, max_length=MAX_ITEMS)
+    rubric: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list,
+                                                              max_length=MAX_ITEMS)
     adjustment: float = 0.0
     comment: str = Field(default="", max_length=MAX_COMMENT)
 

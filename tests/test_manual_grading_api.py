@@ -360,3 +360,26 @@ def test_grades_follow_the_answer_across_regrades_and_resubmissions(course: Cour
     assert regraded.json()["score"] == 3 and regraded.json()["needs_review"] is False
     (entry,) = grading_list(course, tina)
     assert (entry["graded"], entry["score"], entry["needs_review"]) == (True, 3, False)
+
+
+def test_a_late_answer_loses_the_same_share_of_its_manual_points(pg_stack: Stack) -> None:
+    course = new_course(pg_stack, students=1)
+    ann, tina = course.students[0], course.tas[0]
+    with course.as_(tina) as c:
+        response = c.patch(f"/api/v1/courses/{course.slug}/assignments/{HW2}",
+                           json={"due_at": "2026-01-01T00:00:00+00:00"})
+    assert response.status_code == 200, response.text
+    sid = course.submit(ann, answer_notebook("Late but thoughtful."))
+    view = graded(course, ann, sid)
+    penalty = view["penalty_percent"]
+    assert penalty == 50  # hw2: 10 % a day, at most 50 %
+    assert put_grade(course, tina, sid, {"rubric": ["resolution", "failure-case"]}).json()[
+        "score"] == 2
+    (row,) = [r for r in gradebook(course, "long") if r["exercise"] == SLUG]
+    assert (float(row["raw_score"]), float(row["penalty_percent"]), float(row["score"])) \
+        == (2, 50, 1)
+    wide = {r["student"]: r for r in gradebook(course, "wide")}
+    assert float(wide[ann][f"{HW2}/{SLUG}"]) == 1 and float(wide[ann][HW2]) == 1
+    with course.as_(tina) as c:
+        body = c.get(f"/api/v1/submissions/{sid}").json()
+    assert body["raw_score"] == 2 and body["score"] == 1
