@@ -26,6 +26,7 @@ from graders.course import LoadedAssignment
 from graders.notebooks import code_notebook, with_extra_cell
 from graders.runner import GradeLimits, GradeReport
 from protocol.limits import REPLY_LIMITS
+from tests.support.isolation import layer_missing
 from tests.support.sandbox import grade_notebook, student_text, uid_processes
 from worker.sandbox import launcher
 from worker.sandbox.host_plan import sandbox_uid
@@ -321,7 +322,7 @@ def test_a_grading_process_that_dies_takes_its_sandboxes_with_it(how: str, secre
         uid_text, _, isolation = line.partition(" ")
         uid = int(uid_text)
         if f"uid {uid}" not in isolation:
-            pytest.skip(f"sandboxes do not switch uid here ({isolation.strip()})")
+            layer_missing(f"sandboxes do not switch uid here ({isolation.strip()})")
         assert len(uid_processes(uid)) >= 4  # the sandbox and its three sleeps
         grader.send_signal(getattr(signal, how))
         grader.wait(10)

@@ -20,12 +20,11 @@ import pytest
 
 from graders.notebooks import code_notebook
 from graders.sandbox_api import SandboxCrashed, SandboxTimeout
+from tests.support.isolation import layer_missing, require_root
 from tests.support.paths import HW1_DIR, ROOT
 from tests.support.sandbox import grade_notebook, student_text, uid_processes
 from worker.sandbox import cgroups, host_plan, landlock, launcher, seccomp, slots
 from worker.sandbox.config import SandboxConfig, SandboxLimits
-
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 
 def _exec(sandbox, source: str, timeout: float = 10.0) -> dict:  # noqa: ANN001
@@ -39,8 +38,8 @@ def _wait_gone(uid: int, timeout: float = 3.0) -> list[int]:
     return uid_processes(uid)
 
 
-@root_only
 def test_isolation_string_names_every_layer(secrets, hw1, factory, solution) -> None:  # noqa: ANN001
+    require_root()
     sandbox = launcher.start_sandbox(SandboxConfig())
     try:
         text = sandbox.isolation
@@ -126,10 +125,10 @@ def test_sandboxes_die_with_their_zygote(secrets) -> None:  # noqa: ANN001
         again.close()
 
 
-@root_only
 def test_memory_cgroup_kill_is_reported_as_oom(secrets) -> None:  # noqa: ANN001
+    require_root()
     if "memory" not in cgroups.usable(cgroups.discover()):
-        pytest.skip("no writable memory cgroup")
+        layer_missing("no writable memory cgroup")
     sandbox = launcher.start_sandbox(SandboxConfig(limits=SandboxLimits(memory_mb=1100)))
     # Each process stays under its address-space limit; together they pass the cgroup's
     # (which sits 25 % above the address-space limit).
@@ -240,12 +239,12 @@ print(json.dumps({"plan": zygote.plan, "isolation": good.isolation, "good": good
 """
 
 
-@root_only
 def test_without_root_user_namespaces_are_used(hw1) -> None:  # noqa: ANN001
     """A worker that is not root (uid 65534) gets user namespaces and every other layer."""
+    require_root()
     unshare, setpriv = shutil.which("unshare"), shutil.which("setpriv")
     if not unshare or not setpriv:
-        pytest.skip("needs unshare and setpriv")
+        layer_missing("needs unshare and setpriv")
     runtime = os.path.realpath(sys.base_prefix)
     wrap = ""
     home = None
@@ -276,7 +275,7 @@ def test_without_root_user_namespaces_are_used(hw1) -> None:  # noqa: ANN001
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     if result["plan"]["mode"] != "userns":
-        pytest.skip(f"user namespaces are not available to unprivileged users here: {result}")
+        layer_missing(f"user namespaces are not available to unprivileged users here: {result}")
     assert result["isolation"].startswith(
         "userns(uid 65534)+namespaces(mnt,net,pid,ipc,uts)+pivot_root+"), result
     assert "seccomp" in result["isolation"]
@@ -289,7 +288,7 @@ def test_without_root_user_namespaces_are_used(hw1) -> None:  # noqa: ANN001
 def test_seccomp_tables_match_libseccomp() -> None:
     name = ctypes.util.find_library("seccomp")
     if not name:
-        pytest.skip("libseccomp is not installed")
+        layer_missing("libseccomp is not installed")
     lib = ctypes.CDLL(name)
     resolve = lib.seccomp_syscall_resolve_name_arch
     resolve.argtypes = [ctypes.c_uint32, ctypes.c_char_p]
