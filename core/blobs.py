@@ -177,7 +177,7 @@ class FolderBlobStore(Blobs):
 
     def iter_chunks(self, sha256: str) -> Iterator[bytes]:
         try:
-            f = open(self.path_for(sha256), "rb")  # noqa: SIM115 - closed below
+            f = open(self.path_for(sha256), "rb")  # closed below
         except FileNotFoundError:
             raise BlobNotFound(f"no blob {sha256} in {self.root}") from None
         with f:

@@ -55,7 +55,6 @@ class Settings(BaseSettings):
     sandbox_call_timeout: float = 10.0
     sandbox_job_timeout: float = 120.0
     sandbox_memory_mb: int = 2048
-    sandbox_output_bytes: int = 64 * 1024
     # "auto": use the strongest isolation this host allows; "none": plain child process.
     sandbox_isolation: str = "auto"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 
 EPS = 1e-9
@@ -56,7 +57,7 @@ def format_table(result: CheckResult) -> str:
             lost = f"{r.lost:g} of {r.exercise_points:g}" + (" WEAK" if r.weak else "")
         table.add_row(r.assignment, r.variant, r.expectation, f"{r.total:g}/{r.max_score:g}",
                       lost, "ok" if r.ok else f"FAIL: {r.problem}"[:200])
-    console = Console(width=200, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console = Console(width=200, record=True, file=io.StringIO())
     console.print(table)
     return console.export_text()
 

@@ -118,10 +118,6 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
             "Memory of one sandbox, in MiB (RLIMIT_AS on CPU jobs; the memory cgroup, where "
             "there is one, a little above it). An exercise's `memory_mb` raises it for the "
             "jobs that grade that exercise."),
-        "sandbox_output_bytes": (
-            "Meant as the cap on what a submission prints. Not read by the code at present: "
-            "the sandbox keeps the first 64 KiB (`worker/sandbox/config.py`) and a job "
-            "keeps the first 8000 characters printed while the cells load."),
         "sandbox_isolation": (
             "`auto`: the strongest isolation the host allows (docs/operating.md, "
             "\"The sandbox\"); `none`: a plain child process with rlimits only, for "

@@ -52,7 +52,7 @@ EXPIRY = 4.0  # AUTOGRADER_WORKER_EXPIRY_SECONDS: a silent worker is gone after 
 
 def start(stack: Stack, name: str, env: dict[str, str], *args: str) -> subprocess.Popen[Any]:
     """Stack.start with an environment of the process's own (its data folder)."""
-    log = open(stack.workdir / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
+    log = open(stack.workdir / f"{name}.log", "ab")  # lives with the process
     proc = subprocess.Popen([str(BIN / "autograder"), *args], env=env, cwd=ROOT, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     stack.procs[name] = proc

@@ -166,7 +166,7 @@ def _consume(folder: str, total: int, taken: Any, go: Any, results: Any) -> None
                 got.append(body["id"])
                 with taken.get_lock():
                     taken.value += 1
-    except Exception as exc:  # noqa: BLE001 - reported to the test, which fails on it
+    except Exception as exc:  # reported to the test, which fails on it
         problems.append(f"{type(exc).__name__}: {exc}")
     results.put((got, problems))
 

@@ -105,7 +105,7 @@ def _on_ready(sender: Any = None, **_: Any) -> None:
     slots = 1
     try:
         slots = int(sender.controller.concurrency)
-    except Exception:  # noqa: BLE001 - an older Celery: one slot is a fair guess
+    except Exception:  # an older Celery: one slot is a fair guess
         pass
     worker_id = f"{platform.node()}:{os.getpid()}"
     _presence = Presence(worker_id, queues, slots, _device(queues),

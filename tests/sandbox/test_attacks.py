@@ -26,8 +26,10 @@ from pathlib import Path
 
 import pytest
 
+from graders.course import LoadedAssignment
 from graders.notebooks import code_notebook
 from graders.runner import GradeReport
+from graders.sandbox_api import SandboxFactory
 from tests.support.paths import HW1_DIR, ROOT
 from tests.support.sandbox import Secrets, grade_notebook, student_text, uid_processes
 from worker.sandbox import launcher
@@ -575,8 +577,8 @@ def early_stopping_epoch(*a, **k):
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
-def test_attack(attack: Attack, hw1, factory, solution, secrets: Secrets,  # noqa: ANN001
-                listeners: Listeners) -> None:
+def test_attack(attack: Attack, hw1: LoadedAssignment, factory: SandboxFactory, solution: bytes,
+                secrets: Secrets, listeners: Listeners) -> None:
     zygote = launcher.get_zygote()
     report = grade_notebook(hw1, code_notebook(*attack.cells(secrets, listeners)), factory)
 
@@ -609,7 +611,7 @@ def test_attack(attack: Attack, hw1, factory, solution, secrets: Secrets,  # noq
     assert not secrets.leaked(student_text(honest))
 
 
-def test_symlink_in_submission_folder(hw1, solution, secrets: Secrets,  # noqa: ANN001
+def test_symlink_in_submission_folder(hw1: LoadedAssignment, solution: bytes, secrets: Secrets,
                                       tmp_path: Path) -> None:
     """A submission folder holding links to hidden files (an unpacked archive) leaks nothing."""
     folder = tmp_path / "submission"

@@ -25,9 +25,10 @@ import pytest
 from graders.course import LoadedAssignment
 from graders.notebooks import code_notebook, with_extra_cell
 from graders.runner import GradeLimits, GradeReport
+from graders.sandbox_api import SandboxFactory
 from protocol.limits import REPLY_LIMITS
 from tests.support.isolation import layer_missing
-from tests.support.sandbox import grade_notebook, student_text, uid_processes
+from tests.support.sandbox import Secrets, grade_notebook, student_text, uid_processes
 from worker.sandbox import launcher
 from worker.sandbox.host_plan import sandbox_uid
 
@@ -217,7 +218,7 @@ def threaded_solution(solution: bytes) -> bytes:
 
 @pytest.mark.parametrize("name", [*CASES, *HONEST_BUT_HOSTILE])
 def test_a_hostile_reply_costs_the_student_not_the_grader(
-    name: str, hw1: LoadedAssignment, factory, threaded_solution: bytes,  # noqa: ANN001
+    name: str, hw1: LoadedAssignment, factory: SandboxFactory, threaded_solution: bytes,
 ) -> None:
     notebook = CASES.get(name) or HONEST_BUT_HOSTILE[name]
     peak_before = _peak_rss_bytes()
@@ -245,14 +246,15 @@ def test_a_hostile_reply_costs_the_student_not_the_grader(
         (t.name, t.outcome, t.feedback[:200]) for t in honest.tests if t.outcome != "passed"]
 
 
-def test_a_reply_too_large_says_so_to_the_student(hw1: LoadedAssignment, factory) -> None:  # noqa: ANN001
+def test_a_reply_too_large_says_so_to_the_student(
+        hw1: LoadedAssignment, factory: SandboxFactory) -> None:
     report = grade_notebook(hw1, HONEST_BUT_HOSTILE["a value too large to send"], factory)
     visible = [t for t in report.tests if t.visibility == "visible"]
     assert visible and all("over the limit" in t.feedback for t in visible)
 
 
-def test_hidden_inputs_never_reach_what_a_student_reads(hw1: LoadedAssignment,  # noqa: ANN001
-                                                        factory) -> None:
+def test_hidden_inputs_never_reach_what_a_student_reads(hw1: LoadedAssignment,
+                                                        factory: SandboxFactory) -> None:
     """A submission that prints and hoards every input it is called with.
 
     Each call prints its input, numbers itself and raises with everything seen so far:
@@ -307,7 +309,8 @@ time.sleep(300)
 
 
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
-def test_a_grading_process_that_dies_takes_its_sandboxes_with_it(how: str, secrets) -> None:  # noqa: ANN001
+def test_a_grading_process_that_dies_takes_its_sandboxes_with_it(
+        how: str, secrets: Secrets) -> None:
     """The worker's own end (killed, or stopped) is a way out too: nothing outlives it."""
     import signal
     import subprocess
@@ -334,7 +337,7 @@ def test_a_grading_process_that_dies_takes_its_sandboxes_with_it(how: str, secre
 
 
 def test_no_host_folder_of_the_service_is_named_inside_the_sandbox(
-    hw1: LoadedAssignment, factory, secrets,  # noqa: ANN001
+    hw1: LoadedAssignment, factory: SandboxFactory, secrets: Secrets,
 ) -> None:
     """argv, the environment, every frame and every object the sandbox can reach."""
     from core.settings import get_settings

@@ -15,19 +15,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from graders.course import LoadedAssignment
 from graders.notebooks import code_notebook
-from graders.sandbox_api import SandboxCrashed, SandboxTimeout
+from graders.sandbox_api import SandboxCrashed, SandboxFactory, SandboxTimeout
 from tests.support.isolation import layer_missing, require_root
 from tests.support.paths import HW1_DIR, ROOT
-from tests.support.sandbox import grade_notebook, student_text, uid_processes
+from tests.support.sandbox import Secrets, grade_notebook, student_text, uid_processes
 from worker.sandbox import cgroups, host_plan, landlock, launcher, seccomp, slots
 from worker.sandbox.config import SandboxConfig, SandboxLimits
+from worker.sandbox.process import PipeSandbox
 
 
-def _exec(sandbox, source: str, timeout: float = 10.0) -> dict:  # noqa: ANN001
+def _exec(sandbox: PipeSandbox, source: str, timeout: float = 10.0) -> dict:
     return sandbox.request({"op": "exec", "index": 1, "source": source}, timeout=timeout)
 
 
@@ -38,7 +41,8 @@ def _wait_gone(uid: int, timeout: float = 3.0) -> list[int]:
     return uid_processes(uid)
 
 
-def test_isolation_string_names_every_layer(secrets, hw1, factory, solution) -> None:  # noqa: ANN001
+def test_isolation_string_names_every_layer(
+        secrets: Secrets, hw1: LoadedAssignment, factory: SandboxFactory, solution: bytes) -> None:
     require_root()
     sandbox = launcher.start_sandbox(SandboxConfig())
     try:
@@ -70,7 +74,7 @@ def test_plain_child_when_isolation_is_none(tmp_path: Path) -> None:
         sandbox.close()
 
 
-def test_zygote_holds_nothing_of_the_grader(secrets) -> None:  # noqa: ANN001
+def test_zygote_holds_nothing_of_the_grader(secrets: Secrets) -> None:
     zygote = launcher.get_zygote()
     environ = Path(f"/proc/{zygote.proc.pid}/environ").read_bytes().decode()
     assert "AUTOGRADER" not in environ and "s3cr3t" not in environ
@@ -89,7 +93,7 @@ def test_zygote_holds_nothing_of_the_grader(secrets) -> None:  # noqa: ANN001
     assert reply["output"].splitlines()[1] == "False"
 
 
-def test_deadline_kills_the_whole_sandbox(secrets) -> None:  # noqa: ANN001
+def test_deadline_kills_the_whole_sandbox(secrets: Secrets) -> None:
     sandbox = launcher.start_sandbox(SandboxConfig())
     _exec(sandbox, "import subprocess, os\n"
                    "procs = [subprocess.Popen(['sleep', '300']) for _ in range(3)]\n"
@@ -102,7 +106,7 @@ def test_deadline_kills_the_whole_sandbox(secrets) -> None:  # noqa: ANN001
         assert not _wait_gone(host_plan.sandbox_uid(launcher.worker_slot()))
 
 
-def test_sandboxes_die_with_their_zygote(secrets) -> None:  # noqa: ANN001
+def test_sandboxes_die_with_their_zygote(secrets: Secrets) -> None:
     zygote = launcher.get_zygote()
     sandbox = zygote.spawn(SandboxConfig())
     _exec(sandbox, "import subprocess\np = subprocess.Popen(['sleep', '300'])")
@@ -125,7 +129,7 @@ def test_sandboxes_die_with_their_zygote(secrets) -> None:  # noqa: ANN001
         again.close()
 
 
-def test_memory_cgroup_kill_is_reported_as_oom(secrets) -> None:  # noqa: ANN001
+def test_memory_cgroup_kill_is_reported_as_oom(secrets: Secrets) -> None:
     require_root()
     if "memory" not in cgroups.usable(cgroups.discover()):
         layer_missing("no writable memory cgroup")
@@ -147,14 +151,16 @@ time.sleep(60)
     assert caught.value.oom
 
 
-def test_memory_error_is_oom(secrets, hw1, factory) -> None:  # noqa: ANN001
+def test_memory_error_is_oom(
+        secrets: Secrets, hw1: LoadedAssignment, factory: SandboxFactory) -> None:
     notebook = code_notebook("def early_stopping_epoch(*a, **k):\n"
                              "    return bytearray(10 ** 11)\n")
     report = grade_notebook(hw1, notebook, factory)
     assert {t.outcome for t in report.tests if t.exercise == "early_stopping_epoch"} == {"oom"}
 
 
-def test_public_helpers_and_submission_files(secrets, hw1, tmp_path: Path) -> None:  # noqa: ANN001
+def test_public_helpers_and_submission_files(
+        secrets: Secrets, hw1: LoadedAssignment, tmp_path: Path) -> None:
     (tmp_path / "data.txt").write_text("from the submission")
     factory = launcher.sandbox_factory(public_dirs=(hw1.meta.public_dir,),
                                        submission_dir=tmp_path)
@@ -174,7 +180,8 @@ def test_public_helpers_and_submission_files(secrets, hw1, tmp_path: Path) -> No
 
 # -- degraded modes ----------------------------------------------------------------------
 @pytest.mark.parametrize("mode", ["userns", "plain"])
-def test_degraded_mode_still_guards(mode: str, secrets, hw1, solution) -> None:  # noqa: ANN001
+def test_degraded_mode_still_guards(
+        mode: str, secrets: Secrets, hw1: LoadedAssignment, solution: bytes) -> None:
     extra_slot = slots.lease()  # a zygote of its own needs a slot of its own
     zygote = launcher.Zygote(slot=extra_slot.slot, mode=mode)
     config = SandboxConfig(public_dirs=(hw1.meta.public_dir,))
@@ -239,7 +246,7 @@ print(json.dumps({"plan": zygote.plan, "isolation": good.isolation, "good": good
 """
 
 
-def test_without_root_user_namespaces_are_used(hw1) -> None:  # noqa: ANN001
+def test_without_root_user_namespaces_are_used(hw1: LoadedAssignment) -> None:
     """A worker that is not root (uid 65534) gets user namespaces and every other layer."""
     require_root()
     unshare, setpriv = shutil.which("unshare"), shutil.which("setpriv")
@@ -324,7 +331,7 @@ def test_runtime_binds_never_hold_the_course(tmp_path: Path) -> None:
     assert sorted(covered) == sorted(str(prefix / s) for s in ("bin", "lib", "src/other"))
 
 
-def test_process_of_a_student_fork_never_answers(secrets) -> None:  # noqa: ANN001
+def test_process_of_a_student_fork_never_answers(secrets: Secrets) -> None:
     sandbox = launcher.start_sandbox(SandboxConfig())
     try:
         reply = _exec(sandbox, "import os\nchildren = [os.fork() for _ in range(3)]\nx = 1")
@@ -335,7 +342,7 @@ def test_process_of_a_student_fork_never_answers(secrets) -> None:  # noqa: ANN0
         sandbox.close()
 
 
-def test_signals_from_the_sandbox_never_reach_out(secrets) -> None:  # noqa: ANN001
+def test_signals_from_the_sandbox_never_reach_out(secrets: Secrets) -> None:
     zygote = launcher.get_zygote()
     sandbox = launcher.start_sandbox(SandboxConfig())
     try:
@@ -380,7 +387,7 @@ def test_each_grading_process_of_a_host_leases_its_own_slot() -> None:
     again.release()
 
 
-def _grade_in_a_fresh_process(queue) -> None:  # noqa: ANN001
+def _grade_in_a_fresh_process(queue: Any) -> None:
     """A grading process: its sandbox runs while the other process's does."""
     import time
 

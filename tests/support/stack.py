@@ -124,7 +124,7 @@ class Stack:
 
     # -- processes ------------------------------------------------------------
     def start(self, name: str, *args: str) -> subprocess.Popen[Any]:
-        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
+        log = open(self.workdir / f"{name}.log", "ab")  # lives with the process
         proc = subprocess.Popen([str(BIN / "autograder"), *args], env=self.env, cwd=ROOT,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs[name] = proc
@@ -331,7 +331,7 @@ class RedisServer:
         self.proc: subprocess.Popen[Any] | None = None
 
     def start(self) -> None:
-        log = open(self.dir / "redis.log", "ab")  # noqa: SIM115 - lives with the process
+        log = open(self.dir / "redis.log", "ab")  # lives with the process
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--daemonize", "no", "--dir", str(self.dir)],

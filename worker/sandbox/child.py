@@ -164,7 +164,7 @@ class Runtime:
             except SystemExit as exc:
                 message = (f"line {statement.lineno} called exit({exc.code!r}); that statement "
                            "was skipped")
-            except BaseException as exc:  # noqa: BLE001 - any student failure is reported
+            except BaseException as exc:  # any student failure is reported
                 message = trimmed_traceback(exc)
             else:
                 self._note_future(statement)
@@ -220,7 +220,7 @@ class Runtime:
             if request.get("keep"):
                 return {"ok": True, "value": self._store(value), "mutated": mutated}
             return {"ok": True, "value": _plain(value), "mutated": mutated}
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             return error_reply(exc)
 
     def construct(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -242,7 +242,7 @@ class Runtime:
             if self.device != "cpu" and isinstance(obj, torch.nn.Module):
                 obj = obj.to(self.device)
             return {"ok": True, "value": self._store(obj)}
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             return error_reply(exc)
 
     def load_model(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -253,7 +253,7 @@ class Runtime:
             if self.device != "cpu" and isinstance(model, torch.nn.Module):
                 model = model.to(self.device)
             return {"ok": True, "value": self._store(model)}
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             return error_reply(exc)
 
     def _store(self, obj: Any) -> Handle:

@@ -94,7 +94,7 @@ def _fork_spare(plan: Any, zygote_sock: socket.socket) -> Spare:
             mine.close()
             zygote_sock.close()
             code = _keeper(plan, theirs, zygote_pid)
-        except BaseException:  # noqa: BLE001 - the keeper must never return into the zygote
+        except BaseException:  # the keeper must never return into the zygote
             traceback.print_exc()
         finally:
             os._exit(code)
@@ -245,7 +245,7 @@ def _sandbox(plan: Any, sock: socket.socket, alive_r: int, group: Any, scratch: 
         # stays reachable from the frames the student's code can walk.
         del plan, group, job, jail, message, limits
         child.serve(read_fd, write_fd, [], reply_limit)
-    except BaseException as exc:  # noqa: BLE001 - report and die, never return
+    except BaseException as exc:  # report and die, never return
         code = 70
         if write_fd >= 0:
             with contextlib.suppress(Exception):
@@ -276,7 +276,7 @@ def _probe_fork(fn: Any) -> bool:
         try:
             fn()
             code = 0
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             code = 1
         finally:
             os._exit(code)
@@ -380,7 +380,7 @@ def main() -> None:
 
         torch.zeros(2).add_(1)  # warm the CPU dispatcher without starting any thread
         plan = _plan_from_socket(sock)
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         _send(sock, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
         raise
     _send(sock, {"ok": True, "plan": plan.summary()})
@@ -427,7 +427,7 @@ def main() -> None:
                 _send(sock, {"ok": True, "pid": child_pid}, handles)
                 for fd in handles:
                     os.close(fd)
-            except Exception as exc:  # noqa: BLE001 - one failed spawn is not the zygote's end
+            except Exception as exc:  # one failed spawn is not the zygote's end
                 with contextlib.suppress(OSError):
                     _send(sock, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
             finally:
