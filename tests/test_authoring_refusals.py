@@ -10,6 +10,10 @@ import pytest
 from graders.authoring.importer import import_notebook, plan_import
 from graders.authoring.otter import replace_solutions, resolve_points
 from graders.authoring.plan import AuthoringError
+from graders.course import load_assignment
+from graders.dsl import GraderError
+from graders.intake import NOTEBOOK
+from graders.runner import grade
 from tests.support.authoring_notebooks import (
     graded_test,
     manual,
@@ -17,6 +21,7 @@ from tests.support.authoring_notebooks import (
     otter_notebook,
     solution,
 )
+from worker.sandbox.launcher import sandbox_provider
 
 pytestmark = pytest.mark.fast
 
@@ -179,12 +184,6 @@ def test_ipython_lines_of_the_notebooks_own_cells_are_accepted(tmp_path: Path) -
 
 
 def test_a_test_failing_on_an_edited_solution_is_the_courses_fault(tmp_path: Path) -> None:
-    from graders.course import load_assignment
-    from graders.dsl import GraderError
-    from graders.intake import NOTEBOOK
-    from graders.runner import grade
-    from worker.sandbox.launcher import sandbox_provider
-
     source = nbgrader_notebook(tmp_path / "s.ipynb", SETUP, ANSWER,
                                graded_test("assert double(2) == 4", "t", 1))
     out = tmp_path / "out"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main as cli_main
+from core.bundles import build_bundle
 from graders.authoring.bundle import pack, unpack
 from graders.authoring.plan import AuthoringError
 from graders.course import load_assignment
@@ -63,7 +64,6 @@ def test_pack_is_deterministic_and_round_trips(tmp_path: Path) -> None:
     names = tarfile.open(fileobj=io.BytesIO(first), mode="r:gz").getnames()
     assert names == ["assignment.toml", "notebooks", "notebooks/starter.ipynb"]
     # The very bytes of the service's own bundles of a folder (what publishing stores).
-    from core.bundles import build_bundle
 
     assert build_bundle(folder) == first
     out = tmp_path / "unpacked"

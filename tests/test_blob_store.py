@@ -19,12 +19,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from alembic import command
 from sqlalchemy import func, select
 
 from core.blob_backends import DatabaseBlobStore, S3BlobStore
 from core.blobs import CHUNK, BlobNotFound, Blobs, BlobTooLarge, FolderBlobStore
 from core.bundles import build_bundle, unpack_bundle
 from core.db import make_engine
+from core.migrate import alembic_config
 from core.models import Blob, BlobChunk
 from graders.course import folder_version
 from tests.support.paths import HW1_DIR
@@ -41,10 +43,6 @@ CAP = 4 * CHUNK + 123  # small enough to test quickly, several chunks
 
 
 def migrate(url: str) -> None:
-    from alembic import command
-
-    from core.migrate import alembic_config
-
     engine = make_engine(url)
     try:
         with engine.begin() as conn:

@@ -14,8 +14,8 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest

@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import torch
+from safetensors.torch import save
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -106,9 +108,6 @@ def db(stack: Stack) -> Iterator[Engine]:
 
 @pytest.fixture(scope="module")
 def model_file() -> bytes:
-    import torch
-    from safetensors.torch import save
-
     sys.path.insert(0, str(REFERENCE / HW1 / "public"))
     try:
         from hw1_helpers import DigitsMLP

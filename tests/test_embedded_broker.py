@@ -37,7 +37,10 @@ import httpx
 import pytest
 from kombu import Connection, Exchange, Queue
 from kombu.transport import filesystem
+from sqlalchemy.orm import Session
 
+from core.accounts import add_user
+from core.db import make_engine
 from graders.notebooks import with_extra_cell
 from tests.support.notebooks import course_notebook
 from tests.support.paths import HW1, ROOT
@@ -289,11 +292,6 @@ class Up:
     def add_students(self, prefix: str, n: int) -> list[str]:
         """n enrolled students with tokens, written straight to the database (fast);
         hw1 allows 30 submissions a day per student."""
-        from sqlalchemy.orm import Session
-
-        from core.accounts import add_user
-        from core.db import make_engine
-
         engine = make_engine(f"sqlite:///{self.data / 'autograder.db'}")
         names = [f"{prefix}{i}" for i in range(n)]
         try:

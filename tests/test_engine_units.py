@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from graders.compare import compare
-from graders.intake import IntakeError, detect_kind, plain_python, read_notebook, read_python
+from graders.course import load_assignment, load_assignment_meta
+from graders.intake import (
+    NOTEBOOK,
+    IntakeError,
+    detect_kind,
+    plain_python,
+    read_notebook,
+    read_python,
+)
 from graders.notebooks import code_notebook
+from graders.runner import grade
 
 pytestmark = pytest.mark.fast
 
@@ -117,10 +127,6 @@ def test_the_safe_message_never_holds_values_but_the_detail_does() -> None:
 
 
 def test_exercises_declare_device_memory_and_time() -> None:
-    from pathlib import Path
-
-    from graders.course import load_assignment, load_assignment_meta
-
     reference = Path(__file__).resolve().parent.parent / "reference"
     hw1 = load_assignment_meta(reference / "hw1-training-basics")
     digits = next(e for e in hw1.exercises if e.slug == "digits-classifier")
@@ -132,12 +138,6 @@ def test_exercises_declare_device_memory_and_time() -> None:
 
 
 def test_an_unreadable_notebook_is_graded_as_the_students_not_failed() -> None:
-    from pathlib import Path
-
-    from graders.course import load_assignment
-    from graders.intake import NOTEBOOK
-    from graders.runner import grade
-
     hw1 = load_assignment(Path(__file__).resolve().parent.parent / "reference"
                           / "hw1-training-basics")
 

@@ -26,6 +26,8 @@ from typing import Any
 
 import httpx
 import pytest
+import torch
+from safetensors.torch import save
 
 from api.inflight import Permits
 from graders.intake import (
@@ -156,9 +158,6 @@ def test_intake_never_lets_a_recursion_error_out_and_agrees_with_the_worker() ->
 
 @pytest.mark.fast
 def test_safetensors_header_is_checked_against_the_file_without_loading_it() -> None:
-    import torch
-    from safetensors.torch import save
-
     good = save({"w": torch.zeros(3, 4), "b": torch.ones(4, dtype=torch.float16),
                  "flag": torch.zeros(2, dtype=torch.bool)}, metadata={"by": "test"})
     assert set(check_safetensors(good)) == {"w", "b", "flag"}

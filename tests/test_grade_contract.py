@@ -33,6 +33,7 @@ from graders.notebooks import with_extra_cell
 from graders.runner import GradeReport, grade
 from graders.runner import TestOutcome as Outcome
 from graders.selfcheck import check_assignment
+from graders.selfcheck_models import grade_model_file
 from graders.selfcheck_report import format_table
 from protocol.codec import decode, encode
 from protocol.limits import REPLY_LIMITS
@@ -216,8 +217,6 @@ def test_the_evaluation_digits_are_a_secret_perturbation_of_the_held_out_split()
 def test_a_lookup_table_of_the_public_digits_scores_clearly_below_full_marks(
     tmp_path: Path,
 ) -> None:
-    from graders.selfcheck_models import grade_model_file
-
     loaded = load_assignment(REFERENCE / "hw1-training-basics")  # puts public/ on the path
     folder = REFERENCE / "hw1-training-basics"
     table = import_file("_hw1_model_samples_for_test", folder / "model_samples.py").lookup_table()

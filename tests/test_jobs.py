@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from core.queue import GRADE_TASK
+from core.queue import GRADE_TASK, make_celery
 from core.settings import Settings
 from tests.support.notebooks import course_notebook
 from tests.support.paths import HW1
@@ -24,8 +24,6 @@ def test_same_idempotency_key_returns_the_same_submission(any_stack: Stack) -> N
 
 
 def test_a_task_delivered_twice_grades_once(pg_stack: Stack) -> None:
-    from core.queue import make_celery
-
     response = pg_stack.submit("alice", HW1, "a.ipynb", course_notebook(HW1, "solution"))
     submission_id = response.json()["id"]
     with pg_stack.client("tina") as c:

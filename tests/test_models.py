@@ -23,7 +23,7 @@ from graders.intake import IntakeError, detect_kind
 from graders.runner import GradeLimits, GradeReport, grade
 from tests.support.paths import HW1_DIR
 from worker.sandbox.launcher import sandbox_factory
-from worker.sandbox.model_loading import state_dict_problems
+from worker.sandbox.model_loading import _prefix_hint, state_dict_problems
 
 EXERCISE = "digits-classifier"
 POINTS = 5.0
@@ -199,8 +199,6 @@ def test_wrong_head_gets_a_readable_key_and_shape_report(
 
 @fast
 def test_state_dict_report_lists_every_difference_and_spots_a_wrapper_prefix() -> None:
-    from worker.sandbox.model_loading import _prefix_hint
-
     expected = {"fc1.weight": torch.zeros(128, 64), "fc2.bias": torch.zeros(10)}
     got = {"fc1.weight": torch.zeros(100, 64), "head.weight": torch.zeros(10, 100)}
     assert state_dict_problems(got, expected) == [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 
 import msgpack
@@ -95,8 +96,6 @@ def test_a_frame_over_the_cap_is_refused_before_it_is_decoded() -> None:
 
 
 def test_numpy_arrays_of_items_without_size_are_refused() -> None:
-    import io
-
     buf = io.BytesIO()
     np.save(buf, np.zeros(10, dtype="V0"))
     with pytest.raises(DecodeError):

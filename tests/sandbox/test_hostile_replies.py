@@ -17,11 +17,16 @@ from __future__ import annotations
 
 import json
 import resource
+import signal
+import subprocess
+import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
+from core.settings import get_settings
 from graders.course import LoadedAssignment
 from graders.notebooks import code_notebook, with_extra_cell
 from graders.runner import GradeLimits, GradeReport
@@ -312,11 +317,6 @@ time.sleep(300)
 def test_a_grading_process_that_dies_takes_its_sandboxes_with_it(
         how: str, secrets: Secrets) -> None:
     """The worker's own end (killed, or stopped) is a way out too: nothing outlives it."""
-    import signal
-    import subprocess
-    import sys
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[2]
     grader = subprocess.Popen([sys.executable, "-c", GRADER_THAT_DIES], cwd=root,
                               stdout=subprocess.PIPE, text=True)
@@ -340,8 +340,6 @@ def test_no_host_folder_of_the_service_is_named_inside_the_sandbox(
     hw1: LoadedAssignment, factory: SandboxFactory, secrets: Secrets,
 ) -> None:
     """argv, the environment, every frame and every object the sandbox can reach."""
-    from core.settings import get_settings
-
     settings = get_settings()
     hidden = sorted({str(p) for p in (settings.course_dir, settings.resolved_data_dir,
                                       settings.resolved_blob_dir, hw1.meta.public_dir)})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -359,8 +360,6 @@ def test_signals_from_the_sandbox_never_reach_out(secrets: Secrets) -> None:
 
 def test_each_grading_process_of_a_host_leases_its_own_slot() -> None:
     """Two processes (of one worker or of two) never share a sandbox uid."""
-    import multiprocessing
-
     first, second = slots.lease(), slots.lease()
     try:
         assert first.slot != second.slot
@@ -389,8 +388,6 @@ def test_each_grading_process_of_a_host_leases_its_own_slot() -> None:
 
 def _grade_in_a_fresh_process(queue: Any) -> None:
     """A grading process: its sandbox runs while the other process's does."""
-    import time
-
     sandbox = launcher.start_sandbox(SandboxConfig())
     try:
         _exec(sandbox, "x = 1")

@@ -7,11 +7,14 @@ database number, or `autograder up` (embedded) with its own data dir and port.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -19,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
+import redis
 
 from tests.support.paths import BIN, ROOT
 
@@ -33,8 +38,6 @@ def free_port() -> int:
 
 
 def create_database(admin_url: str = PG_ADMIN_URL) -> str:
-    import psycopg
-
     name = f"ag_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -42,8 +45,6 @@ def create_database(admin_url: str = PG_ADMIN_URL) -> str:
 
 
 def drop_database(name: str, admin_url: str = PG_ADMIN_URL) -> None:
-    import psycopg
-
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -64,8 +65,6 @@ def fresh_redis_db() -> str:
     Several pytest runs may share one Redis server: a worker of one run must never
     consume another run's tasks, so each run takes a database with a lock key.
     """
-    import redis
-
     owner = uuid.uuid4().hex
     for number in range(1, 16):
         client = redis.Redis.from_url(f"{REDIS_URL}/{number}")
@@ -81,8 +80,6 @@ def fresh_redis_db() -> str:
 
 
 def release_redis_db(url: str) -> None:
-    import redis
-
     client = redis.Redis.from_url(url)
     try:
         client.flushdb()
@@ -258,9 +255,6 @@ def dump(obj: Any) -> str:
 # (the shared ones on 5432/6379 serve other people's tests: never stop or flush them)
 
 def _pg_bin(name: str) -> str:
-    import glob
-    import shutil
-
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     path = found[-1] if found else shutil.which(name)
     if not path:
@@ -274,8 +268,6 @@ class PostgresCluster:
     As root, the server runs as the `postgres` user (it refuses to run as root)."""
 
     def __init__(self) -> None:
-        import tempfile
-
         self.root = Path(tempfile.mkdtemp(prefix="ag-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
@@ -310,8 +302,6 @@ class PostgresCluster:
                   "stop")
 
     def destroy(self) -> None:
-        import shutil
-
         try:
             self.stop("immediate")
         except subprocess.CalledProcessError:
@@ -323,8 +313,6 @@ class RedisServer:
     """A redis-server of our own, without persistence: a restart loses every message."""
 
     def __init__(self) -> None:
-        import tempfile
-
         self.dir = Path(tempfile.mkdtemp(prefix="ag-redis-"))
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -359,7 +347,5 @@ class RedisServer:
         self.proc = None
 
     def destroy(self) -> None:
-        import shutil
-
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
