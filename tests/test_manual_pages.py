@@ -30,9 +30,16 @@ pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 MANUAL = "saliency-discussion"
 STUDENTS = ("alice", "bob", "carol")
@@ -49,13 +56,22 @@ document.addEventListener("securitypolicyviolation",
 
 def png(width: int = 12, height: int = 8) -> str:
     """A small valid PNG (a red rectangle), base64 as a notebook output holds it."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
     rows = b"".join(b"\x00" + b"\xd0\x20\x20" * width for _ in range(height))
-    raw = (b"\x89PNG\r\n\x1a\n"
-           + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-           + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    raw = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
     return base64.b64encode(raw).decode()
 
 
@@ -63,30 +79,50 @@ def answer_notebook(text: str, with_plot: bool) -> bytes:
     """hw2's starter with the student's tagged answer: a Markdown discussion, and the
     plot cell (its image output as saved by Jupyter) tagged the same."""
     notebook = json.loads(course_notebook(HW2, "starter"))
-    notebook["cells"] = [c for c in notebook["cells"]
-                         if MANUAL not in (c.get("metadata") or {}).get("tags", [])]
-    notebook["cells"].append({"cell_type": "markdown", "metadata": {"tags": [MANUAL]},
-                              "source": text})
+    notebook["cells"] = [
+        c for c in notebook["cells"] if MANUAL not in (c.get("metadata") or {}).get("tags", [])
+    ]
+    notebook["cells"].append(
+        {"cell_type": "markdown", "metadata": {"tags": [MANUAL]}, "source": text}
+    )
     if with_plot:
-        notebook["cells"].append({
-            "cell_type": "code", "metadata": {"tags": [MANUAL]}, "execution_count": 7,
-            "source": "# grad-CAM (left) and integrated gradients (right), two test images\n",
-            "outputs": [{"output_type": "display_data", "metadata": {},
-                         "data": {"image/png": png(), "text/plain": "<Figure>"}}]})
+        notebook["cells"].append(
+            {
+                "cell_type": "code",
+                "metadata": {"tags": [MANUAL]},
+                "execution_count": 7,
+                "source": "# grad-CAM (left) and integrated gradients (right), two test images\n",
+                "outputs": [
+                    {
+                        "output_type": "display_data",
+                        "metadata": {},
+                        "data": {"image/png": png(), "text/plain": "<Figure>"},
+                    }
+                ],
+            }
+        )
     return json.dumps(notebook).encode()
 
 
 ANSWERS = {
-    "alice": ("## Comparison\n\nGrad-CAM is **coarse** (the 4x4 feature map, upsampled); "
-              "integrated gradients are pixel-sharp. The map of the 7 lights up the stroke "
-              "the model predicts from.", True),
-    "bob": ("Both maps look similar. A failure case: the noisy 3, where grad-CAM points "
-            "at the background.", False),
+    "alice": (
+        "## Comparison\n\nGrad-CAM is **coarse** (the 4x4 feature map, upsampled); "
+        "integrated gradients are pixel-sharp. The map of the 7 lights up the stroke "
+        "the model predicts from.",
+        True,
+    ),
+    "bob": (
+        "Both maps look similar. A failure case: the noisy 3, where grad-CAM points "
+        "at the background.",
+        False,
+    ),
     # Hostile: raw HTML, an event handler, a javascript: link. None of it may run.
-    "carol": ("<script>window.__pwned = 1</script>\n\n<img src=x onerror=\"window.__pwned=2\">"
-              "\n\n[see my maps](javascript:window.__pwned=3) and "
-              "![remote](https://evil.example/track.png)\n\nIG is sharper than grad-CAM.",
-              False),
+    "carol": (
+        '<script>window.__pwned = 1</script>\n\n<img src=x onerror="window.__pwned=2">'
+        "\n\n[see my maps](javascript:window.__pwned=3) and "
+        "![remote](https://evil.example/track.png)\n\nIG is sharper than grad-CAM.",
+        False,
+    ),
 }
 
 
@@ -133,10 +169,22 @@ def watch(page: Page, base_url: str) -> list[str]:
     """Console errors, page errors and requests to anywhere but the service."""
     problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
-            if m.type in ("error", "warning") else None)
-    page.on("request", lambda r: None if r.url.startswith((base_url, "data:"))
-            else problems.append(f"request elsewhere: {r.url}"))
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(f"console {m.type}: {m.text}")
+            if m.type in ("error", "warning")
+            else None
+        ),
+    )
+    page.on(
+        "request",
+        lambda r: (
+            None
+            if r.url.startswith((base_url, "data:"))
+            else problems.append(f"request elsewhere: {r.url}")
+        ),
+    )
     page.add_init_script(WATCHERS)
     return problems
 
@@ -161,13 +209,15 @@ def api(stack: Stack, user: str, method: str, path: str, **kwargs: Any) -> Any:
 
 def rubric_of(stack: Stack) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = api(
-        stack, "ta", "GET", f"/api/v1/courses/dlp/assignments/{HW2}/exercises/{MANUAL}/rubric")
+        stack, "ta", "GET", f"/api/v1/courses/dlp/assignments/{HW2}/exercises/{MANUAL}/rubric"
+    )
     assert len(items) >= 3, items  # docs/course.md: resolution, predicted class, failure case
     return items
 
 
-def expected_score(items: list[dict[str, Any]], keys: list[int], adjustment: float,
-                   ceiling: float) -> float:
+def expected_score(
+    items: list[dict[str, Any]], keys: list[int], adjustment: float, ceiling: float
+) -> float:
     """The rubric's rule, clamp(sum of the applied items + adjustment, 0, the points)."""
     total = sum(float(items[k - 1]["points"]) for k in keys) + adjustment
     return round(min(max(total, 0.0), ceiling), 6)
@@ -181,7 +231,8 @@ def shown_submission(page: Page) -> str:
 
 def pressed(page: Page) -> list[int]:
     states = page.locator("button.rubric-item").evaluate_all(
-        "(bs) => bs.map(b => b.getAttribute('aria-pressed'))")
+        "(bs) => bs.map(b => b.getAttribute('aria-pressed'))"
+    )
     return [i + 1 for i, s in enumerate(states) if s == "true"]
 
 
@@ -207,7 +258,8 @@ PLAN = [
 
 
 def test_ta_grades_three_answers_with_the_keyboard_only(
-        browser: Browser, stack: Stack, answers: dict[str, str]) -> None:
+    browser: Browser, stack: Stack, answers: dict[str, str]
+) -> None:
     items = rubric_of(stack)
     owner = {sid: student for student, sid in answers.items()}
     context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -220,7 +272,8 @@ def test_ta_grades_three_answers_with_the_keyboard_only(
     page.goto(stack.base_url + GRADING + "?anonymous=1")
     expect(page.get_by_role("heading", name=re.compile(f"Grading {MANUAL}"))).to_be_visible()
     expect(page.locator("#grading-progress-text")).to_have_text(
-        re.compile(r"0\s+of\s+3 answers graded"))
+        re.compile(r"0\s+of\s+3 answers graded")
+    )
     first = page.get_by_role("button", name=re.compile(re.escape(items[0]["description"][:20])))
     expect(first).to_have_attribute("aria-pressed", "false")
     expect(page.locator("#grade-status")).to_have_attribute("role", "status")
@@ -285,9 +338,17 @@ def test_ta_grades_three_answers_with_the_keyboard_only(
         expect(page.locator("#grade-status")).to_have_text(f"Saved: {fmt(score)} / 3.")
         expect(page.locator("#graded-count")).to_have_text(str(turn))
         expect(heading).to_have_text(student)  # the name, once graded
+        expect(page.locator(".all-answers a[aria-current=page]")).to_have_text(student)
+        expect(page.locator(".all-answers li").nth(turn - 1)).to_contain_text(
+            f"graded, {fmt(score)} / 3"
+        )
         expect(page.locator("#answer-state")).to_have_text("graded")
-        graded[submission_id] = {"score": score, "keys": keys, "comment": plan.comment,
-                                 "adjustment": adjustment}
+        graded[submission_id] = {
+            "score": score,
+            "keys": keys,
+            "comment": plan.comment,
+            "adjustment": adjustment,
+        }
         shot(page, f"manual-0{turn}-graded-answer-{turn}")
         if turn < len(PLAN):
             page.keyboard.press("Escape")
@@ -296,7 +357,8 @@ def test_ta_grades_three_answers_with_the_keyboard_only(
             expect(page.locator("#answer-position")).to_have_text(f"Answer {turn + 1} of 3")
 
     expect(page.locator("#grading-progress-text")).to_have_text(
-        re.compile(r"3\s+of\s+3 answers graded"))
+        re.compile(r"3\s+of\s+3 answers graded")
+    )
     # Back with the arrow key: the saved grade is shown again, names now visible.
     last = shown_submission(page)
     page.keyboard.press("ArrowLeft")
@@ -319,10 +381,12 @@ def test_ta_grades_three_answers_with_the_keyboard_only(
     shot(page, "manual-04-back-to-answer-2")
 
     # The scores landed: the JSON API's grading list and each answer's grade.
-    listing = api(stack, "ta", "GET",
-                  f"/api/v1/courses/dlp/assignments/{HW2}/exercises/{MANUAL}/grading")
+    listing = api(
+        stack, "ta", "GET", f"/api/v1/courses/dlp/assignments/{HW2}/exercises/{MANUAL}/grading"
+    )
     assert {e["submission_id"]: e["score"] for e in listing} == {
-        sid: pytest.approx(g["score"]) for sid, g in graded.items()}
+        sid: pytest.approx(g["score"]) for sid, g in graded.items()
+    }
     assert all(e["graded"] for e in listing)
     for sid, g in graded.items():
         answer = api(stack, "ta", "GET", f"/api/v1/submissions/{sid}/exercises/{MANUAL}/answer")
@@ -335,10 +399,13 @@ def test_ta_grades_three_answers_with_the_keyboard_only(
     assert csp == [] and problems == [], (csp, problems)
 
     # Usable on a phone: one column, nothing wider than the screen.
-    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
-                                has_touch=True, device_scale_factor=1)
-    phone.add_cookies([{"name": "ag_session", "value": stack.tokens["ta"],
-                        "url": stack.base_url}])
+    phone = browser.new_context(
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+        device_scale_factor=1,
+    )
+    phone.add_cookies([{"name": "ag_session", "value": stack.tokens["ta"], "url": stack.base_url}])
     small = phone.new_page()
     small.goto(stack.base_url + GRADING)
     expect(small.locator("#grade-form")).to_be_visible()
@@ -350,13 +417,19 @@ def test_ta_grades_three_answers_with_the_keyboard_only(
 
 
 def test_student_sees_rubric_feedback_only_after_release(
-        browser: Browser, stack: Stack, answers: dict[str, str]) -> None:
+    browser: Browser, stack: Stack, answers: dict[str, str]
+) -> None:
     items = rubric_of(stack)
     submission_id = answers["alice"]
     comment = "Compare <b>resolution</b> more carefully.\nOtherwise good."
     body = {"rubric": [items[0]["id"], items[2]["id"]], "adjustment": 0, "comment": comment}
-    grade = api(stack, "ta", "PUT",
-                f"/api/v1/submissions/{submission_id}/exercises/{MANUAL}/manual", json=body)
+    grade = api(
+        stack,
+        "ta",
+        "PUT",
+        f"/api/v1/submissions/{submission_id}/exercises/{MANUAL}/manual",
+        json=body,
+    )
     score = expected_score(items, [1, 3], 0.0, 3.0)
     assert grade["score"] == pytest.approx(score)
     settings = f"/api/v1/courses/dlp/assignments/{HW2}"
@@ -400,12 +473,17 @@ def test_student_sees_rubric_feedback_only_after_release(
 
 
 def _cookie_client(stack: Stack, user: str) -> httpx.Client:
-    return httpx.Client(base_url=stack.base_url, cookies={"ag_session": stack.tokens[user]},
-                        timeout=30, follow_redirects=False)
+    return httpx.Client(
+        base_url=stack.base_url,
+        cookies={"ag_session": stack.tokens[user]},
+        timeout=30,
+        follow_redirects=False,
+    )
 
 
 def test_grading_page_and_its_save_are_for_the_course_staff_from_its_own_pages(
-        stack: Stack, answers: dict[str, str]) -> None:
+    stack: Stack, answers: dict[str, str]
+) -> None:
     save = f"/ui/submissions/{answers['bob']}/exercises/{MANUAL}/manual"
     body = {"rubric": [], "adjustment": 1, "comment": "x"}
     with _cookie_client(stack, "alice") as alice:
@@ -415,16 +493,20 @@ def test_grading_page_and_its_save_are_for_the_course_staff_from_its_own_pages(
         # Another student's answer does not exist for alice; her own she cannot grade.
         r = alice.put(save, json=body, headers={"Origin": stack.base_url})
         assert r.status_code == 404, r.text
-        r = alice.put(f"/ui/submissions/{answers['alice']}/exercises/{MANUAL}/manual",
-                      json=body, headers={"Origin": stack.base_url})
+        r = alice.put(
+            f"/ui/submissions/{answers['alice']}/exercises/{MANUAL}/manual",
+            json=body,
+            headers={"Origin": stack.base_url},
+        )
         assert r.status_code == 403, r.text
     with _cookie_client(stack, "ta") as ta:
         page = ta.get(GRADING)
         assert page.status_code == 200
         assert "script-src 'self'" in page.headers["content-security-policy"]
         assert ta.get(GRADING + "?submission=nope").status_code == 404
-        assert ta.get(f"/ui/courses/dlp/assignments/{HW2}/exercises/fgsm/grading"
-                      ).status_code == 404
+        assert (
+            ta.get(f"/ui/courses/dlp/assignments/{HW2}/exercises/fgsm/grading").status_code == 404
+        )
         # The submission's own page links its staff to the answer on the grading page.
         link = f'href="{GRADING}?submission={answers["bob"]}"'
         assert link in ta.get(f"/ui/submissions/{answers['bob']}").text
@@ -445,8 +527,9 @@ def test_the_answer_html_is_the_only_markup_the_pages_do_not_escape() -> None:
     for template in (ROOT / "api" / "templates").glob("*.html"):
         text = template.read_text()
         assert not re.search(r"\|\s*safe\b|autoescape\s+false", text), template.name
-    uses = {path.name: path.read_text().count("Markup(")
-            for path in (ROOT / "api" / "ui").glob("*.py")}
+    uses = {
+        path.name: path.read_text().count("Markup(") for path in (ROOT / "api" / "ui").glob("*.py")
+    }
     assert {name: n for name, n in uses.items() if n} == {"manual.py": 1}
     source = (ROOT / "api" / "ui" / "manual.py").read_text()
     assert "Markup(answer.html)" in source  # AnswerOut.html: render_answer's sanitised HTML

@@ -361,8 +361,9 @@
     comment.addEventListener("input", changed);
 
     function save() {
+      if (button.disabled) return;  // one save at a time
       const adjust = adjustment.value.trim() === "" ? 0 : Number(adjustment.value);
-      if (!Number.isFinite(adjust)) {
+      if (adjustment.validity.badInput || !Number.isFinite(adjust)) {
         error.textContent = "The adjustment must be a number.";
         error.hidden = false;
         adjustment.focus();
@@ -381,6 +382,15 @@
           const state = document.getElementById("answer-state");
           if (state) { state.textContent = "graded"; state.className = "badge status-graded"; }
           if (data.student) document.getElementById("answer-student").textContent = data.student;
+          const entry = document.querySelector(".all-answers a[aria-current=page]");
+          if (entry) {
+            if (data.student) entry.textContent = data.student;
+            const note = entry.parentNode.querySelector(".answer-score");
+            if (note) {
+              note.textContent = "graded, " + formatPoints(data.score) + " / " + maxText;
+              note.className = "small answer-score";
+            }
+          }
           if (data.progress) {
             document.getElementById("graded-count").textContent = data.progress.graded;
             document.getElementById("grading-progress").value = data.progress.graded;
@@ -425,6 +435,7 @@
         return;
       }
       const key = event.key;
+      if (event.repeat) return;  // a held key toggles or saves once
       // Arrows inside the answer scroll it (wide code, images); n and p still navigate.
       const scrolling = key.indexOf("Arrow") === 0 && event.target.closest && event.target.closest(".answer-body");
       if (scrolling) return;

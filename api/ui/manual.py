@@ -20,7 +20,7 @@ from markupsafe import Markup
 from api.deps import DB
 from api.schemas_manual import MAX_COMMENT, GradingEntry, ManualGradeIn
 from api.services import manual
-from api.services.access import Membership, course_member, get_assignment, visible_submission
+from api.services.access import get_assignment, visible_submission
 from api.ui.render import render
 from api.ui.signin import cookie_user, html_page, same_site, staff_member
 from api.ui.student import course_context
@@ -31,13 +31,30 @@ router = APIRouter()
 GRADING = "/ui/courses/{course}/assignments/{assignment}/exercises/{exercise}/grading"
 
 
-def grading_url(course: str, assignment: str, exercise: str, submission: str | None = None,
-                anonymous: bool = False) -> str:
-    path = GRADING.format(course=quote(course, safe=""), assignment=quote(assignment, safe=""),
-                          exercise=quote(exercise, safe=""))
-    query = {k: v for k, v in (("submission", submission),
-                               ("anonymous", "1" if anonymous else None)) if v}
+def grading_url(
+    course: str,
+    assignment: str,
+    exercise: str,
+    submission: str | None = None,
+    anonymous: bool = False,
+) -> str:
+    path = GRADING.format(
+        course=quote(course, safe=""),
+        assignment=quote(assignment, safe=""),
+        exercise=quote(exercise, safe=""),
+    )
+    query = {
+        k: v
+        for k, v in (("submission", submission), ("anonymous", "1" if anonymous else None))
+        if v
+    }
     return path + (f"?{urlencode(query)}" if query else "")
+
+
+def save_url(submission_id: str, exercise: str) -> str:
+    """Where the page's script saves a grade (`save_grade`)."""
+    submission, slug = quote(submission_id, safe=""), quote(exercise, safe="")
+    return f"/ui/submissions/{submission}/exercises/{slug}/manual"
 
 
 def progress_of(entries: list[GradingEntry]) -> dict[str, int]:
@@ -53,16 +70,24 @@ def pick(entries: list[GradingEntry], submission: str | None) -> int | None:
         for index, entry in enumerate(entries):
             if entry.submission_id == submission:
                 return index
-        raise NotFound("That submission is not among the answers to grade for this exercise "
-                       "(only each student's submission that counts is graded).")
+        raise NotFound(
+            "That submission is not among the answers to grade for this exercise "
+            "(only each student's submission that counts is graded)."
+        )
     return next((i for i, e in enumerate(entries) if not e.graded), 0)
 
 
 @router.get(GRADING)
 @html_page
-def grading_page(request: Request, db: DB, course: str, assignment: str, exercise: str,
-                 submission: Annotated[str | None, Query(max_length=64)] = None,
-                 anonymous: bool = False) -> Response:
+def grading_page(
+    request: Request,
+    db: DB,
+    course: str,
+    assignment: str,
+    exercise: str,
+    submission: Annotated[str | None, Query(max_length=64)] = None,
+    anonymous: bool = False,
+) -> Response:
     member = staff_member(request, db, course)
     entries = manual.grading_list(db, member, assignment, exercise, anonymous)
     target = get_assignment(db, member.course, assignment)
@@ -70,55 +95,81 @@ def grading_page(request: Request, db: DB, course: str, assignment: str, exercis
     context: dict[str, Any] = {
         "assignment": {"slug": assignment, "title": target.title},
         "exercise": {"slug": exercise, "max_score": 0.0},
-        "progress": progress_of(entries), "anonymous": anonymous, "current": None,
+        "progress": progress_of(entries),
+        "anonymous": anonymous,
+        "current": None,
         "toggle_anonymous_url": grading_url(
-            course, assignment, exercise,
-            entries[index].submission_id if index is not None else None, not anonymous),
+            course,
+            assignment,
+            exercise,
+            entries[index].submission_id if index is not None else None,
+            not anonymous,
+        ),
         "comment_max": MAX_COMMENT,
     }
     if index is not None:
         entry = entries[index]
         answer = manual.answer_view(db, member.user, entry.submission_id, exercise, anonymous)
         grade = answer.grade
+
+        def url_at(i: int) -> str | None:
+            if not 0 <= i < len(entries):
+                return None
+            return grading_url(course, assignment, exercise, entries[i].submission_id, anonymous)
+
         context.update(
-            answers=[{"url": grading_url(course, assignment, exercise, e.submission_id, anonymous),
-                      "student": e.student, "graded": e.graded, "score": e.score,
-                      "needs_review": e.needs_review, "current": i == index}
-                     for i, e in enumerate(entries)],
-            current={"submission_id": entry.submission_id,
-                     "student": answer.student or entry.student, "graded": entry.graded},
+            answers=[
+                {
+                    "url": url_at(i),
+                    "student": e.student,
+                    "graded": e.graded,
+                    "score": e.score,
+                    "needs_review": e.needs_review,
+                    "current": i == index,
+                }
+                for i, e in enumerate(entries)
+            ],
+            current={
+                "submission_id": entry.submission_id,
+                "student": answer.student or entry.student,
+                "graded": entry.graded,
+            },
             position=index + 1,
-            prev_url=grading_url(course, assignment, exercise,
-                                 entries[index - 1].submission_id, anonymous)
-            if index > 0 else None,
-            next_url=grading_url(course, assignment, exercise,
-                                 entries[index + 1].submission_id, anonymous)
-            if index + 1 < len(entries) else None,
+            prev_url=url_at(index - 1),
+            next_url=url_at(index + 1),
             # The service's sanitiser made this HTML (nh3, an allowlist, no URL fetched):
             # the only markup the page does not escape.
-            answer_html=Markup(answer.html) if answer.html.strip() else None,  # noqa: S704
+            answer_html=Markup(answer.html) if answer.html.strip() else None,
             rubric={"toggles": answer.rubric, "floor": answer.floor, "ceiling": answer.ceiling},
-            grade=grade, applied=set(grade.rubric) if grade else set(),
-            save_url=f"/ui/submissions/{quote(entry.submission_id, safe='')}/exercises/"
-                     f"{quote(exercise, safe='')}/manual",
+            grade=grade,
+            applied=set(grade.rubric) if grade else set(),
+            save_url=save_url(entry.submission_id, exercise),
         )
         context["exercise"]["max_score"] = answer.max_score
-    return render(request, "manual_grading.html", user=member.user, **context,
-                  **course_context(member, "assignments"))
+    return render(
+        request,
+        "manual_grading.html",
+        user=member.user,
+        **context,
+        **course_context(member, "assignments"),
+    )
 
 
 @router.put("/ui/submissions/{submission_id}/exercises/{exercise}/manual")
-def save_grade(request: Request, db: DB, submission_id: str, exercise: str,
-               body: Annotated[ManualGradeIn, Body()]) -> JSONResponse:
+def save_grade(
+    request: Request,
+    db: DB,
+    submission_id: str,
+    exercise: str,
+    body: Annotated[ManualGradeIn, Body()],
+) -> JSONResponse:
     """The JSON API's grade PUT for the page's script (cookie, same-site only), with the
     grader's progress and the student's name (shown once graded) added."""
     same_site(request)
     user = cookie_user(request, db)
     grade = manual.put_grade(db, user, submission_id, exercise, body)
-    submission, _ = visible_submission(db, user, submission_id)
-    assignment = submission.assignment
-    member: Membership = course_member(db, user, assignment.course.slug)
-    entries = manual.grading_list(db, member, assignment.slug, exercise)
+    submission, member = visible_submission(db, user, submission_id)
+    entries = manual.grading_list(db, member, submission.assignment.slug, exercise)
     reply = grade.model_dump(mode="json")
     reply["progress"] = progress_of(entries)
     reply["student"] = submission.user.name
