@@ -5,24 +5,28 @@ not, Ctrl+Enter or s saves, n goes on), anonymously until each is graded, and th
 land in the JSON API; a student sees their rubric feedback only once the assignment's
 feedback is released. The pages run under the strict CSP with no violation, no script
 of a hostile answer runs and nothing is fetched from elsewhere. Each page is saved to
-test-artifacts/screenshots/."""
+test-artifacts/screenshots/. (What the pages render, and who may open them, is also
+checked without a browser in the fast tier: tests/test_manual_pages_fast.py.)"""
 
 from __future__ import annotations
 
-import base64
-import json
 import re
-import struct
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.support.notebooks import course_notebook
+from tests.support.manual_answers import (
+    GRADING,
+    MANUAL,
+    PNG_WIDTH,
+    STUDENTS,
+    expected_score,
+    fmt,
+    student_answer,
+)
 from tests.support.paths import HW2, ROOT
 from tests.support.stack import Stack, embedded_stack
 
@@ -41,9 +45,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
-MANUAL = "saliency-discussion"
-STUDENTS = ("alice", "bob", "carol")
-GRADING = f"/ui/courses/dlp/assignments/{HW2}/exercises/{MANUAL}/grading"
 
 # Records CSP violations and anything a hostile answer might run, before the page's
 # own scripts.
@@ -52,78 +53,6 @@ window.__csp = [];
 document.addEventListener("securitypolicyviolation",
   (e) => window.__csp.push(e.violatedDirective + " " + e.blockedURI));
 """
-
-
-def png(width: int = 12, height: int = 8) -> str:
-    """A small valid PNG (a red rectangle), base64 as a notebook output holds it."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    rows = b"".join(b"\x00" + b"\xd0\x20\x20" * width for _ in range(height))
-    raw = (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
-    return base64.b64encode(raw).decode()
-
-
-def answer_notebook(text: str, with_plot: bool) -> bytes:
-    """hw2's starter with the student's tagged answer: a Markdown discussion, and the
-    plot cell (its image output as saved by Jupyter) tagged the same."""
-    notebook = json.loads(course_notebook(HW2, "starter"))
-    notebook["cells"] = [
-        c for c in notebook["cells"] if MANUAL not in (c.get("metadata") or {}).get("tags", [])
-    ]
-    notebook["cells"].append(
-        {"cell_type": "markdown", "metadata": {"tags": [MANUAL]}, "source": text}
-    )
-    if with_plot:
-        notebook["cells"].append(
-            {
-                "cell_type": "code",
-                "metadata": {"tags": [MANUAL]},
-                "execution_count": 7,
-                "source": "# grad-CAM (left) and integrated gradients (right), two test images\n",
-                "outputs": [
-                    {
-                        "output_type": "display_data",
-                        "metadata": {},
-                        "data": {"image/png": png(), "text/plain": "<Figure>"},
-                    }
-                ],
-            }
-        )
-    return json.dumps(notebook).encode()
-
-
-ANSWERS = {
-    "alice": (
-        "## Comparison\n\nGrad-CAM is **coarse** (the 4x4 feature map, upsampled); "
-        "integrated gradients are pixel-sharp. The map of the 7 lights up the stroke "
-        "the model predicts from.",
-        True,
-    ),
-    "bob": (
-        "Both maps look similar. A failure case: the noisy 3, where grad-CAM points "
-        "at the background.",
-        False,
-    ),
-    # Hostile: raw HTML, an event handler, a javascript: link. None of it may run.
-    "carol": (
-        '<script>window.__pwned = 1</script>\n\n<img src=x onerror="window.__pwned=2">'
-        "\n\n[see my maps](javascript:window.__pwned=3) and "
-        "![remote](https://evil.example/track.png)\n\nIG is sharper than grad-CAM.",
-        False,
-    ),
-}
 
 
 @pytest.fixture(scope="module")
@@ -143,8 +72,7 @@ def answers(stack: Stack) -> dict[str, str]:
     """Each student's graded hw2 notebook (the grading list holds graded ones only)."""
     ids = {}
     for student in STUDENTS:
-        text, plot = ANSWERS[student]
-        response = stack.submit(student, HW2, f"{student}.ipynb", answer_notebook(text, plot))
+        response = stack.submit(student, HW2, f"{student}.ipynb", student_answer(student))
         assert response.status_code == 202, response.text
         ids[student] = response.json()["id"]
     for student, submission_id in ids.items():
@@ -215,14 +143,6 @@ def rubric_of(stack: Stack) -> list[dict[str, Any]]:
     return items
 
 
-def expected_score(
-    items: list[dict[str, Any]], keys: list[int], adjustment: float, ceiling: float
-) -> float:
-    """The rubric's rule, clamp(sum of the applied items + adjustment, 0, the points)."""
-    total = sum(float(items[k - 1]["points"]) for k in keys) + adjustment
-    return round(min(max(total, 0.0), ceiling), 6)
-
-
 def shown_submission(page: Page) -> str:
     submission_id = page.locator("#grade-form").get_attribute("data-submission")
     assert submission_id, "the grading form names no submission"
@@ -234,10 +154,6 @@ def pressed(page: Page) -> list[int]:
         "(bs) => bs.map(b => b.getAttribute('aria-pressed'))"
     )
     return [i + 1 for i, s in enumerate(states) if s == "true"]
-
-
-def fmt(x: float) -> str:
-    return f"{x:.3f}".rstrip("0").rstrip(".")
 
 
 # What the TA does to each answer in turn, with the keyboard: rubric keys (a key twice
@@ -292,7 +208,7 @@ def test_ta_grades_three_answers_with_the_keyboard_only(
         if student == "alice":
             image = page.locator("#answer-body img")
             expect(image).to_be_visible()
-            assert image.evaluate("(i) => i.complete && i.naturalWidth === 12")
+            assert image.evaluate(f"(i) => i.complete && i.naturalWidth === {PNG_WIDTH}")
         if student == "carol":
             body = page.locator("#answer-body")
             expect(body).to_contain_text("IG is sharper than grad-CAM")
@@ -470,66 +386,3 @@ def test_student_sees_rubric_feedback_only_after_release(
     csp = page.evaluate("window.__csp")
     assert csp == [] and problems == [], (csp, problems)
     context.close()
-
-
-def _cookie_client(stack: Stack, user: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=stack.base_url,
-        cookies={"ag_session": stack.tokens[user]},
-        timeout=30,
-        follow_redirects=False,
-    )
-
-
-def test_grading_page_and_its_save_are_for_the_course_staff_from_its_own_pages(
-    stack: Stack, answers: dict[str, str]
-) -> None:
-    save = f"/ui/submissions/{answers['bob']}/exercises/{MANUAL}/manual"
-    body = {"rubric": [], "adjustment": 1, "comment": "x"}
-    with _cookie_client(stack, "alice") as alice:
-        page = alice.get(GRADING)
-        assert page.status_code == 403 and "TAs and instructors" in page.text
-        assert page.headers["content-type"].startswith("text/html")
-        # Another student's answer does not exist for alice; her own she cannot grade.
-        r = alice.put(save, json=body, headers={"Origin": stack.base_url})
-        assert r.status_code == 404, r.text
-        r = alice.put(
-            f"/ui/submissions/{answers['alice']}/exercises/{MANUAL}/manual",
-            json=body,
-            headers={"Origin": stack.base_url},
-        )
-        assert r.status_code == 403, r.text
-    with _cookie_client(stack, "ta") as ta:
-        page = ta.get(GRADING)
-        assert page.status_code == 200
-        assert "script-src 'self'" in page.headers["content-security-policy"]
-        assert ta.get(GRADING + "?submission=nope").status_code == 404
-        assert (
-            ta.get(f"/ui/courses/dlp/assignments/{HW2}/exercises/fgsm/grading").status_code == 404
-        )
-        # The submission's own page links its staff to the answer on the grading page.
-        link = f'href="{GRADING}?submission={answers["bob"]}"'
-        assert link in ta.get(f"/ui/submissions/{answers['bob']}").text
-        for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
-            r = ta.put(save, json=body, headers=headers)
-            assert r.status_code == 403 and "own pages" in r.json()["detail"]
-        r = ta.put(save, json={"rubric": ["no-such-item"]}, headers={"Origin": stack.base_url})
-        assert r.status_code == 422 and "not in the rubric" in r.json()["detail"]
-    with httpx.Client(base_url=stack.base_url, timeout=30) as anonymous:
-        r = anonymous.get(GRADING, follow_redirects=False)
-        assert r.status_code == 303 and r.headers["location"].startswith("/ui/login?next=")
-        assert anonymous.put(save, json=body).status_code == 401
-
-
-def test_the_answer_html_is_the_only_markup_the_pages_do_not_escape() -> None:
-    """Autoescape is on for every template; the one value passed as markup is the
-    sanitiser's output on the grading page (api/ui/manual.py), and no template opts out."""
-    for template in (ROOT / "api" / "templates").glob("*.html"):
-        text = template.read_text()
-        assert not re.search(r"\|\s*safe\b|autoescape\s+false", text), template.name
-    uses = {
-        path.name: path.read_text().count("Markup(") for path in (ROOT / "api" / "ui").glob("*.py")
-    }
-    assert {name: n for name, n in uses.items() if n} == {"manual.py": 1}
-    source = (ROOT / "api" / "ui" / "manual.py").read_text()
-    assert "Markup(answer.html)" in source  # AnswerOut.html: render_answer's sanitised HTML
