@@ -35,6 +35,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import httpx  # noqa: E402
+import nbformat  # noqa: E402
+
+from core.blobs import get_blob_store  # noqa: E402
+from core.settings import get_settings  # noqa: E402
+from tests.support.stack import embedded_stack  # noqa: E402
+from worker.grading import JobInput, run_job  # noqa: E402
+
 HW1 = "hw1-training-basics"
 VENV = Path(os.environ.get("NBGRADER_VENV", "/tmp/nbgrader-bench-venv"))
 PACKAGES = ["torch==2.13.0", "nbgrader==0.9.6", "ipykernel"]
@@ -104,8 +112,6 @@ def ensure_venv() -> Path:
 
 def trimmed_solution() -> bytes:
     """hw1's solution notebook up to (not including) its model-file section."""
-    import nbformat
-
     nb = nbformat.reads((ROOT / "reference" / HW1 / "notebooks" / "solution.ipynb")
                         .read_text(), as_version=4)
     cells = []
@@ -118,8 +124,6 @@ def trimmed_solution() -> bytes:
 
 
 def nbgrader_source(notebook: bytes) -> str:
-    import nbformat
-
     nb = nbformat.reads(notebook.decode(), as_version=4)
     setup = nbformat.v4.new_code_cell(TEST_SETUP.format(reference=str(ROOT / "reference" / HW1)))
     setup.metadata["nbgrader"] = {"grade": False, "grade_id": "test_setup", "locked": True,
@@ -179,28 +183,22 @@ def run_nbgrader(nbgrader: Path, notebook: bytes, count: int) -> tuple[list[floa
 
 def run_ours_engine(notebook: bytes, count: int) -> list[float]:
     os.environ["AUTOGRADER_DATA_DIR"] = tempfile.mkdtemp(prefix="nbgrader-bench-ours-")
-    from core.blobs import BlobStore
-    from core.settings import get_settings
-    from worker.grading import JobInput, run_job
-
-    sha = BlobStore(get_settings().resolved_blob_dir).put_bytes(notebook)
+    get_settings.cache_clear()
+    sha = get_blob_store().put_bytes(notebook)
     times = []
     for i in range(count + 2):
         started = time.perf_counter()
-        rows, _ = run_job(JobInput(HW1, "notebook", sha, None))
+        outcomes, _ = run_job(JobInput(HW1, "notebook", sha, None))
         elapsed = time.perf_counter() - started
-        score = sum(r.score for r in rows)
-        assert abs(score - sum(r.max_score for r in rows)) < 1e-9 and len(rows) == len(TESTS)
+        score = sum(r.score for r in outcomes)
+        assert abs(score - sum(r.max_score for r in outcomes)) < 1e-9
+        assert len(outcomes) == len(TESTS)
         if i >= 2:
             times.append(elapsed)
     return times
 
 
 def run_ours_service(notebook: bytes, count: int) -> list[float]:
-    import httpx
-
-    from tests.support.stack import embedded_stack
-
     stack = embedded_stack(Path(tempfile.mkdtemp(prefix="nbgrader-bench-up-")))
     try:
         headers = {"Authorization": f"Bearer {stack.tokens['alice']}"}

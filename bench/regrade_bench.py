@@ -5,8 +5,8 @@
 
 Its own PostgreSQL cluster and redis-server, `autograder serve` and one
 `autograder worker --concurrency SLOTS` (default: one slot per CPU). The submissions
-(the solution notebook, each with one distinct extra cell) are stored directly (blob
-and row, as an upload would leave them), then each round is one
+(the solution notebook, each with one distinct extra cell) are stored directly (in the
+stack's blob store and database, as an upload would leave them), then each round is one
 POST .../assignments/{a}/regrade and polling GET /api/v1/regrades/{batch} until done.
 
 Printed: submissions per second per round (median, min, max), and the overhead ratio
@@ -36,9 +36,10 @@ from sqlalchemy import select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from core.accounts import add_user  # noqa: E402
-from core.blobs import BlobStore  # noqa: E402
+from core.blobs import get_blob_store  # noqa: E402
 from core.db import make_engine  # noqa: E402
 from core.models import Assignment, Submission, User  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from protocol.codec import decode, encode  # noqa: E402
 from protocol.limits import REPLY_LIMITS, REQUEST_LIMITS  # noqa: E402
 from tests.support.stack import PostgresCluster, RedisServer, distributed_stack  # noqa: E402
@@ -110,7 +111,9 @@ def plain_python_seconds(assignment: str, data: bytes, repeats: int = 7) -> floa
 def store_submissions(stack_env: dict[str, str], assignment: str, notebook: bytes,
                       count: int) -> None:
     engine = make_engine(stack_env["AUTOGRADER_DATABASE_URL"])
-    store = BlobStore(Path(stack_env["AUTOGRADER_DATA_DIR"]).resolve() / "blobs")
+    # The stack's own blob store (its database, as `auto` picks for PostgreSQL).
+    store = get_blob_store(Settings(data_dir=Path(stack_env["AUTOGRADER_DATA_DIR"]),
+                                    database_url=stack_env["AUTOGRADER_DATABASE_URL"]))
     with Session(engine) as session:
         target = session.scalar(select(Assignment).where(Assignment.slug == assignment))
         assert target is not None

@@ -24,6 +24,7 @@ from core import capacity, notify, policy
 from core.models import Assignment, GradingJob, Submission, TestResult, utcnow
 from core.queue import queue_depths, send_grade
 from core.settings import get_settings
+from graders.outcome import TestOutcome
 
 log = logging.getLogger(__name__)
 
@@ -146,24 +147,14 @@ def heartbeat(session: Session, c: Claim) -> bool:
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-@dataclass
-class ResultRow:
-    exercise: str
-    name: str
-    outcome: str
-    score: float
-    max_score: float
-    visibility: str
-    feedback: str
-
-
 def finish(
     session: Session,
     c: Claim,
-    results: list[ResultRow],
+    results: list[TestOutcome],
     facts: dict[str, Any],
 ) -> bool:
-    """Write the results of a claim, atomically; False if the claim is no longer valid."""
+    """Write the results of a claim (one row per test outcome), atomically; False if the
+    claim is no longer valid."""
     job = session.scalar(
         select(GradingJob).where(GradingJob.id == c.job_id).with_for_update()
     )
@@ -180,20 +171,12 @@ def finish(
         # current job always holds the whole submission's score.
         previous = session.get(GradingJob, submission.current_job_id)
         if previous is not None:
-            results = [*results, *(
-                ResultRow(r.exercise_slug, r.name, r.outcome, r.score, r.max_score,
-                          r.visibility, r.feedback)
-                for r in previous.results if r.exercise_slug not in job.exercise_slugs
-            )]
+            results = [*results, *(r.as_outcome() for r in previous.results
+                                   if r.exercise_slug not in job.exercise_slugs)]
             order = {e.slug: i for i, e in enumerate(assignment.exercises)}
             results.sort(key=lambda r: order.get(r.exercise, len(order)))
     raw = round(sum(r.score for r in results), 6)
-    for position, r in enumerate(results):
-        session.add(TestResult(
-            job_id=job.id, position=position, exercise_slug=r.exercise, name=r.name,
-            outcome=r.outcome, score=r.score, max_score=r.max_score,
-            visibility=r.visibility, feedback=r.feedback,
-        ))
+    session.add_all(TestResult.of(r, job.id, position) for position, r in enumerate(results))
     job.status = "graded"
     job.finished_at = utcnow()
     job.lease_expires_at = None

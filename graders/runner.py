@@ -15,7 +15,8 @@ from typing import Any
 from graders.compare import Verdict
 from graders.course import LoadedAssignment
 from graders.dsl import ExerciseSpec, GraderError, TestCase
-from graders.intake import CODE_KINDS, MODEL_KINDS, IntakeError, read_cells
+from graders.intake import CODE_KINDS, IntakeError, exercise_kinds_for, read_cells
+from graders.outcome import TestOutcome
 from graders.sandbox_api import SandboxFactory
 from graders.student import CellReport, Student, StudentError, SubmissionSession
 from protocol.messages import VALUE_TOO_LARGE
@@ -30,18 +31,6 @@ LOG_CELLS = 20
 NAMED_EXCEPTIONS = frozenset(
     name for name, value in vars(builtins).items()
     if isinstance(value, type) and issubclass(value, BaseException)) | {VALUE_TOO_LARGE}
-
-
-@dataclass
-class TestOutcome:
-    exercise: str
-    name: str
-    outcome: str  # passed | failed | error | timeout | oom | crashed
-    score: float
-    max_score: float
-    visibility: str
-    feedback: str
-    seconds: float = 0.0
 
 
 @dataclass
@@ -85,16 +74,11 @@ class GradeLimits:
 
 def exercises_for(loaded: LoadedAssignment, file_kind: str,
                   only: list[str] | None = None) -> list[ExerciseSpec]:
-    """A notebook or .py answers function and class exercises; a model file, model ones."""
-    wanted = []
-    for spec in loaded.exercises.values():
-        if only is not None and spec.slug not in only:
-            continue
-        if file_kind in CODE_KINDS and spec.kind in ("function", "class"):
-            wanted.append(spec)
-        elif file_kind in MODEL_KINDS and spec.kind == "model":
-            wanted.append(spec)
-    return wanted
+    """The exercises a file of `file_kind` answers (graders.intake.exercise_kinds_for:
+    code the function and class ones, a model file the model ones), of `only` if given."""
+    kinds = exercise_kinds_for(file_kind)
+    return [spec for spec in loaded.exercises.values()
+            if spec.kind in kinds and (only is None or spec.slug in only)]
 
 
 def grade(

@@ -30,8 +30,8 @@ from graders.compare import compare, detached_verdict, is_attached
 from graders.course import import_file, load_assignment
 from graders.intake import NOTEBOOK
 from graders.notebooks import with_extra_cell
+from graders.outcome import TestOutcome as Outcome
 from graders.runner import GradeReport, grade
-from graders.runner import TestOutcome as Outcome
 from graders.selfcheck import check_assignment
 from graders.selfcheck_models import grade_model_file
 from graders.selfcheck_report import format_table

@@ -4,7 +4,7 @@
 grade it, write the results under that claim, or hand it back for a retry. It loads
 the submission's bytes and the assignment version the job names (its bundle) from the
 service's blob store, through the worker's local cache (worker/content.py), runs the
-engine with a sandbox per job, and turns the report into rows for core.jobs.finish.
+engine with a sandbox per job, and hands its test outcomes to core.jobs.finish.
 No HTTP, no Celery here: worker/tasks.py wraps it in a task, the tests' in-process
 queue calls it directly.
 """
@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,13 +27,21 @@ from sqlalchemy.orm import Session
 
 from core.blobs import get_blob_store
 from core.db import get_sessionmaker
-from core.jobs import Claim, ResultRow, claim, dispatch, finish, heartbeat, release_for_retry
+from core.jobs import Claim, claim, dispatch, finish, heartbeat, release_for_retry
 from core.logs import set_attempt
 from core.models import AssignmentVersion, GradingJob
 from core.settings import get_settings
 from graders.course import load_assignment
 from graders.intake import MODEL_KINDS
-from graders.runner import FEEDBACK_CHARS, GRADER_VERSION, GradeLimits, GradeReport, grade
+from graders.outcome import TestOutcome
+from graders.runner import (
+    FEEDBACK_CHARS,
+    GRADER_VERSION,
+    GradeLimits,
+    GradeReport,
+    exercises_for,
+    grade,
+)
 from protocol.text import clean
 from worker.content import MissingContent, local_cache
 from worker.sandbox.launcher import sandbox_factory
@@ -187,7 +195,7 @@ def assignment_folder(job: JobInput) -> Path:
     return get_settings().course_dir / job.assignment_slug
 
 
-def run_job(job: JobInput, device: str = "cpu") -> tuple[list[ResultRow], dict[str, Any]]:
+def run_job(job: JobInput, device: str = "cpu") -> tuple[list[TestOutcome], dict[str, Any]]:
     settings = get_settings()
     loaded = load_assignment(assignment_folder(job))
     data = local_cache().read_blob(get_blob_store(), job.sha256)
@@ -198,11 +206,11 @@ def run_job(job: JobInput, device: str = "cpu") -> tuple[list[ResultRow], dict[s
             model_path = "submission" + MODEL_SUFFIX[job.file_kind]
             (workdir / model_path).write_bytes(data)
         workdir.chmod(0o755)
-        graded = [e for e in loaded.meta.exercises
-                  if job.exercise_slugs is None or e.slug in job.exercise_slugs]
+        graded = {spec.slug for spec in exercises_for(loaded, job.file_kind, job.exercise_slugs)}
         factory = sandbox_factory(
             public_dirs=(loaded.meta.public_dir,), submission_dir=workdir, device=device,
-            memory_mb=max((e.memory_mb or 0 for e in graded), default=0) or None,
+            memory_mb=max((e.memory_mb or 0 for e in loaded.meta.exercises if e.slug in graded),
+                          default=0) or None,
         )
         limits = GradeLimits(
             cell_timeout=settings.sandbox_cell_timeout,
@@ -220,17 +228,14 @@ def run_job(job: JobInput, device: str = "cpu") -> tuple[list[ResultRow], dict[s
             f"{', '.join(gpu_exercises)} asks for a GPU; this worker has none, so it was "
             "graded on the CPU (same tests, same tolerances)."
         ]
-    return rows_of(report), facts
+    return stored_outcomes(report), facts
 
 
-def rows_of(report: GradeReport) -> list[ResultRow]:
-    return [
-        # Capped again where it is stored: storage per job is bounded whatever the
-        # submission did (protocol.text.clean also drops NUL, which PostgreSQL refuses).
-        ResultRow(t.exercise, t.name, t.outcome, t.score, t.max_score, t.visibility,
-                  clean(t.feedback, FEEDBACK_CHARS))
-        for t in report.tests
-    ]
+def stored_outcomes(report: GradeReport) -> list[TestOutcome]:
+    """The report's outcomes as they are stored: feedback capped again, so storage per
+    job is bounded whatever the submission did (protocol.text.clean also drops NUL,
+    which PostgreSQL refuses)."""
+    return [replace(t, feedback=clean(t.feedback, FEEDBACK_CHARS)) for t in report.tests]
 
 
 def facts_of(report: GradeReport, version: str, seeds: list[int], device: str) -> dict[str, Any]:
