@@ -203,7 +203,9 @@ def test_grading_page_and_its_save_are_for_the_course_staff_from_its_own_pages(
         # The assignment's page offers students no grading link.
         assert "Grade the answers" not in alice.get(f"/ui/courses/dlp/assignments/{HW2}").text
 
+    # The staff's pages link to it: the assignment, the gradebook, each submission.
     assert f'href="{GRADING}"' in tina.get(f"/ui/courses/dlp/assignments/{HW2}").text
+    assert f'href="{GRADING}"' in tina.get("/ui/courses/dlp/gradebook").text
     link = f'href="{GRADING}?submission={answers["bob"]}"'
     assert link in tina.get(f"/ui/submissions/{answers['bob']}").text
     assert tina.get(GRADING + "?submission=nope").status_code == 404

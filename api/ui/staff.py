@@ -38,7 +38,7 @@ def gradebook_table(db: Session, course: Course) -> tuple[list[dict[str, Any]],
         columns.append({"key": a.slug, "assignment": a.slug, "exercise": None,
                         "max_score": a.max_score})
         columns.extend({"key": f"{a.slug}/{e.slug}", "assignment": a.slug, "exercise": e.slug,
-                        "max_score": e.max_score} for e in a.exercises)
+                        "max_score": e.max_score, "kind": e.kind} for e in a.exercises)
     rows: list[dict[str, Any]] = []
     for student in book.students:
         scores: dict[str, float] = {}
