@@ -21,9 +21,8 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import IO, Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 
 from core.blobs import CHUNK, BlobNotFound, Blobs, BlobTooLarge, check_sha
 from core.models import Blob, BlobChunk, utcnow
@@ -52,6 +51,7 @@ class DatabaseBlobStore(Blobs):
     def __init__(self, engine: Engine, max_bytes: int) -> None:
         super().__init__(max_bytes)
         self.engine = engine
+        self._statements: tuple[Any, Any] | None = None
         dialect = engine.dialect.name
         if dialect == "postgresql":
             self._insert: Any = postgresql.insert
@@ -97,19 +97,25 @@ class DatabaseBlobStore(Blobs):
         with self.engine.begin() as conn:
             self._write(conn, sha256, size, source)
 
-    def _write(self, conn: Connection | Session, sha256: str, size: int,
-               source: IO[bytes]) -> None:
-        chunks = BlobChunk.__table__
+    def _write(self, conn: Connection, sha256: str, size: int, source: IO[bytes]) -> None:
+        if self._statements is None:  # built once: statement building costs CPU
+            self._statements = (
+                self._insert(BlobChunk.__table__).values(
+                    sha256=bindparam("sha256"), seq=bindparam("seq"),
+                    data=bindparam("data")).on_conflict_do_nothing(),
+                self._insert(Blob.__table__).values(
+                    sha256=bindparam("sha256"), size=bindparam("size"),
+                    chunks=bindparam("chunks"), created_at=bindparam("created_at"),
+                ).on_conflict_do_nothing())
+        insert_chunk, insert_blob = self._statements
         seq = 0
         while chunk := source.read(CHUNK):
-            conn.execute(self._insert(chunks).values(sha256=sha256, seq=seq, data=chunk)
-                         .on_conflict_do_nothing())
+            conn.execute(insert_chunk, {"sha256": sha256, "seq": seq, "data": chunk})
             seq += 1
-        conn.execute(self._insert(Blob.__table__)
-                     .values(sha256=sha256, size=size, chunks=seq, created_at=utcnow())
-                     .on_conflict_do_nothing())
+        conn.execute(insert_blob, {"sha256": sha256, "size": size, "chunks": seq,
+                                   "created_at": utcnow()})
 
-    def put_bytes_in(self, session: Session, data: bytes) -> str:
+    def put_bytes_in(self, conn: Connection, data: bytes) -> str:
         """Store `data` in the caller's transaction, on this store's database: the blob
         exists once that transaction commits, with the rows that point at it (the
         upload path: one commit instead of two). Small blobs skip the existence check
@@ -119,7 +125,7 @@ class DatabaseBlobStore(Blobs):
             raise BlobTooLarge(cap)
         sha = hashlib.sha256(data).hexdigest()
         if len(data) <= CHUNK or not self.exists(sha):
-            self._write(session, sha, len(data), io.BytesIO(data))
+            self._write(conn, sha, len(data), io.BytesIO(data))
         return sha
 
 

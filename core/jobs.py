@@ -14,13 +14,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Engine, Executable, bindparam, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, object_session
 
 from core import capacity, notify, policy
+from core.db import table
 from core.models import Assignment, GradingJob, Submission, TestResult, utcnow
 from core.queue import queue_depths, send_grade
 from core.settings import get_settings
@@ -83,8 +85,29 @@ def dispatch(session: Session, jobs: list[GradingJob]) -> int:
     return dispatch_ids(session, [(job.id, job.queue) for job in jobs])
 
 
+@lru_cache
+def _record_sent() -> Executable:
+    jobs = table(GradingJob)
+    return (update(jobs).where(jobs.c.id == bindparam("job_id"))
+            .values(sent_at=bindparam("sent_at")))
+
+
+def dispatch_sent(engine: Engine, job_id: str, queue: str) -> bool:
+    """`dispatch` of one committed job on a connection of its own (the upload path:
+    a prepared statement, no ORM session); never raises."""
+    if not send_grade(job_id, queue):
+        return False
+    try:
+        with engine.begin() as conn:
+            conn.execute(_record_sent(), {"job_id": job_id, "sent_at": utcnow()})
+    except SQLAlchemyError as exc:
+        log.warning("sent job %s but could not record it (the sweeper will send it "
+                    "again): %s", job_id, str(exc).splitlines()[0], extra={"job_id": job_id})
+    return True
+
+
 def dispatch_ids(session: Session, jobs: list[tuple[str, str]]) -> int:
-    """`dispatch` for (job id, queue) pairs: the upload path sends without loading jobs."""
+    """`dispatch` for (job id, queue) pairs."""
     sent = [job_id for job_id, queue in jobs if send_grade(job_id, queue)]
     if sent:
         try:

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import Executable, bindparam, exists, func, insert, select, update
+from sqlalchemy import Connection, Executable, bindparam, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from api.schemas import SubmissionCreated
 from api.services.access import user_for
@@ -31,9 +30,9 @@ from core import capacity, policy
 from core.accounts import STAFF_ROLES, hash_token
 from core.blob_backends import DatabaseBlobStore
 from core.blobs import Blobs, get_blob_store
-from core.db import get_engine, get_sessionmaker
+from core.db import get_engine, get_sessionmaker, table
 from core.errors import Forbidden, NotFound, NotSignedIn, OverCap, Unreadable
-from core.jobs import dispatch_ids
+from core.jobs import dispatch_sent
 from core.models import (
     ApiToken,
     Assignment,
@@ -135,8 +134,41 @@ def find_target(token: str | None, course: str, assignment: str, where: str = "h
 
 
 # -- the caps ---------------------------------------------------------------------------
+# The statements of the write transaction are built once, with bind parameters: most of
+# an upload's CPU went to building SQLAlchemy statements and to the ORM session.
 
-def lock_caps(db: Session, target: UploadTarget) -> tuple[int | None, int | None]:
+@lru_cache
+def _caps_query(lock_row: bool) -> Executable:
+    enrollments, assignments = table(Enrollment), table(Assignment)
+    query = (select(assignments.c.cap_total, assignments.c.cap_per_day)
+             .select_from(enrollments)
+             .join(assignments, assignments.c.id == bindparam("assignment_id"))
+             .where(enrollments.c.course_id == bindparam("enrolled_in"),
+                    enrollments.c.user_id == bindparam("enrolled_user")))
+    return query.with_for_update(of=enrollments) if lock_row else query
+
+
+@lru_cache
+def _write_lock() -> Executable:
+    enrollments = table(Enrollment)
+    return (update(enrollments)
+            .where(enrollments.c.course_id == bindparam("enrolled_in"),
+                   enrollments.c.user_id == bindparam("enrolled_user"))
+            .values(role=enrollments.c.role))
+
+
+@lru_cache
+def _count_query() -> Executable:
+    submissions, jobs = table(Submission), table(GradingJob)
+    not_failed = exists().where(jobs.c.submission_id == submissions.c.id,
+                                jobs.c.status != "failed")
+    return (select(func.count(), func.count().filter(
+                submissions.c.submitted_at >= bindparam("since")))
+            .where(submissions.c.assignment_id == bindparam("assignment_id"),
+                   submissions.c.user_id == bindparam("user_id"), not_failed))
+
+
+def lock_caps(conn: Connection, target: UploadTarget) -> tuple[int | None, int | None]:
     """Lock the student's enrollment row for the rest of the transaction and read the
     assignment's caps afresh (they may have changed while the body arrived).
 
@@ -146,40 +178,30 @@ def lock_caps(db: Session, target: UploadTarget) -> tuple[int | None, int | None
     UPDATE. SQLite has no row locks: a no-op UPDATE takes the database's write lock
     at the start of the transaction (a transaction that read first could not upgrade).
     """
-    caps = (select(Assignment.cap_total, Assignment.cap_per_day)
-            .select_from(Enrollment)
-            .join(Assignment, Assignment.id == target.assignment_id)
-            .where(Enrollment.course_id == target.course_id,
-                   Enrollment.user_id == target.user_id))
-    if db.get_bind().dialect.name == "sqlite":
-        db.execute(update(Enrollment).where(Enrollment.course_id == target.course_id,
-                                            Enrollment.user_id == target.user_id)
-                   .values(role=Enrollment.role))
-    else:
-        caps = caps.with_for_update(of=Enrollment)
-    row = db.execute(caps).first()
+    params = {"assignment_id": target.assignment_id, "enrolled_in": target.course_id,
+              "enrolled_user": target.user_id}
+    sqlite = conn.dialect.name == "sqlite"
+    if sqlite:
+        conn.execute(_write_lock(), params)
+    row = conn.execute(_caps_query(not sqlite), params).first()
     if row is None:
         raise Forbidden(f"You are not enrolled in the course {target.course_slug!r}.")
     return row[0], row[1]
 
 
-def counted(db: Session, target: UploadTarget, since: datetime) -> tuple[int, int]:
+def counted(conn: Connection, target: UploadTarget, since: datetime) -> tuple[int, int]:
     """(all, since `since`): the student's submissions that count against a cap, those
     the service did not fail to grade, in one query."""
-    not_failed = exists().where(GradingJob.submission_id == Submission.id,
-                                GradingJob.status != "failed")
-    row = db.execute(
-        select(func.count(), func.count().filter(Submission.submitted_at >= since))
-        .where(Submission.assignment_id == target.assignment_id,
-               Submission.user_id == target.user_id, not_failed)).one()
+    row = conn.execute(_count_query(), {"since": since, "user_id": target.user_id,
+                                        "assignment_id": target.assignment_id}).one()
     return int(row[0]), int(row[1])
 
 
-def check_caps(db: Session, target: UploadTarget) -> None:
-    cap_total, cap_per_day = lock_caps(db, target)
+def check_caps(conn: Connection, target: UploadTarget) -> None:
+    cap_total, cap_per_day = lock_caps(conn, target)
     if cap_total is None and cap_per_day is None:
         return
-    total, last_day = counted(db, target, utcnow() - timedelta(days=1))
+    total, last_day = counted(conn, target, utcnow() - timedelta(days=1))
     if cap_total is not None and total >= cap_total:
         raise OverCap(f"You have used all {cap_total} submissions allowed "
                       f"for {target.assignment_slug}.")
@@ -201,53 +223,71 @@ def check_answers_something(target: UploadTarget, file_kind: str) -> None:
                          f"{target.assignment_slug} (they are {', '.join(kinds)} exercises).")
 
 
-def _store_blob(db: Session, store: Blobs, data: bytes) -> str:
+def _store_blob(conn: Connection, store: Blobs, data: bytes) -> str:
     """The blob, durable before (or, in the database, with) the rows that point at it."""
-    if isinstance(store, DatabaseBlobStore) and store.engine is get_engine():
-        return store.put_bytes_in(db, data)  # in this very transaction
+    if isinstance(store, DatabaseBlobStore) and store.engine is conn.engine:
+        return store.put_bytes_in(conn, data)  # in this very transaction
     return store.put_bytes(data)  # a file or an object, fsynced/complete before the rows
 
 
-def accept(db: Session, target: UploadTarget, name: str, kind: str, data: bytes,
+def _queue(target: UploadTarget) -> str:
+    if not target.wants_gpu:
+        return "cpu"
+    with get_sessionmaker()() as session:  # the GPU queue only while a GPU worker lives
+        return capacity.route(session, True)
+
+
+def accept(conn: Connection, target: UploadTarget, name: str, kind: str, data: bytes,
            idempotency_key: str | None) -> tuple[SubmissionCreated, str, str]:
-    """Check the caps and write the rows in one transaction, committed here. Returns
-    the answer and the (job id, queue) to send; IntegrityError on a racing
-    Idempotency-Key (the caller looks the winner up)."""
+    """Check the caps and write the rows in the transaction of `conn` (the caller
+    commits). Returns the answer and the (job id, queue) to send; IntegrityError on a
+    racing Idempotency-Key (the caller looks the winner up)."""
+    queue = _queue(target)
     if not target.is_staff:  # staff try assignments out; caps are for students
-        check_caps(db, target)
-    sha = _store_blob(db, get_blob_store(), data)
+        check_caps(conn, target)
+    sha = _store_blob(conn, get_blob_store(), data)
     submitted_at = utcnow()
     submission_id, job_id = new_id(), new_id()
-    queue = capacity.route(db, target.wants_gpu)
-    db.execute(insert(Submission).values(
-        id=submission_id, assignment_id=target.assignment_id, user_id=target.user_id,
-        sha256=sha, filename=name, file_kind=kind, size_bytes=len(data),
-        submitted_at=submitted_at, idempotency_key=idempotency_key))
-    db.execute(insert(GradingJob).values(
-        id=job_id, submission_id=submission_id, queue=queue, status="queued",
-        assignment_version=target.version or None, reason="submission",
-        created_at=submitted_at))
+    conn.execute(_insert_submission(), {
+        "id": submission_id, "assignment_id": target.assignment_id,
+        "user_id": target.user_id, "sha256": sha, "filename": name, "file_kind": kind,
+        "size_bytes": len(data), "submitted_at": submitted_at,
+        "idempotency_key": idempotency_key})
+    conn.execute(_insert_job(), {
+        "id": job_id, "submission_id": submission_id, "queue": queue, "status": "queued",
+        "assignment_version": target.version or None, "reason": "submission",
+        "created_at": submitted_at, "attempt": 0})
     # The answer is built before the commit: once the rows are committed nothing may
     # fail the request (the student would retry and submit twice).
     created = SubmissionCreated(
         id=submission_id, status="queued", assignment=target.assignment_slug,
         submitted_at=submitted_at, file_kind=kind, sha256=sha,
         late=policy.late_seconds(submitted_at, target.due_at) > 0)
-    db.commit()
     return created, job_id, queue
+
+
+@lru_cache
+def _insert_submission() -> Executable:
+    return insert(table(Submission))
+
+
+@lru_cache
+def _insert_job() -> Executable:
+    return insert(table(GradingJob))
 
 
 def accept_upload(target: UploadTarget, name: str, kind: str, data: bytes,
                   idempotency_key: str | None) -> SubmissionCreated | None:
-    """`accept` in a session of its own, then the task sent. None: a request with the
-    same Idempotency-Key won a race (the caller answers with that one's submission)."""
-    with get_sessionmaker()() as db:
-        try:
-            created, job_id, queue = accept(db, target, name, kind, data, idempotency_key)
-        except IntegrityError:
-            db.rollback()
-            if idempotency_key is None:
-                raise
-            return None
-        dispatch_ids(db, [(job_id, queue)])  # never raises; the sweeper sends the rest
-        return created
+    """`accept` in a transaction of its own, committed, then the task sent. None: a
+    request with the same Idempotency-Key won a race (the caller answers with that
+    one's submission)."""
+    engine = get_engine()
+    try:
+        with engine.begin() as conn:
+            created, job_id, queue = accept(conn, target, name, kind, data, idempotency_key)
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        return None
+    dispatch_sent(engine, job_id, queue)  # never raises; the sweeper sends the rest
+    return created
