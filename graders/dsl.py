@@ -56,8 +56,10 @@ class Fail(Exception):
         self.detail = detail
 
 
-CheckResult = Verdict | bool | None
-CheckFn = Callable[[Student], CheckResult]
+#: What a check (or a property) may return: a Verdict, or True/None for passed and
+#: False for failed.
+CheckReturn = Verdict | bool | None
+CheckFn = Callable[[Student], CheckReturn]
 
 
 @dataclass
@@ -244,7 +246,7 @@ class Probe:
         return verdict
 
 
-PropertyFn = Callable[[Probe], CheckResult]
+PropertyFn = Callable[[Probe], CheckReturn]
 
 
 class ExerciseBuilder:
