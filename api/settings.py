@@ -21,8 +21,11 @@ class ApiSettings(BaseSettings):
     #: An upload's body: at most this long without a byte arriving, and in all.
     upload_idle_seconds: float = Field(default=20.0, gt=0)
     upload_total_seconds: float = Field(default=300.0, gt=0)
-    #: Event streams wake on notifications; this slow poll catches a lost one.
-    event_safety_seconds: float = Field(default=5.0, gt=0)
+    event_safety_seconds: float = Field(
+        default=5.0, gt=0,
+        description="Event streams wake on a notification when a job's status changes; "
+                    "every this many seconds one query checks all open streams' jobs, so "
+                    "a lost notification delays a stream at most this long.")
     # Publishing an assignment (POST /api/v1/courses/{course}/assignments).
     publish_max_bytes: int = Field(
         default=32 * 1024 * 1024, ge=1,

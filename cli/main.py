@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--processes", type=int, default=None,
+                       help="API processes sharing the port (default: "
+                            "AUTOGRADER_API_PROCESSES, else 1); see docs/operating.md")
     serve.set_defaults(func=_lazy("cli.service", "cmd_serve"))
 
     worker = sub.add_parser("worker", help="run a grading worker")

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     # The queue that jobs with GPU exercises go to when a GPU worker is alive.
     gpu_queue: str = "gpu"
     worker_slots: int = Field(default=1, ge=1)
+    api_processes: int = Field(
+        default=1, ge=1, le=64,
+        description="Processes of `autograder serve` sharing its port (uvicorn workers), "
+                    "each with its own connection pool, sweeper and event listener; more "
+                    "than one when one process's CPU limits the uploads per second.")
     # Each worker announces the queues it consumes every worker_heartbeat_seconds; one
     # not heard of for worker_expiry_seconds is taken for gone (routing, the sweeper).
     worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
