@@ -128,7 +128,10 @@ class Budget:
 
 
 @dataclass(frozen=True)
-class Cell:
+class CodeCell:
+    """A code cell of a submission, as the sandbox runs it: its place in the notebook
+    (1-based, markdown cells counted) or in the .py file, and its Python source."""
+
     index: int
     source: str
 
@@ -190,7 +193,7 @@ def detect_kind(filename: str, data: bytes, limits: Limits = API_LIMITS) -> str:
     )
 
 
-def read_cells(kind: str, data: bytes, limits: Limits = WORKER_LIMITS) -> list[Cell]:
+def read_cells(kind: str, data: bytes, limits: Limits = WORKER_LIMITS) -> list[CodeCell]:
     """The code cells of a notebook or .py file (the grader's reading)."""
     if kind == NOTEBOOK:
         return read_notebook(data, limits)
@@ -250,7 +253,7 @@ def _check_depth(value: Any, what: str, limits: Limits) -> None:
 # -- notebooks and .py files -----------------------------------------------------------
 
 def read_notebook(data: bytes, limits: Limits = API_LIMITS,
-                  budget: Budget | None = None) -> list[Cell]:
+                  budget: Budget | None = None) -> list[CodeCell]:
     """The notebook's code cells, in order, with notebook syntax made plain Python."""
     budget = budget or Budget(limits.seconds)
     if not data.strip():
@@ -298,10 +301,10 @@ def _source_refusal(limits: Limits) -> IntakeLimit:
                                            "cells together.")
 
 
-def _plain_cells(sources: list[tuple[int, str]], budget: Budget) -> list[Cell]:
+def _plain_cells(sources: list[tuple[int, str]], budget: Budget) -> list[CodeCell]:
     cells = []
     for index, source in sources:
-        cells.append(Cell(index=index, source=plain_python(source)))
+        cells.append(CodeCell(index=index, source=plain_python(source)))
         budget.check()
     return cells
 
@@ -310,7 +313,7 @@ _PERCENT_CELL = re.compile(r"^# ?(%%|In\[)", re.MULTILINE)
 
 
 def read_python(data: bytes, limits: Limits = API_LIMITS,
-                budget: Budget | None = None) -> list[Cell]:
+                budget: Budget | None = None) -> list[CodeCell]:
     """A .py file; `# %%` markers (jupytext, VS Code) split it into cells."""
     budget = budget or Budget(limits.seconds)
     if len(data) > limits.max_bytes:

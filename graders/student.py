@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from graders.intake import Cell
+from graders.intake import CodeCell
 from graders.sandbox_api import Sandbox, SandboxCrashed, SandboxFactory, SandboxTimeout
 from protocol.codec import Handle
 from protocol.messages import Failure, Op, ProtocolViolation, Reply, parse_reply, request
@@ -66,7 +66,7 @@ class SubmissionSession:
     def __init__(
         self,
         factory: SandboxFactory,
-        cells: list[Cell],
+        cells: list[CodeCell],
         cell_timeout: float = 30.0,
         deadline: float | None = None,
     ) -> None:
@@ -140,7 +140,7 @@ class SubmissionSession:
             reports.append(CellReport(cell.index, reply.cell.status, reply.cell.message))
         return reports
 
-    def _skip(self, cell: Cell, status: str, message: str) -> None:
+    def _skip(self, cell: CodeCell, status: str, message: str) -> None:
         self.skipped[cell.index] = CellReport(cell.index, status, message)
         self.discard()
 

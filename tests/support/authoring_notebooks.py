@@ -9,7 +9,8 @@ from typing import Any
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
 
-Cell = tuple[str, str, dict[str, Any] | None]
+#: A cell of a source notebook: its type, its source, its nbgrader metadata (or None).
+SourceCell = tuple[str, str, dict[str, Any] | None]
 _ids = itertools.count(1)
 
 
@@ -18,15 +19,15 @@ def _meta(**fields: Any) -> dict[str, Any]:
             "grade_id": f"cell-{next(_ids)}", **fields}
 
 
-def solution(source: str, kind: str = "code") -> Cell:
+def solution(source: str, kind: str = "code") -> SourceCell:
     return (kind, source, _meta(solution=True))
 
 
-def graded_test(source: str, grade_id: str, points: float) -> Cell:
+def graded_test(source: str, grade_id: str, points: float) -> SourceCell:
     return ("code", source, _meta(grade=True, locked=True, grade_id=grade_id, points=points))
 
 
-def manual(source: str, grade_id: str, points: float, kind: str = "markdown") -> Cell:
+def manual(source: str, grade_id: str, points: float, kind: str = "markdown") -> SourceCell:
     return (kind, source, _meta(solution=True, grade=True, grade_id=grade_id, points=points))
 
 
@@ -37,7 +38,7 @@ def _write(path: Path, cells: list[Any]) -> Path:
     return path
 
 
-def nbgrader_notebook(path: Path, *cells: Cell) -> Path:
+def nbgrader_notebook(path: Path, *cells: SourceCell) -> Path:
     out = []
     for kind, source, meta in cells:
         metadata = {"nbgrader": meta} if meta else {}
