@@ -44,13 +44,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from worker import embedded_broker
-
-    embedded_broker.install()  # the API sends too: in embedded mode, whole files only
     # Several processes (uvicorn's workers) when one process's CPU is the limit: each
     # has its own pool, in-flight limit, sweeper and event listener.
     processes = args.processes or get_settings().api_processes
-    uvicorn.run("api.app:app", host=args.host, port=args.port, log_level="info",
+    uvicorn.run("cli.serve_app:app", host=args.host, port=args.port, log_level="info",
                 workers=processes, timeout_graceful_shutdown=5)
     return 0
 

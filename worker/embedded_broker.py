@@ -21,7 +21,8 @@ or re-sends the job.
 
 `install()` makes the URL ``filesystem://`` mean this transport in the calling process
 (before its first connection): the worker (worker/celery_app.py) and the API
-(`autograder serve`, cli/service.py) call it; `autograder up` runs those two.
+(`autograder serve`: cli/serve_app.py, in each of its processes) call it; `autograder
+up` runs those two.
 """
 
 from __future__ import annotations
