@@ -37,7 +37,7 @@ from typing import Any, Literal
 import torch
 
 from graders.compare import Verdict, compare, describe_type, describe_value, detached_verdict
-from graders.student import ModelSpec, Student
+from graders.student import HelperSpec, Student
 
 Visibility = Literal["visible", "after_due", "hidden"]
 VISIBILITIES = ("visible", "after_due", "hidden")
@@ -100,7 +100,7 @@ class ExerciseSpec:
     timeout: float | None = None
 
 
-def build_trusted(spec: ModelSpec) -> torch.nn.Module:
+def build_trusted(spec: HelperSpec) -> torch.nn.Module:
     """Build the grader's own copy of a public helper object (for the reference side)."""
     import importlib
 
@@ -118,7 +118,7 @@ def build_trusted(spec: ModelSpec) -> torch.nn.Module:
 
 
 def _trusted_copy(value: Any) -> Any:
-    if isinstance(value, ModelSpec):
+    if isinstance(value, HelperSpec):
         return build_trusted(value)
     if isinstance(value, torch.Tensor):
         return value.clone()
@@ -137,7 +137,7 @@ def describe_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
             if v.numel() <= 12:
                 return f"torch.tensor({v.tolist()}, dtype={v.dtype})"
             return f"<tensor shape={tuple(v.shape)} dtype={v.dtype}>"
-        if isinstance(v, ModelSpec):
+        if isinstance(v, HelperSpec):
             return f"<{v.target.split(':')[-1]} model>"
         text = repr(v)
         return text if len(text) < 200 else text[:200] + "..."
@@ -150,7 +150,7 @@ def describe_shapes(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     """The inputs of a call by kind, shape and dtype only: safe for hidden tests."""
 
     def one(v: Any) -> str:
-        if isinstance(v, ModelSpec):
+        if isinstance(v, HelperSpec):
             return f"a {v.target.split(':')[-1]} model"
         return describe_value(v)
 

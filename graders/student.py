@@ -41,8 +41,9 @@ class StudentError(Exception):
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """An object built inside the sandbox from the assignment's public helpers.
+class HelperSpec:
+    """The recipe of an object built inside the sandbox from the assignment's public
+    helpers (a network, a field, a dataset): the student's code gets a handle to it.
 
     `target` is "module:Class"; `state` is a state dict the grader supplies.
     """
@@ -53,6 +54,10 @@ class ModelSpec:
     state: dict[str, Any] | None = None
     eval: bool = True
     seed: int | None = 0
+
+
+#: The former name, kept so that the tests.py of existing courses still load.
+ModelSpec = HelperSpec
 
 
 @dataclass
@@ -227,7 +232,7 @@ class Student:
         self.cache: dict[str, Any] = {}
 
     def _prepare(self, value: Any) -> Any:
-        if isinstance(value, ModelSpec):
+        if isinstance(value, HelperSpec):
             return self.build(value)
         if isinstance(value, list):
             return [self._prepare(v) for v in value]
@@ -272,7 +277,7 @@ class Student:
         )
         return _handle(reply)
 
-    def build(self, spec: ModelSpec) -> Handle:
+    def build(self, spec: HelperSpec) -> Handle:
         """Build a public helper object (a SmallCNN with given weights) in the sandbox."""
         reply = self.session.request(
             Op.CONSTRUCT, self.call_timeout, source="public", name=spec.target,

@@ -8,15 +8,15 @@ from hw2_helpers import random_state
 
 from graders.compare import Verdict, compare, detached_verdict
 from graders.dsl import ExerciseBuilder, Suite, TestCase, Visibility, build_trusted, describe_inputs
-from graders.student import ModelSpec, Student
+from graders.student import HelperSpec, Student
 
 SEEDS = [21, 22, 23]
 suite = Suite(seeds=SEEDS)
 CNN = "hw2_helpers:SmallCNN"
 
 
-def _model(seed: int, state: dict[str, torch.Tensor] | None = None) -> ModelSpec:
-    return ModelSpec(CNN, state=state if state is not None else random_state(seed))
+def _model(seed: int, state: dict[str, torch.Tensor] | None = None) -> HelperSpec:
+    return HelperSpec(CNN, state=state if state is not None else random_state(seed))
 
 
 def _images(seed: int, n: int, saturated: bool = False) -> torch.Tensor:
@@ -51,7 +51,7 @@ UNSURE_REL = 1e-5
 
 
 def _fgsm_case(
-    ex: ExerciseBuilder, name: str, spec: ModelSpec, x: torch.Tensor, y: torch.Tensor,
+    ex: ExerciseBuilder, name: str, spec: HelperSpec, x: torch.Tensor, y: torch.Tensor,
     eps: float, points: float, visibility: Visibility = "hidden",
 ) -> None:
     args = (spec, x, y, eps)

@@ -8,7 +8,7 @@ import torch
 from hw5_helpers import pinn_weights  # the public helper module (public/ is on the path)
 
 from graders.dsl import ExerciseBuilder, Suite
-from graders.student import ModelSpec
+from graders.student import HelperSpec
 
 SEEDS = [51, 52, 53]
 suite = Suite(seeds=SEEDS)
@@ -21,8 +21,8 @@ def _gen(seed: int) -> torch.Generator:
 # -- 1. heat_residual --------------------------------------------------------------------------
 
 
-def pinn(seed: int, hidden: int = 32, depth: int = 2) -> ModelSpec:
-    return ModelSpec("hw5_helpers:SmallPINN", args=(hidden, depth),
+def pinn(seed: int, hidden: int = 32, depth: int = 2) -> HelperSpec:
+    return HelperSpec("hw5_helpers:SmallPINN", args=(hidden, depth),
                      state=pinn_weights(seed, hidden, depth))
 
 
@@ -44,17 +44,17 @@ def _heat(ex: ExerciseBuilder) -> None:
                points=0.5)
     x, t = points(SEEDS[1], 32)
     ex.compare("u = sin(pi x) exp(-t), alpha 0.3",
-               (ModelSpec("hw5_helpers:SineDecay", args=(1.0,)), x, t, 0.3), points=0.5)
+               (HelperSpec("hw5_helpers:SineDecay", args=(1.0,)), x, t, 0.3), points=0.5)
     alpha = 0.2
     x, t = points(SEEDS[2], 40)
     ex.compare("an exact solution of the heat equation has zero residual",
-               (ModelSpec("hw5_helpers:SineDecay", args=(alpha * math.pi**2, 2.0)), x, t,
+               (HelperSpec("hw5_helpers:SineDecay", args=(alpha * math.pi**2, 2.0)), x, t,
                 alpha),
                expected=torch.zeros(40), rtol=0.0, atol=1e-4, points=0.5,
                visibility="after_due")
     x, t = points(SEEDS[0] + 100, 16)
     ex.compare("u = x^3 t + x^2 + t^2 (residual x^3 + 2t - alpha (6xt + 2))",
-               (ModelSpec("hw5_helpers:PolynomialField"), x, t, 0.5), points=0.5)
+               (HelperSpec("hw5_helpers:PolynomialField"), x, t, 0.5), points=0.5)
     x, t = points(SEEDS[1] + 100, 24)
     ex.compare("alpha = 0 leaves du/dt", (pinn(SEEDS[1] + 100), x, t, 0.0), points=0.25)
     x, t = points(SEEDS[2] + 100, 1)

@@ -6,7 +6,7 @@ import torch
 from hw7_helpers import ScalarMLP, random_state
 
 from graders.dsl import ExerciseBuilder, Probe, Suite, Visibility
-from graders.student import ModelSpec
+from graders.student import HelperSpec
 
 SEEDS = [71, 72, 73]
 suite = Suite(seeds=SEEDS)
@@ -16,10 +16,10 @@ NTK_ATOL = 1e-4
 
 
 def _model(seed: int, in_dim: int, hidden: int, depth: int, freeze_first: bool = False,
-           bias_scale: float = 0.1) -> ModelSpec:
+           bias_scale: float = 0.1) -> HelperSpec:
     kwargs = {"in_dim": in_dim, "hidden": hidden, "depth": depth, "freeze_first": freeze_first}
     state = random_state(ScalarMLP(**kwargs), seed, bias_scale=bias_scale)
-    return ModelSpec(MLP, kwargs=kwargs, state=state)
+    return HelperSpec(MLP, kwargs=kwargs, state=state)
 
 
 def _points(seed: int, n: int, dim: int, scale: float = 1.0) -> torch.Tensor:
