@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, Executable, bindparam, select, update
+from sqlalchemy import Connection, Executable, bindparam, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, object_session
 
@@ -92,14 +92,14 @@ def _record_sent() -> Executable:
             .values(sent_at=bindparam("sent_at")))
 
 
-def dispatch_sent(engine: Engine, job_id: str, queue: str) -> bool:
-    """`dispatch` of one committed job on a connection of its own (the upload path:
-    a prepared statement, no ORM session); never raises."""
+def dispatch_sent(conn: Connection, job_id: str, queue: str) -> bool:
+    """`dispatch` of one committed job on `conn` (the upload path: no ORM session, one
+    statement in autocommit, the connection the job was inserted on); never raises."""
     if not send_grade(job_id, queue):
         return False
     try:
-        with engine.begin() as conn:
-            conn.execute(_record_sent(), {"job_id": job_id, "sent_at": utcnow()})
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+            _record_sent(), {"job_id": job_id, "sent_at": utcnow()})
     except SQLAlchemyError as exc:
         log.warning("sent job %s but could not record it (the sweeper will send it "
                     "again): %s", job_id, str(exc).splitlines()[0], extra={"job_id": job_id})

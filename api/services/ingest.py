@@ -281,13 +281,14 @@ def accept_upload(target: UploadTarget, name: str, kind: str, data: bytes,
     """`accept` in a transaction of its own, committed, then the task sent. None: a
     request with the same Idempotency-Key won a race (the caller answers with that
     one's submission)."""
-    engine = get_engine()
-    try:
-        with engine.begin() as conn:
-            created, job_id, queue = accept(conn, target, name, kind, data, idempotency_key)
-    except IntegrityError:
-        if idempotency_key is None:
-            raise
-        return None
-    dispatch_sent(engine, job_id, queue)  # never raises; the sweeper sends the rest
+    with get_engine().connect() as conn:
+        try:
+            with conn.begin():
+                created, job_id, queue = accept(conn, target, name, kind, data,
+                                                idempotency_key)
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            return None
+        dispatch_sent(conn, job_id, queue)  # never raises; the sweeper sends the rest
     return created
