@@ -125,6 +125,10 @@ CASES = [
     Case("audit log", "GET", f"/api/v1/courses/{COURSE}/audit", (401, 403, 403, 403, 200, 403)),
     Case("leaderboard", "GET", f"{A}/exercises/early_stopping_epoch/leaderboard",
          (401, 200, 200, 200, 200, 403)),
+    # Publishing: an archive that is not one is refused (422) before any self-check.
+    Case("publish assignment", "POST", f"/api/v1/courses/{COURSE}/assignments",
+         (401, 403, 403, 403, 422, 403), files={"bundle": ("hw.zip", b"not an archive")}),
+    Case("starter notebook", "GET", f"{A}/starter", (401, 200, 200, 200, 200, 403)),
     # Manual grading (hw1 has no manual exercise: staff get 404 for an automatic one;
     # tests/test_manual_grading_api.py covers a real one, roles and release included).
     Case("manual grading list", "GET", f"{A}/exercises/early_stopping_epoch/grading",

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from api.schemas import ExerciseResultOut, HiddenTests, JobOut, SubmissionOut, TestOut
 from api.services.access import is_released
+from api.services.gradebook import counted_submission_ids
 from api.services.manual import manual_results
 from core import policy
 from core.capacity import waiting_note
@@ -123,8 +124,6 @@ def counts(db: Session, submission: Submission, scored: GradingJob | None) -> bo
     """Whether this submission is the one whose score counts (last or best policy)."""
     if scored is None or scored.status != "graded":
         return False
-    from api.services.gradebook import counted_submission_ids
-
     return submission.id in counted_submission_ids(db, submission.assignment,
                                                    submission.user_id)
 
