@@ -82,10 +82,15 @@ def list_submissions(db: DB, member: Member, assignment: str) -> list[Submission
             responses={200: {"content": {"text/event-stream": {"schema": SSE_EVENT}},
                              "description": "Status changes, ending after the final one."},
                        **errors(404)})
-async def submission_events(request: Request, user: CurrentUser, db: DB,
-                            submission_id: str) -> StreamingResponse:
-    await run_in_threadpool(visible_submission, db, user, submission_id)
-    await run_in_threadpool(db.close)  # the stream must not pin a pooled connection
+async def submission_events(
+    request: Request, submission_id: str,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> StreamingResponse:
+    # One thread-pool hop with a session of its own: streams are not counted by the
+    # in-flight limit, so a burst of them must never hold a connection while waiting
+    # for a thread (the pool would run dry: 500s after its timeout).
+    await run_in_threadpool(events.check_access, bearer_token(authorization),
+                            submission_id)
     return StreamingResponse(events.status_events(submission_id, request.is_disconnected),
                              media_type="text/event-stream", headers=events.HEADERS)
 

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from api.services.access import user_for, visible_submission
 from api.services.presenters import submission_view
 from api.settings import get_api_settings
 from core import notify
@@ -41,6 +42,12 @@ KEEPALIVE_SECONDS = 25.0  # under the usual proxies' 60 s idle timeout
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 #: Submissions per query of the safety poll.
 BATCH = 500
+
+
+def check_access(token: str | None, submission_id: str) -> None:
+    """NotSignedIn/NotFound unless the token's user may see the submission."""
+    with get_sessionmaker()() as session:
+        visible_submission(session, user_for(session, token), submission_id)
 
 
 def current_state(submission_id: str) -> tuple[dict[str, object], Hashable]:
@@ -83,6 +90,10 @@ class StatusHub:
         self.tasks: list[asyncio.Task[None]] = []
         #: Notifications received (for tests and /metrics-like curiosity).
         self.received = 0
+        #: Per submission: wakes so far, and the read shared by the streams of the last.
+        self.generations: dict[str, int] = {}
+        self.reads: dict[str, tuple[int, asyncio.Future[tuple[dict[str, object],
+                                                               Hashable]]]] = {}
 
     # -- the streams' side --------------------------------------------------------------
     def watch(self, submission_id: str) -> asyncio.Event:
@@ -98,18 +109,33 @@ class StatusHub:
             waiting.discard(woken)
             if not waiting:
                 del self.waiters[submission_id]
-                self.seen.pop(submission_id, None)
+                for table in (self.seen, self.generations, self.reads):
+                    table.pop(submission_id, None)
+
+    async def read(self, submission_id: str) -> tuple[dict[str, object], Hashable]:
+        """The submission's state, read once for all its streams woken by the same
+        notification (100 streams of one submission: one read, not 100)."""
+        generation = self.generations.get(submission_id, 0)
+        shared = self.reads.get(submission_id)
+        if shared is None or shared[0] != generation:
+            task = asyncio.ensure_future(run_in_threadpool(current_state, submission_id))
+            shared = self.reads[submission_id] = (generation, task)
+        state, fingerprint = await asyncio.shield(shared[1])
+        self.seen[submission_id] = fingerprint
+        return state, fingerprint
 
     # -- the notifications' side --------------------------------------------------------
     def wake(self, submission_id: str) -> None:
         self.received += 1
-        for woken in self.waiters.get(submission_id, ()):
-            woken.set()
-
-    def wake_all(self) -> None:
-        for waiting in self.waiters.values():
+        waiting = self.waiters.get(submission_id)
+        if waiting:
+            self.generations[submission_id] = self.generations.get(submission_id, 0) + 1
             for woken in waiting:
                 woken.set()
+
+    def wake_all(self) -> None:
+        for submission_id in list(self.waiters):
+            self.wake(submission_id)
 
     def start(self) -> None:
         settings = get_settings()
@@ -179,8 +205,7 @@ async def status_events(submission_id: str,
         while True:
             if read:
                 woken.clear()  # before reading: a change during the read wakes us again
-                state, hub.seen[submission_id] = await run_in_threadpool(current_state,
-                                                                         submission_id)
+                state, _ = await hub.read(submission_id)
                 if state["status"] != last:
                     last = str(state["status"])
                     yield f"event: status\ndata: {json.dumps(state)}\n\n"
