@@ -72,7 +72,7 @@ def gpu_only_stack(tmp_path: Path) -> Iterator[Stack]:
 
 def _start(stack: Stack, name: str, env: dict[str, str], *args: str) -> subprocess.Popen[Any]:
     """Stack.start with an environment of the process's own (its data folder)."""
-    log = open(stack.workdir / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
+    log = open(stack.workdir / f"{name}.log", "ab")  # stays open as long as the process it logs
     proc = subprocess.Popen([str(BIN / "autograder"), *args], env=env, cwd=ROOT, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     stack.procs[name] = proc
