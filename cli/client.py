@@ -87,6 +87,9 @@ def add_commands(sub: Any) -> None:
     regrade.add_argument("--course", default="dlp")
     regrade.add_argument("--exercise", default=None, help="only this exercise")
     regrade.add_argument("--reason", default="", help="kept in the job history")
+    regrade.add_argument("--version", default=None,
+                         help="grade with this earlier version of the assignment "
+                              "(default: the current one)")
     regrade.add_argument("--wait", action="store_true", help="show progress until it is done")
     regrade.add_argument("--timeout", type=float, default=3600.0)
     regrade.set_defaults(func=_run(cmd_regrade))
@@ -379,7 +382,7 @@ def cmd_gradebook(args: argparse.Namespace) -> int:
 
 def cmd_regrade(args: argparse.Namespace) -> int:
     api = Api(args)
-    body = {"exercise": args.exercise, "reason": args.reason}
+    body = {"exercise": args.exercise, "reason": args.reason, "version": args.version}
     try:
         if args.submission:
             job = api.json("POST", f"/api/v1/submissions/{args.submission}/regrade", json=body)

@@ -110,6 +110,10 @@ def test_regrade_an_assignment_and_a_submission_with_wait(embedded: Stack) -> No
     assert [j["reason"] for j in jobs][-2:] == ["cli test", "regrade"]
     assert jobs[-1]["exercises"] == ["early_stopping_epoch"]
 
+    r = client(embedded, "tina", "regrade", "--submission", graded["id"],
+               "--version", "f" * 64)
+    assert r.returncode != 0 and "has no version" in r.stderr, r.stderr + r.stdout
+
 
 def test_gradebook_download(embedded: Stack, tmp_path: Path) -> None:
     with embedded.client("ivan") as c:
