@@ -137,7 +137,8 @@ def stuck_submissions(stack: Stack, engine: Engine, token: str, count: int) -> l
 
 
 async def measure(stack: Stack, engine: Engine, token: str, ids: list[str], streams: int,
-                  windows: int, window: float, floor_listener: str) -> dict[str, object]:
+                  windows: int, window: float, floor_listener: str, open_batch: int
+                  ) -> dict[str, object]:
     host, port = stack.base_url.split("://", 1)[1].rsplit(":", 1)
     pid = api_pid(stack)
     before, started = cpu_seconds(pid), time.perf_counter()
@@ -145,8 +146,8 @@ async def measure(stack: Stack, engine: Engine, token: str, ids: list[str], stre
     no_streams = (cpu_seconds(pid) - before) / (time.perf_counter() - started)
     opened = [Stream(host, int(port), token, ids[k % len(ids)]) for k in range(streams)]
     tasks: list[asyncio.Task[None]] = []
-    for start in range(0, streams, 100):  # 100 at a time: the listen backlog
-        batch = opened[start:start + 100]
+    for start in range(0, streams, open_batch):  # a batch at a time: the listen backlog
+        batch = opened[start:start + open_batch]
         tasks += [asyncio.create_task(s.run()) for s in batch]
         try:
             await asyncio.wait_for(asyncio.gather(*(s.first.wait() for s in batch)), 60)
@@ -226,6 +227,8 @@ def main() -> int:
     parser.add_argument("--submissions", type=int, default=10)
     parser.add_argument("--windows", type=int, default=3)
     parser.add_argument("--window", type=float, default=10.0)
+    parser.add_argument("--open-batch", type=int, default=100,
+                        help="streams opened at once")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the streams' sockets
@@ -254,7 +257,7 @@ def main() -> int:
             ids = stuck_submissions(stack, engine, token, args.submissions)
             figures = asyncio.run(measure(
                 stack, engine, token, ids, args.streams, args.windows, args.window,
-                "postgres" if mode == "distributed" else "sockets"))
+                "postgres" if mode == "distributed" else "sockets", args.open_batch))
             report(mode, figures)
             print(f"  load average after: {os.getloadavg()[0]:.2f}")
         finally:

@@ -117,7 +117,8 @@ class StatusHub:
         notification (100 streams of one submission: one read, not 100)."""
         generation = self.generations.get(submission_id, 0)
         shared = self.reads.get(submission_id)
-        if shared is None or shared[0] != generation:
+        if shared is None or shared[0] != generation or (
+                shared[1].done() and (shared[1].cancelled() or shared[1].exception())):
             task = asyncio.ensure_future(run_in_threadpool(current_state, submission_id))
             shared = self.reads[submission_id] = (generation, task)
         state, fingerprint = await asyncio.shield(shared[1])
