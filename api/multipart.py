@@ -22,7 +22,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from api.settings import get_api_settings
 from core.errors import DomainError, Timeout, TooLarge, Unreadable
-from graders.intake import IntakeTooLarge
+from graders.intake_limits import IntakeTooLarge
 
 #: Room for the multipart framing (boundaries, part headers, a few small fields).
 OVERHEAD = 64 * 1024

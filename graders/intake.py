@@ -16,21 +16,28 @@ materialised, and every step is bounded:
   (``WORKER_LIMITS``), so that a file read in time by the API is read by the worker too,
   on a machine a few times slower.
 
-Every refusal is an ``IntakeError`` (a sentence for the student); ``IntakeLimit`` and
-``IntakeTooLarge`` (bytes) also name the limit that was passed.
+The limits and refusals are in graders.intake_limits, the model-file checks in
+graders.model_files.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import re
-import struct
-import time
 import unicodedata
-import zipfile
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
+
+from graders.intake_limits import (
+    API_LIMITS,
+    WORKER_LIMITS,
+    Budget,
+    IntakeError,
+    IntakeLimit,
+    IntakeTooLarge,
+    Limits,
+    check_nesting,
+    load_json,
+)
+from graders.model_files import check_onnx, check_safetensors, check_torchscript
 
 NOTEBOOK = "notebook"
 PYTHON = "python"
@@ -55,76 +62,6 @@ def exercise_kinds_for(file_kind: str) -> frozenset[str]:
 def file_kinds_for(exercise_kind: str) -> frozenset[str]:
     """The kinds of file whose submissions grade an exercise of `exercise_kind`."""
     return MODEL_KINDS if exercise_kind in MODEL_EXERCISES else CODE_KINDS
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_bytes: int = 20 * 1024 * 1024
-    #: JSON nesting (a notebook is about 6 deep; widget metadata a few more).
-    max_depth: int = 64
-    #: Cells of a notebook (all types) or `# %%` cells of a .py file.
-    max_cells: int = 2000
-    #: Characters of code, all cells together.
-    max_source_chars: int = 2_000_000
-    max_tensors: int = 10_000
-    max_tensor_header_bytes: int = 2 * 1024 * 1024
-    max_tensor_dims: int = 16
-    max_archive_entries: int = 10_000
-    #: Wall-clock seconds for reading one file.
-    seconds: float = 5.0
-
-
-API_LIMITS = Limits()
-#: The grader reads what the API accepted: the same limits of content, four times the
-#: time; the byte limit (the service's setting) was applied by the API when receiving.
-WORKER_LIMITS = replace(API_LIMITS, seconds=API_LIMITS.seconds * 4, max_bytes=2**40)
-
-
-class IntakeError(ValueError):
-    """The file cannot be graded; the message is a sentence for the student."""
-
-    def __init__(self, message: str) -> None:
-        message = message.strip()
-        super().__init__(message if message.endswith((".", "?", "!")) else message + ".")
-
-
-class IntakeLimit(IntakeError):
-    """A limit of the file's content was passed; `limit` names it."""
-
-    def __init__(self, limit: str, message: str) -> None:
-        super().__init__(message)
-        self.limit = limit
-
-
-class IntakeTooLarge(IntakeLimit):
-    """The file has more bytes than the limit."""
-
-    def __init__(self, limit_bytes: int) -> None:
-        super().__init__("max_bytes", f"The file is too large: the limit is "
-                                      f"{_size(limit_bytes)}.")
-        self.limit_bytes = limit_bytes
-
-
-def _size(n: int) -> str:
-    if n >= 1024 * 1024 and n % (1024 * 1024) == 0:
-        return f"{n // (1024 * 1024)} MB"
-    if n >= 1024 * 1024:
-        return f"{n / (1024 * 1024):.1f} MB"
-    return f"{n // 1024} KB" if n >= 1024 else f"{n} bytes"
-
-
-class Budget:
-    """The time budget of one reading: check() refuses once it is spent."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.deadline = time.monotonic() + seconds
-
-    def check(self) -> None:
-        if time.monotonic() > self.deadline:
-            raise IntakeLimit("seconds", f"Reading the file took longer than the "
-                                         f"{self.seconds:g} s the grader allows; it is too "
-                                         "complex (send fewer or smaller cells).")
 
 
 @dataclass(frozen=True)
@@ -183,9 +120,10 @@ def detect_kind(filename: str, data: bytes, limits: Limits = API_LIMITS) -> str:
         check_safetensors(data, limits)
         return SAFETENSORS
     if name.endswith((".pt", ".pth", ".ts", ".jit")):
-        return _torch_zip_kind(data, limits)
+        check_torchscript(data, limits)
+        return TORCHSCRIPT
     if name.endswith(".onnx"):
-        _check_onnx(data)
+        check_onnx(data)
         return ONNX
     raise IntakeError(
         f"Unsupported file type for {filename!r}: upload a Jupyter notebook (.ipynb), a Python "
@@ -209,47 +147,6 @@ def _decode_text(data: bytes, what: str) -> str:
         raise IntakeError(f"The {what} is not valid UTF-8 text (byte {exc.start}).") from exc
 
 
-# -- JSON -----------------------------------------------------------------------------
-
-def _depth_refusal(what: str, limits: Limits) -> IntakeLimit:
-    return IntakeLimit("max_depth", f"The {what} is nested too deeply: the limit is "
-                                    f"{limits.max_depth} levels of lists and objects.")
-
-
-def load_json(text: str, what: str, limits: Limits, check_depth: bool = True) -> Any:
-    """json.loads with the depth limit; never lets a RecursionError out."""
-    try:
-        value = json.loads(text)
-    except RecursionError:
-        raise _depth_refusal(what, limits) from None
-    except json.JSONDecodeError as exc:
-        raise IntakeError(
-            f"The file is not a Jupyter notebook: it is not valid JSON ({exc.msg} at line "
-            f"{exc.lineno}, column {exc.colno}). Was it saved completely?"
-            if what == "notebook" else f"The {what} is not valid JSON ({exc.msg})."
-        ) from exc
-    except (ValueError, MemoryError) as exc:
-        raise IntakeError(f"The {what} is not valid JSON ({exc}).") from exc
-    if check_depth:
-        _check_depth(value, what, limits)
-    return value
-
-
-def _check_depth(value: Any, what: str, limits: Limits) -> None:
-    """Iterative: the depth of nested lists and objects, refused past the limit."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limits.max_depth:
-            raise _depth_refusal(what, limits)
-        children = node.values() if isinstance(node, dict) else node
-        for child in children:
-            if isinstance(child, dict | list) and child:
-                stack.append((child, depth + 1))
-            elif isinstance(child, dict | list) and depth + 1 > limits.max_depth:
-                raise _depth_refusal(what, limits)
-
-
 # -- notebooks and .py files -----------------------------------------------------------
 
 def read_notebook(data: bytes, limits: Limits = API_LIMITS,
@@ -267,7 +164,7 @@ def read_notebook(data: bytes, limits: Limits = API_LIMITS,
     if len(raw["cells"]) > limits.max_cells:
         raise IntakeLimit("max_cells", f"The notebook has {len(raw['cells'])} cells: the limit "
                                        f"is {limits.max_cells}.")
-    _check_depth(raw, "notebook", limits)
+    check_nesting(raw, "notebook", limits)
     budget.check()
     version = raw.get("nbformat", 4)
     if not isinstance(version, int) or isinstance(version, bool) or version != 4:
@@ -382,121 +279,3 @@ def plain_python(source: str) -> str:
             continue
         out.append(line)
     return "\n".join(out) + "\n"
-
-
-# -- model files ----------------------------------------------------------------------
-
-#: Bits per element of each safetensors dtype.
-_DTYPE_BITS = {
-    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8,
-    "I16": 16, "U16": 16, "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32,
-    "I64": 64, "U64": 64, "F64": 64, "C64": 64, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
-}
-
-
-def _bad_safetensors(reason: str) -> IntakeError:
-    return IntakeError(f"The file is not a valid safetensors file: {reason}.")
-
-
-def check_safetensors(data: bytes, limits: Limits = API_LIMITS) -> dict[str, Any]:
-    """The safetensors header, checked the way the safetensors library checks it (sizes,
-    offsets covering the data exactly), without reading a tensor. Returns the entries."""
-    if len(data) < 8:
-        raise _bad_safetensors("it is shorter than its 8-byte header length")
-    (header_len,) = struct.unpack("<Q", data[:8])
-    if header_len > limits.max_tensor_header_bytes:
-        raise IntakeLimit("max_tensor_header_bytes",
-                          f"The safetensors header is {_size(header_len)}: the limit is "
-                          f"{_size(limits.max_tensor_header_bytes)} (at most "
-                          f"{limits.max_tensors:,} tensors).")
-    if header_len == 0 or 8 + header_len > len(data):
-        raise _bad_safetensors(f"its header length ({header_len} bytes) does not fit the file")
-    try:
-        text = data[8 : 8 + header_len].decode("utf-8")
-    except UnicodeDecodeError:
-        raise _bad_safetensors("its header is not UTF-8 text") from None
-    if not text.startswith("{"):
-        raise _bad_safetensors("its header is not a JSON object")
-    header = load_json(text, "safetensors header", limits)
-    if not isinstance(header, dict):
-        raise _bad_safetensors("its header is not a JSON object")
-    entries = {k: v for k, v in header.items() if k != "__metadata__"}
-    metadata = header.get("__metadata__")
-    if metadata is not None and not (isinstance(metadata, dict) and all(
-            isinstance(v, str) for v in metadata.values())):
-        raise _bad_safetensors("its __metadata__ is not a map of strings")
-    if len(entries) > limits.max_tensors:
-        raise IntakeLimit("max_tensors", f"The safetensors file holds {len(entries):,} "
-                                         f"tensors: the limit is {limits.max_tensors:,}.")
-    if not entries:
-        raise IntakeError("The safetensors file holds no tensors.")
-    spans = []
-    for name, info in entries.items():
-        spans.append((*_tensor_span(name, info, limits), name))
-    spans.sort()
-    position = 0
-    for begin, end, name in spans:
-        if begin != position:
-            raise _bad_safetensors(f"the data of tensor {name!r} does not start where the "
-                                   "previous one ends")
-        position = end
-    if position != len(data) - 8 - header_len:
-        raise _bad_safetensors(f"the tensors cover {position} bytes of data but the file has "
-                               f"{len(data) - 8 - header_len}")
-    return entries
-
-
-def _tensor_span(name: str, info: Any, limits: Limits) -> tuple[int, int]:
-    if not isinstance(info, dict):
-        raise _bad_safetensors(f"the entry of tensor {name!r} is not an object")
-    dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-    if dtype not in _DTYPE_BITS:
-        raise _bad_safetensors(f"tensor {name!r} has an unknown dtype {dtype!r}")
-    if not isinstance(shape, list) or len(shape) > limits.max_tensor_dims or not all(
-            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
-        raise _bad_safetensors(f"tensor {name!r} has an invalid shape (at most "
-                               f"{limits.max_tensor_dims} non-negative sizes)")
-    if not (isinstance(offsets, list) and len(offsets) == 2 and all(
-            isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)
-            and offsets[0] <= offsets[1]):
-        raise _bad_safetensors(f"tensor {name!r} has invalid data offsets")
-    elements = 1
-    for d in shape:
-        elements *= d
-    bits = elements * _DTYPE_BITS[dtype]
-    if bits % 8 or bits // 8 != offsets[1] - offsets[0]:
-        raise _bad_safetensors(f"tensor {name!r} of shape {shape} and dtype {dtype} does not "
-                               "match the size of its data")
-    return offsets[0], offsets[1]
-
-
-def _torch_zip_kind(data: bytes, limits: Limits) -> str:
-    """TorchScript archives hold code/; a torch.save pickle holds only data.pkl."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = archive.namelist()
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise IntakeError(
-            "The .pt file is not a TorchScript archive (it is not a zip file). Save the model "
-            "with torch.jit.script(model).save('model.pt'), or save its weights with "
-            "safetensors.torch.save_file(model.state_dict(), 'model.safetensors')."
-        ) from exc
-    if len(names) > limits.max_archive_entries:
-        raise IntakeLimit("max_archive_entries", f"The .pt archive holds {len(names):,} "
-                                                 f"files: the limit is "
-                                                 f"{limits.max_archive_entries:,}.")
-    if any("/code/" in n or n.endswith("constants.pkl") for n in names):
-        return TORCHSCRIPT
-    raise IntakeError(
-        "The .pt file is a pickle made by torch.save, which the grader does not load: pickles "
-        "can run code. Save the weights with safetensors instead: "
-        "from safetensors.torch import save_file; save_file(model.state_dict(), "
-        "'model.safetensors'). A TorchScript file (torch.jit.script(model).save('model.pt')) "
-        "is accepted too."
-    )
-
-
-def _check_onnx(data: bytes) -> None:
-    # An ONNX file is a protobuf ModelProto; a cheap sanity check without parsing it here.
-    if len(data) < 16 or data[:1] not in (b"\x08", b"\x12", b"\x1a", b"\x22", b"\x3a"):
-        raise IntakeError("The .onnx file does not look like an ONNX model.")

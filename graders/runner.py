@@ -15,7 +15,8 @@ from typing import Any
 from graders.compare import Verdict
 from graders.course import LoadedAssignment
 from graders.dsl import ExerciseSpec, GraderError, TestCase
-from graders.intake import CODE_KINDS, IntakeError, exercise_kinds_for, read_cells
+from graders.intake import CODE_KINDS, exercise_kinds_for, read_cells
+from graders.intake_limits import IntakeError
 from graders.outcome import TestOutcome
 from graders.sandbox_api import SandboxFactory
 from graders.student import CellReport, Student, StudentError, SubmissionSession

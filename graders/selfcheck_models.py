@@ -15,7 +15,8 @@ from typing import Any
 
 from graders.course import CourseError, LoadedAssignment, import_file
 from graders.dsl import GraderError
-from graders.intake import IntakeError, detect_kind
+from graders.intake import detect_kind
+from graders.intake_limits import IntakeError
 from graders.runner import GradeReport, grade
 from graders.sandbox_api import SandboxProvider
 from graders.selfcheck_report import EPS, CheckResult, CheckRow

@@ -11,14 +11,8 @@ import torch
 
 from graders.compare import compare
 from graders.course import load_assignment, load_assignment_meta
-from graders.intake import (
-    NOTEBOOK,
-    IntakeError,
-    detect_kind,
-    plain_python,
-    read_notebook,
-    read_python,
-)
+from graders.intake import NOTEBOOK, detect_kind, plain_python, read_notebook, read_python
+from graders.intake_limits import IntakeError
 from graders.notebooks import code_notebook
 from graders.runner import grade
 

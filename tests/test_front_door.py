@@ -30,17 +30,9 @@ import torch
 from safetensors.torch import save
 
 from api.inflight import Permits
-from graders.intake import (
-    IntakeError,
-    IntakeLimit,
-    IntakeTooLarge,
-    check_safetensors,
-    clean_filename,
-    detect_kind,
-    plain_python,
-    read_cells,
-    read_notebook,
-)
+from graders.intake import clean_filename, detect_kind, plain_python, read_cells, read_notebook
+from graders.intake_limits import IntakeError, IntakeLimit, IntakeTooLarge
+from graders.model_files import check_safetensors
 from graders.notebooks import code_notebook
 from tests.support.notebooks import course_notebook
 from tests.support.paths import HW1

@@ -17,7 +17,7 @@ import pytest
 from api.services.manual.answers import MAX_OUTPUTS, Answer, AnswerCell, Output, tagged_cells
 from api.services.manual.render import MAX_HTML_CHARS, MAX_IMAGE_BYTES, render_answer
 from graders.course import CourseError, load_assignment_meta
-from graders.intake import IntakeError
+from graders.intake_limits import IntakeError
 from graders.rubric import RubricError, clamp_score, parse_rubric
 from tests.support.paths import REFERENCE
 

@@ -19,7 +19,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from graders.course import LoadedAssignment, load_assignment
-from graders.intake import IntakeError, detect_kind
+from graders.intake import detect_kind
+from graders.intake_limits import IntakeError
 from graders.runner import GradeLimits, GradeReport, grade
 from tests.support.paths import HW1_DIR
 from worker.sandbox.launcher import sandbox_factory

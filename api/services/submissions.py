@@ -23,14 +23,8 @@ from core.db import get_sessionmaker
 from core.errors import TooLarge, Unreadable
 from core.models import Submission
 from core.settings import get_settings
-from graders.intake import (
-    API_LIMITS,
-    IntakeError,
-    IntakeTooLarge,
-    Limits,
-    clean_filename,
-    detect_kind,
-)
+from graders.intake import clean_filename, detect_kind
+from graders.intake_limits import API_LIMITS, IntakeError, IntakeTooLarge, Limits
 
 MAX_KEY = 200
 

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from graders.intake import API_LIMITS, IntakeError, Limits, load_json
+from graders.intake_limits import API_LIMITS, IntakeError, Limits, load_json
 
 #: Outputs read per tagged cell, and characters of text kept per output.
 MAX_OUTPUTS = 50

@@ -23,7 +23,7 @@ from api.services.manual.answers import answer_of
 from core.blobs import BlobNotFound, get_blob_store
 from core.models import Assignment, Exercise, Submission
 from core.rubric_models import ManualGrade
-from graders.intake import IntakeError
+from graders.intake_limits import IntakeError
 
 
 def manual_exercises(assignment: Assignment) -> list[Exercise]:

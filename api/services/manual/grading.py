@@ -31,7 +31,7 @@ from core.errors import Forbidden, Unreadable
 from core.models import Enrollment, Exercise, Submission, User, utcnow
 from core.rubric_models import ManualGrade, RubricItem
 from core.rubrics import items_of, rubric_of, score_of
-from graders.intake import IntakeError
+from graders.intake_limits import IntakeError
 
 HIDDEN_NOTE = ("Graded by the course's staff; the grade is shown once the assignment's "
                "feedback is released.")
