@@ -1,5 +1,5 @@
 """`autograder assignment publish DIR --course SLUG`: pack an assignment folder and upload
-it (`POST /api/v1/courses/{course}/assignments`), as the HTTP client does (cli/client.py).
+it (`POST /api/v1/courses/{course}/assignments`), as the HTTP client does (cli/http_client.py).
 
 Exit codes: 0 published (the version is the last line of stdout); 1 the self-check
 refused it (its report is printed as a table); 2 bad usage (no token, not a folder);
@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from cli.client import REFUSED, UNREACHABLE, USAGE, Api, ClientError, _detail
+from cli.http_client import REFUSED, UNREACHABLE, USAGE, Api, ClientError, error_sentence
 
 NOT_PUBLISHED = 1
 
@@ -54,10 +54,10 @@ def _upload(api: Api, args: argparse.Namespace, data: bytes) -> int:
     body = _json(response)
     if response.status_code == 422 and isinstance(body.get("report"), list):
         print(report_table(body["report"]))
-        print(f"not published: {_detail(response)}", file=sys.stderr)
+        print(f"not published: {error_sentence(response)}", file=sys.stderr)
         return NOT_PUBLISHED
     if response.status_code >= 400:
-        print(f"error: {_detail(response)}", file=sys.stderr)
+        print(f"error: {error_sentence(response)}", file=sys.stderr)
         return REFUSED
     print(report_table(body.get("report") or []))
     state = "a new version" if body.get("new_version") else "unchanged (the same files)"
