@@ -257,3 +257,52 @@ def test_idle_streams_cost_next_to_nothing(pg_stack: Stack) -> None:
     # The API's sweeper (every second here) runs meanwhile; 50 streams polling every
     # 0.1 s cost most of a core.
     assert share < 0.10, f"50 idle streams used {share:.1%} of a core"
+
+
+def test_a_burst_of_page_streams_does_not_run_the_pool_dry(pg_stack: Stack) -> None:
+    """120 pages open their event stream at once (more than the connection pool and the
+    thread pool hold): every stream opens, and the service answers meanwhile."""
+    with pg_stack.client("alice") as c:
+        r = c.post(f"/api/v1/courses/dlp/assignments/{HW1}/submissions",
+                   files={"file": ("hw1.py", hw1_source())})
+    assert r.status_code == 202
+    sid = r.json()["id"]
+    wait_graded(pg_stack, "alice", sid)
+    with stack_db(pg_stack) as db:  # a job that stays running while the streams are open
+        stuck = GradingJob(submission_id=sid, status="running", attempt=1, reason="test",
+                           lease_expires_at=datetime(2100, 1, 1, tzinfo=UTC))
+        db.add(stuck)
+        db.flush()
+        stuck_id = stuck.id
+
+    async def burst(streams: int) -> tuple[list[int], list[int]]:
+        cookies = {"ag_session": pg_stack.tokens["alice"]}
+        limits = httpx.Limits(max_connections=streams + 10)
+        async with httpx.AsyncClient(base_url=pg_stack.base_url, timeout=60, limits=limits,
+                                     cookies=cookies) as client:
+            opened: list[httpx.Response] = []
+
+            async def open_one() -> int:
+                req = client.build_request("GET", f"/ui/submissions/{sid}/events")
+                response = await client.send(req, stream=True)
+                opened.append(response)
+                return response.status_code
+
+            async def probe() -> int:
+                await asyncio.sleep(0.2)
+                return (await client.get("/healthz")).status_code
+
+            codes = await asyncio.gather(*(open_one() for _ in range(streams)))
+            probes = await asyncio.gather(*(probe() for _ in range(3)))
+            for response in opened:
+                await response.aclose()
+            return list(codes), list(probes)
+
+    try:
+        codes, probes = asyncio.run(burst(120))
+    finally:
+        with stack_db(pg_stack) as db:
+            db.execute(update(GradingJob).where(GradingJob.id == stuck_id)
+                       .values(status="failed", error="test", lease_expires_at=None))
+    assert codes == [200] * 120, sorted(set(codes))
+    assert probes == [200] * 3, probes

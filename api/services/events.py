@@ -44,10 +44,11 @@ HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 BATCH = 500
 
 
-def check_access(token: str | None, submission_id: str) -> None:
-    """NotSignedIn/NotFound unless the token's user may see the submission."""
+def check_access(token: str | None, submission_id: str, where: str = "header") -> None:
+    """NotSignedIn/NotFound unless the token's user may see the submission (`where`: the
+    token came in the Authorization header or the pages' cookie)."""
     with get_sessionmaker()() as session:
-        visible_submission(session, user_for(session, token), submission_id)
+        visible_submission(session, user_for(session, token, where), submission_id)
 
 
 def current_state(submission_id: str) -> tuple[dict[str, object], Hashable]:

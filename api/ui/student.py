@@ -30,7 +30,6 @@ from api.ui.signin import (
     NOT_SIGNED_IN,
     SignInRequired,
     cookie_token,
-    cookie_user,
     html_page,
     page_member,
     page_user,
@@ -180,11 +179,14 @@ def feedback_fragment(request: Request, db: DB, submission_id: str) -> Response:
 
 
 @router.get("/ui/submissions/{submission_id}/events")
-async def submission_events(request: Request, db: DB, submission_id: str) -> Response:
-    """The submission's status as server-sent events, for a page signed in with the cookie."""
-    user = await run_in_threadpool(cookie_user, request, db)
-    await run_in_threadpool(visible_submission, db, user, submission_id)
-    await run_in_threadpool(db.close)  # the stream must not pin a pooled connection
+async def submission_events(request: Request, submission_id: str) -> Response:
+    """The submission's status as server-sent events, for a page signed in with the cookie.
+
+    Access is checked in one thread-pool hop with a session of its own, closed before the
+    stream starts (as the API's route does): a burst of open pages must not hold pooled
+    connections while they wait for threads."""
+    await run_in_threadpool(events.check_access, cookie_token(request), submission_id,
+                            "cookie")
     return StreamingResponse(events.status_events(submission_id, request.is_disconnected),
                              media_type="text/event-stream", headers=events.HEADERS)
 
