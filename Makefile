@@ -25,6 +25,7 @@ up: $(STAMP)
 test: $(STAMP)
 	./scripts/browser-deps
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest $(ARGS)
 

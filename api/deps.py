@@ -24,8 +24,18 @@ from api.services.access import (
 from core.db import get_sessionmaker
 from core.models import User
 
-__all__ = ["DB", "CurrentUser", "Member", "Membership", "get_assignment", "get_course",
-           "membership", "require_instructor", "require_staff", "db_session"]
+__all__ = [
+    "DB",
+    "CurrentUser",
+    "Member",
+    "Membership",
+    "get_assignment",
+    "get_course",
+    "membership",
+    "require_instructor",
+    "require_staff",
+    "db_session",
+]
 
 
 def db_session() -> Iterator[Session]:

@@ -82,8 +82,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
         if exc.extra:
-            return JSONResponse({"detail": exc.message, **exc.extra}, status_code=exc.status,
-                                headers=exc.headers or None)
+            return JSONResponse(
+                {"detail": exc.message, **exc.extra},
+                status_code=exc.status,
+                headers=exc.headers or None,
+            )
         return detail(exc.status, exc.message, exc.headers or None)
 
     @app.exception_handler(RequestValidationError)
@@ -94,34 +97,49 @@ def install(app: FastAPI) -> None:
     async def database_error(_: Request, exc: DBAPIError) -> JSONResponse:
         if isinstance(exc, DataError):
             log.info("database refused a value: %s", exc.orig)
-            return detail(422, "The request holds a value the database cannot store (for "
-                               "example a NUL character, or text that is too long); nothing "
-                               "was changed.")
+            return detail(
+                422,
+                "The request holds a value the database cannot store (for "
+                "example a NUL character, or text that is too long); nothing "
+                "was changed.",
+            )
         if isinstance(exc, IntegrityError):
             log.info("constraint: %s", exc.orig)
-            return detail(409, "The change conflicts with what is stored; nothing was "
-                               "changed.")
+            return detail(409, "The change conflicts with what is stored; nothing was changed.")
         log.warning("database error: %s", exc)
-        return detail(503, "The database is not reachable right now; nothing was changed. "
-                           "Please try again in a minute.", {"Retry-After": "10"})
+        return detail(
+            503,
+            "The database is not reachable right now; nothing was changed. "
+            "Please try again in a minute.",
+            {"Retry-After": "10"},
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:
             methods = allowed_methods(app, request.url.path) or [
-                m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
+                m.strip() for m in headers.get("Allow", "").split(",") if m.strip()
+            ]
             headers["Allow"] = ", ".join(methods)
-            return detail(405, f"{request.method} is not a method of {request.url.path}; "
-                               f"it takes {', '.join(methods)}.", headers)
+            return detail(
+                405,
+                f"{request.method} is not a method of {request.url.path}; "
+                f"it takes {', '.join(methods)}.",
+                headers,
+            )
         if exc.status_code == 400:  # FastAPI could not decode the JSON body
-            return detail(422, "The request body could not be read: it is not valid JSON "
-                               "(send a JSON object with Content-Type: application/json).")
+            return detail(
+                422,
+                "The request body could not be read: it is not valid JSON "
+                "(send a JSON object with Content-Type: application/json).",
+            )
         if exc.status_code == 404:
             return detail(404, f"There is nothing at {request.url.path[:200]}.", headers)
         sentence = str(exc.detail)
-        return detail(exc.status_code, sentence if sentence.endswith(".") else sentence + ".",
-                      headers or None)
+        return detail(
+            exc.status_code, sentence if sentence.endswith(".") else sentence + ".", headers or None
+        )
 
     app.openapi = lambda: honest_openapi(app)  # type: ignore[method-assign]
 
@@ -131,14 +149,17 @@ def honest_openapi(app: FastAPI) -> dict[str, Any]:
     with `ErrorOut`, 422 included (not FastAPI's list of validation errors)."""
     if app.openapi_schema:
         return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, routes=app.routes,
-                         description=app.description)
+    schema = get_openapi(
+        title=app.title, version=app.version, routes=app.routes, description=app.description
+    )
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
     schemas["ErrorOut"] = {
-        "title": "ErrorOut", "type": "object", "required": ["detail"],
+        "title": "ErrorOut",
+        "type": "object",
+        "required": ["detail"],
         "properties": {"detail": {"title": "Detail", "type": "string"}},
         "additionalProperties": True,
     }

@@ -121,12 +121,22 @@ class InFlightLimit:
 
 
 async def busy(send: Any, permits: Permits) -> None:
-    detail = (f"The service is busy: {permits.limit} requests are being answered and yours "
-              f"waited {permits.wait_seconds:g} s for its turn; nothing was changed. "
-              f"Please try again in {RETRY_AFTER} seconds.")
+    detail = (
+        f"The service is busy: {permits.limit} requests are being answered and yours "
+        f"waited {permits.wait_seconds:g} s for its turn; nothing was changed. "
+        f"Please try again in {RETRY_AFTER} seconds."
+    )
     body = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": 503, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"retry-after", str(RETRY_AFTER).encode()), (b"cache-control", b"no-store"),
-    ]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(RETRY_AFTER).encode()),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -43,19 +43,31 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(run_sweeper: bool = True) -> FastAPI:
     setup_logging("api")
     settings = get_api_settings()
-    app = FastAPI(title="Deep Learning in Practice autograder", version="0.1.0",
-                  description="The HTTP contract of docs/API.md. Every error answers "
-                              '`{"detail": "<a sentence>"}`.', lifespan=lifespan)
+    app = FastAPI(
+        title="Deep Learning in Practice autograder",
+        version="0.1.0",
+        description="The HTTP contract of docs/API.md. Every error answers "
+        '`{"detail": "<a sentence>"}`.',
+        lifespan=lifespan,
+    )
     app.state.run_sweeper = run_sweeper
     app.state.open_paths = {"/healthz"}
     errors.install(app)
-    for module in (health, courses, submissions, regrades, leaderboard, staff, gradebook,
-                   publishing, manual_grading):
+    for module in (
+        health,
+        courses,
+        submissions,
+        regrades,
+        leaderboard,
+        staff,
+        gradebook,
+        publishing,
+        manual_grading,
+    ):
         app.include_router(module.router)
     app.include_router(ui.router)
     metrics.install(app)
-    app.state.permits = Permits(settings.inflight_limit or None,
-                                settings.inflight_wait_seconds)
+    app.state.permits = Permits(settings.inflight_limit or None, settings.inflight_wait_seconds)
     app.add_middleware(InFlightLimit, permits=app.state.permits)  # api/inflight.py
     app.add_middleware(CloseUnreadBodies)  # outermost: covers the limit's 503 too
     return app

@@ -76,13 +76,15 @@ def _seconds_between(session: Session, start: Any, end: Any) -> ColumnElement[fl
     return cast(ColumnElement[float], func.extract("epoch", end - start))
 
 
-def _histogram(session: Session, name: str, doc: str, value: ColumnElement[float],
-               buckets: tuple[float, ...]) -> HistogramMetricFamily:
+def _histogram(
+    session: Session, name: str, doc: str, value: ColumnElement[float], buckets: tuple[float, ...]
+) -> HistogramMetricFamily:
     """One aggregate query: cumulative bucket counts, count and sum over graded jobs."""
     columns = [func.sum(case((value <= b, 1), else_=0)) for b in buckets]
     row = session.execute(
-        select(func.count(value), func.coalesce(func.sum(value), 0.0), *columns)
-        .where(GradingJob.status == "graded", value.is_not(None))
+        select(func.count(value), func.coalesce(func.sum(value), 0.0), *columns).where(
+            GradingJob.status == "graded", value.is_not(None)
+        )
     ).one()
     count, total = int(row[0] or 0), float(row[1] or 0.0)
     cumulative = [(_bound(b), int(n or 0)) for b, n in zip(buckets, row[2:], strict=True)]
@@ -100,20 +102,24 @@ class DatabaseCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         depths = queue_depths()
-        broker_up = GaugeMetricFamily("autograder_broker_up",
-                                      "1 if the broker answered this scrape.")
+        broker_up = GaugeMetricFamily(
+            "autograder_broker_up", "1 if the broker answered this scrape."
+        )
         broker_up.add_metric([], 0.0 if all(d < 0 for d in depths.values()) else 1.0)
         yield broker_up
-        depth = GaugeMetricFamily("autograder_queue_depth",
-                                  "Grading messages waiting in the broker, per queue.",
-                                  labels=["queue"])
+        depth = GaugeMetricFamily(
+            "autograder_queue_depth",
+            "Grading messages waiting in the broker, per queue.",
+            labels=["queue"],
+        )
         for queue, n in sorted(depths.items()):
             if n >= 0:
                 depth.add_metric([queue], float(n))
         yield depth
 
-        database_up = GaugeMetricFamily("autograder_database_up",
-                                        "1 if the database answered this scrape.")
+        database_up = GaugeMetricFamily(
+            "autograder_database_up", "1 if the database answered this scrape."
+        )
         try:
             families = list(self._from_database())
         except Exception as exc:  # the database is away: say so, keep the rest
@@ -128,21 +134,25 @@ class DatabaseCollector(Collector):
     def _from_database(self) -> Iterator[Metric]:
         with get_sessionmaker()() as session:
             live = capacity.capacity(session)
-            slots = GaugeMetricFamily("autograder_queue_consumer_slots",
-                                      "Grading slots of live workers per queue (0: no consumer).",
-                                      labels=["queue"])
+            slots = GaugeMetricFamily(
+                "autograder_queue_consumer_slots",
+                "Grading slots of live workers per queue (0: no consumer).",
+                labels=["queue"],
+            )
             for queue, count in live["slots"].items():
                 slots.add_metric([queue], float(count))
             yield slots
             workers = GaugeMetricFamily("autograder_workers", "Workers with a fresh heartbeat.")
             workers.add_metric([], float(live["workers"]))
             yield workers
-            jobs = GaugeMetricFamily("autograder_jobs", "Grading jobs by queue and status.",
-                                     labels=["queue", "status"])
+            jobs = GaugeMetricFamily(
+                "autograder_jobs", "Grading jobs by queue and status.", labels=["queue", "status"]
+            )
             seen = set()
             for queue, status, n in session.execute(
-                select(GradingJob.queue, GradingJob.status, func.count())
-                .group_by(GradingJob.queue, GradingJob.status)
+                select(GradingJob.queue, GradingJob.status, func.count()).group_by(
+                    GradingJob.queue, GradingJob.status
+                )
             ):
                 jobs.add_metric([queue, status], float(n))
                 seen.add((queue, status))
@@ -152,34 +162,51 @@ class DatabaseCollector(Collector):
             retried = GaugeMetricFamily(
                 "autograder_jobs_retried",
                 "Jobs that needed more than one attempt (a worker was lost, the grader "
-                "failed), by status.", labels=["status"])
+                "failed), by status.",
+                labels=["status"],
+            )
             for status, n in session.execute(
-                select(GradingJob.status, func.count()).where(GradingJob.attempt > 1)
+                select(GradingJob.status, func.count())
+                .where(GradingJob.attempt > 1)
                 .group_by(GradingJob.status)
             ):
                 retried.add_metric([status], float(n))
-            outcomes = GaugeMetricFamily("autograder_test_results",
-                                         "Test verdicts written, by outcome.",
-                                         labels=["outcome"])
+            outcomes = GaugeMetricFamily(
+                "autograder_test_results", "Test verdicts written, by outcome.", labels=["outcome"]
+            )
             for outcome, n in session.execute(
                 select(TestResult.outcome, func.count()).group_by(TestResult.outcome)
             ):
                 outcomes.add_metric([outcome], float(n))
             families: list[Metric] = [jobs, retried, outcomes]
             durations = GradingJob.durations
-            families.append(_histogram(
-                session, "autograder_job_duration_seconds",
-                "Grading time of graded jobs (worker side, whole engine run).",
-                durations["total"].as_float(), JOB_BUCKETS))
-            families.append(_histogram(
-                session, "autograder_sandbox_load_seconds",
-                "Sandbox start plus running the submission's cells, per graded job.",
-                durations["load"].as_float(), LOAD_BUCKETS))
-            families.append(_histogram(
-                session, "autograder_job_latency_seconds",
-                "From the job's creation (the upload) to its results being written.",
-                _seconds_between(session, GradingJob.created_at, GradingJob.finished_at),
-                LATENCY_BUCKETS))
+            families.append(
+                _histogram(
+                    session,
+                    "autograder_job_duration_seconds",
+                    "Grading time of graded jobs (worker side, whole engine run).",
+                    durations["total"].as_float(),
+                    JOB_BUCKETS,
+                )
+            )
+            families.append(
+                _histogram(
+                    session,
+                    "autograder_sandbox_load_seconds",
+                    "Sandbox start plus running the submission's cells, per graded job.",
+                    durations["load"].as_float(),
+                    LOAD_BUCKETS,
+                )
+            )
+            families.append(
+                _histogram(
+                    session,
+                    "autograder_job_latency_seconds",
+                    "From the job's creation (the upload) to its results being written.",
+                    _seconds_between(session, GradingJob.created_at, GradingJob.finished_at),
+                    LATENCY_BUCKETS,
+                )
+            )
         yield from families
 
 
@@ -191,11 +218,17 @@ class Metrics:
         self.registry.register(DatabaseCollector())
         ProcessCollector(registry=self.registry)
         self.upload_bytes = Histogram(
-            "autograder_upload_bytes", "Request body size of accepted uploads.",
-            buckets=UPLOAD_BUCKETS, registry=self.registry)
+            "autograder_upload_bytes",
+            "Request body size of accepted uploads.",
+            buckets=UPLOAD_BUCKETS,
+            registry=self.registry,
+        )
         self.upload_responses = Counter(
-            "autograder_upload_responses", "Upload requests answered, by HTTP status.",
-            labelnames=["code"], registry=self.registry)
+            "autograder_upload_responses",
+            "Upload requests answered, by HTTP status.",
+            labelnames=["code"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -209,8 +242,11 @@ class UploadMetricsMiddleware:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or scope.get("method") != "POST"
-                or not UPLOAD_PATH.match(scope.get("path", ""))):
+        if (
+            scope["type"] != "http"
+            or scope.get("method") != "POST"
+            or not UPLOAD_PATH.match(scope.get("path", ""))
+        ):
             await self.app(scope, receive, send)
             return
         size = 0

@@ -112,8 +112,9 @@ class _FormReader:
         else:
             self._field += data[start:end]
             if len(self._field) > MAX_FIELD_BYTES:
-                raise _not_a_form(f"the field {self._name!r} is longer than "
-                                  f"{MAX_FIELD_BYTES} bytes")
+                raise _not_a_form(
+                    f"the field {self._name!r} is longer than {MAX_FIELD_BYTES} bytes"
+                )
 
     def on_part_end(self) -> None:
         if self._is_file:
@@ -126,19 +127,34 @@ class _FormReader:
         self.ended = True
 
     def callbacks(self) -> dict[str, object]:
-        return {name: getattr(self, name) for name in (
-            "on_part_begin", "on_header_field", "on_header_value", "on_header_end",
-            "on_headers_finished", "on_part_data", "on_part_end", "on_end")}
+        return {
+            name: getattr(self, name)
+            for name in (
+                "on_part_begin",
+                "on_header_field",
+                "on_header_value",
+                "on_header_end",
+                "on_headers_finished",
+                "on_part_data",
+                "on_part_end",
+                "on_end",
+            )
+        }
 
 
-async def receive_file(request: Request, limit: int, wanted: str = "file",
-                       example: str = "curl -F file=@homework.ipynb ...") -> Received:
+async def receive_file(
+    request: Request,
+    limit: int,
+    wanted: str = "file",
+    example: str = "curl -F file=@homework.ipynb ...",
+) -> Received:
     """The file of form field `wanted`, at most `limit` bytes; DomainError otherwise."""
     settings = get_api_settings()
     content_type, params = parse_options_header(request.headers.get("content-type"))
     if content_type != b"multipart/form-data" or not params.get(b"boundary"):
-        raise Unreadable(f"Send the file as multipart/form-data, in a form field named "
-                         f"'{wanted}' ({example}).")
+        raise Unreadable(
+            f"Send the file as multipart/form-data, in a form field named '{wanted}' ({example})."
+        )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit + OVERHEAD:
         raise _too_large(limit)
@@ -150,18 +166,22 @@ async def receive_file(request: Request, limit: int, wanted: str = "file",
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise Timeout(f"The upload took longer than {settings.upload_total_seconds:g} s; "
-                          "nothing was stored. Try again on a faster connection.")
+            raise Timeout(
+                f"The upload took longer than {settings.upload_total_seconds:g} s; "
+                "nothing was stored. Try again on a faster connection."
+            )
         try:
             async with asyncio.timeout(min(settings.upload_idle_seconds, left)):
                 chunk = await stream.__anext__()
         except StopAsyncIteration:
             break
         except TimeoutError:
-            raise Timeout(f"The upload stopped: no data arrived for "
-                          f"{settings.upload_idle_seconds:g} s (or it took longer than "
-                          f"{settings.upload_total_seconds:g} s in all); nothing was "
-                          "stored.") from None
+            raise Timeout(
+                f"The upload stopped: no data arrived for "
+                f"{settings.upload_idle_seconds:g} s (or it took longer than "
+                f"{settings.upload_total_seconds:g} s in all); nothing was "
+                "stored."
+            ) from None
         except ClientDisconnect:
             raise ClientGone("The client disconnected before the upload was complete.") from None
         received += len(chunk)
@@ -176,8 +196,7 @@ async def receive_file(request: Request, limit: int, wanted: str = "file",
             break
     reader.result.body_bytes = received
     if reader.result.filename is None:
-        raise Unreadable(f"Send the file as a multipart form field named '{wanted}' "
-                         f"({example}).")
+        raise Unreadable(f"Send the file as a multipart form field named '{wanted}' ({example}).")
     if not reader.file_done or not reader.ended:
         raise _not_a_form("it ended before its closing boundary")
     return reader.result

@@ -168,6 +168,7 @@ class HistoryEntry(BaseModel):
 
 # -- leaderboards ---------------------------------------------------------------------
 
+
 class LeaderboardRow(BaseModel):
     rank: int
     name: str
@@ -187,6 +188,7 @@ class Leaderboard(BaseModel):
 
 
 # -- running a course -------------------------------------------------------------------
+
 
 def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:

@@ -51,8 +51,9 @@ class GradingEntry(BaseModel):
 
 class ManualGradeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    rubric: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list,
-                                                              max_length=MAX_ITEMS)
+    rubric: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=MAX_ITEMS
+    )
     adjustment: float = 0.0
     comment: str = Field(default="", max_length=MAX_COMMENT)
 

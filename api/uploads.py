@@ -18,15 +18,18 @@ from api.services.submissions import accept_for
 from core.settings import get_settings
 
 
-async def receive_upload(request: Request, target: UploadTarget,
-                         idempotency_key: str | None) -> SubmissionCreated:
+async def receive_upload(
+    request: Request, target: UploadTarget, idempotency_key: str | None
+) -> SubmissionCreated:
     received = await receive_file(request, get_settings().max_upload_bytes)
-    return await run_in_threadpool(accept_for, target, received.filename,
-                                   bytes(received.data), idempotency_key)
+    return await run_in_threadpool(
+        accept_for, target, received.filename, bytes(received.data), idempotency_key
+    )
 
 
-async def receive_submission(request: Request, user_id: int, course: str, assignment: str,
-                             idempotency_key: str | None) -> SubmissionCreated:
+async def receive_submission(
+    request: Request, user_id: int, course: str, assignment: str, idempotency_key: str | None
+) -> SubmissionCreated:
     """For a caller known by id (the pages: their cookie was checked)."""
     target = await run_in_threadpool(find_target, None, course, assignment, "cookie", user_id)
     return await receive_upload(request, target, idempotency_key)

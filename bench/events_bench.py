@@ -72,9 +72,13 @@ class Stream:
 
     async def run(self) -> None:
         reader, writer = await asyncio.open_connection(self.host, self.port)
-        writer.write((f"GET /api/v1/submissions/{self.sid}/events HTTP/1.1\r\n"
-                      f"Host: {self.host}:{self.port}\r\nAuthorization: Bearer {self.token}"
-                      "\r\nAccept: text/event-stream\r\n\r\n").encode())
+        writer.write(
+            (
+                f"GET /api/v1/submissions/{self.sid}/events HTTP/1.1\r\n"
+                f"Host: {self.host}:{self.port}\r\nAuthorization: Bearer {self.token}"
+                "\r\nAccept: text/event-stream\r\n\r\n"
+            ).encode()
+        )
         try:
             status = int((await reader.readline()).split()[1])
             assert status == 200, status
@@ -91,8 +95,9 @@ class Stream:
                     event, buffer = buffer.split(b"\n\n", 1)
                     for line in event.split(b"\n"):
                         if line.startswith(b"data: "):
-                            self.statuses.append((time.perf_counter(),
-                                                  json.loads(line[6:])["status"]))
+                            self.statuses.append(
+                                (time.perf_counter(), json.loads(line[6:])["status"])
+                            )
                             self.first.set()
         finally:
             self.ended.set()
@@ -119,26 +124,44 @@ def api_pid(stack: Stack) -> int:
 def stuck_submissions(stack: Stack, engine: Engine, token: str, count: int) -> list[str]:
     """`count` submissions whose latest job stays running (their streams stay open)."""
     ids = []
-    with httpx.Client(base_url=stack.base_url, timeout=60,
-                      headers={"Authorization": f"Bearer {token}"}) as client:
+    with httpx.Client(
+        base_url=stack.base_url, timeout=60, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
         for i in range(count):
-            r = client.post(f"/api/v1/courses/dlp/assignments/{HW1}/submissions",
-                            files={"file": ("hw1.py", f"# %%\nn = {i}\n{ANSWERS}".encode())})
+            r = client.post(
+                f"/api/v1/courses/dlp/assignments/{HW1}/submissions",
+                files={"file": ("hw1.py", f"# %%\nn = {i}\n{ANSWERS}".encode())},
+            )
             assert r.status_code == 202, r.text
             ids.append(r.json()["id"])
     time.sleep(3)  # the embedded worker grades them meanwhile; the new jobs come after
     with Session(engine) as session:
         for sid in ids:
-            session.add(GradingJob(submission_id=sid, status="running", attempt=1,
-                                   reason="events bench", lease_expires_at=FAR,
-                                   created_at=datetime.now(UTC)))
+            session.add(
+                GradingJob(
+                    submission_id=sid,
+                    status="running",
+                    attempt=1,
+                    reason="events bench",
+                    lease_expires_at=FAR,
+                    created_at=datetime.now(UTC),
+                )
+            )
         session.commit()
     return ids
 
 
-async def measure(stack: Stack, engine: Engine, token: str, ids: list[str], streams: int,
-                  windows: int, window: float, floor_listener: str, open_batch: int
-                  ) -> dict[str, object]:
+async def measure(
+    stack: Stack,
+    engine: Engine,
+    token: str,
+    ids: list[str],
+    streams: int,
+    windows: int,
+    window: float,
+    floor_listener: str,
+    open_batch: int,
+) -> dict[str, object]:
     host, port = stack.base_url.split("://", 1)[1].rsplit(":", 1)
     pid = api_pid(stack)
     before, started = cpu_seconds(pid), time.perf_counter()
@@ -147,7 +170,7 @@ async def measure(stack: Stack, engine: Engine, token: str, ids: list[str], stre
     opened = [Stream(host, int(port), token, ids[k % len(ids)]) for k in range(streams)]
     tasks: list[asyncio.Task[None]] = []
     for start in range(0, streams, open_batch):  # a batch at a time: the listen backlog
-        batch = opened[start:start + open_batch]
+        batch = opened[start : start + open_batch]
         tasks += [asyncio.create_task(s.run()) for s in batch]
         try:
             await asyncio.wait_for(asyncio.gather(*(s.first.wait() for s in batch)), 60)
@@ -168,13 +191,21 @@ async def measure(stack: Stack, engine: Engine, token: str, ids: list[str], stre
     loop = asyncio.get_running_loop()
     if floor_listener == "postgres":
         connected = asyncio.Event()
-        listener = asyncio.create_task(notify.listen_postgres(
-            str(engine.url.render_as_string(hide_password=False)),
-            lambda _: received.put_nowait(time.perf_counter()), connected.set, stop))
+        listener = asyncio.create_task(
+            notify.listen_postgres(
+                str(engine.url.render_as_string(hide_password=False)),
+                lambda _: received.put_nowait(time.perf_counter()),
+                connected.set,
+                stop,
+            )
+        )
         await asyncio.wait_for(connected.wait(), 10)
     else:
-        listener = asyncio.create_task(notify.listen_sockets(
-            notify.socket_folder(), lambda _: received.put_nowait(time.perf_counter()), stop))
+        listener = asyncio.create_task(
+            notify.listen_sockets(
+                notify.socket_folder(), lambda _: received.put_nowait(time.perf_counter()), stop
+            )
+        )
         await asyncio.sleep(0.5)
     delays: list[float] = []
     for sid in ids:
@@ -182,22 +213,27 @@ async def measure(stack: Stack, engine: Engine, token: str, ids: list[str], stre
         published = await loop.run_in_executor(None, finish, engine, sid)
         floor_delays.append(await asyncio.wait_for(received.get(), 10) - published)
         await asyncio.wait_for(asyncio.gather(*(s.ended.wait() for s in watching)), 30)
-        delays += [s.statuses[-1][0] - published for s in watching
-                   if s.statuses[-1][1] == "failed"]
+        delays += [s.statuses[-1][0] - published for s in watching if s.statuses[-1][1] == "failed"]
     stop.set()
     await asyncio.wait_for(listener, 10)
     await asyncio.gather(*tasks, return_exceptions=True)
-    return {"shares": shares, "delays": sorted(delays), "floor": sorted(floor_delays),
-            "streams": streams, "no_streams": no_streams}
+    return {
+        "shares": shares,
+        "delays": sorted(delays),
+        "floor": sorted(floor_delays),
+        "streams": streams,
+        "no_streams": no_streams,
+    }
 
 
 def finish(engine: Engine, submission_id: str) -> float:
     """The stuck job ends (failed), with its notification, in one transaction."""
     with Session(engine) as session:
-        session.execute(update(GradingJob).where(GradingJob.submission_id == submission_id,
-                                                 GradingJob.reason == "events bench")
-                        .values(status="failed", error="events bench",
-                                lease_expires_at=None))
+        session.execute(
+            update(GradingJob)
+            .where(GradingJob.submission_id == submission_id, GradingJob.reason == "events bench")
+            .values(status="failed", error="events bench", lease_expires_at=None)
+        )
         notify.job_changed(session, submission_id)
         started = time.perf_counter()
         session.commit()
@@ -209,15 +245,19 @@ def report(mode: str, figures: dict[str, object]) -> None:
     delays = [1e3 * d for d in figures["delays"]]  # type: ignore[attr-defined]
     floor = [1e3 * d for d in figures["floor"]]  # type: ignore[attr-defined]
     median_share = statistics.median(shares)
-    print(f"{mode}: {figures['streams']} idle streams: API CPU {median_share:.2f} % of a "
-          f"core (min {min(shares):.2f}, max {max(shares):.2f}, {len(shares)} windows); "
-          f"target < 5 %: {median_share / 5:.2f} of it; with no stream open "
-          f"{100 * float(figures['no_streams']):.2f} % (the sweeper)")  # type: ignore[arg-type]
+    print(
+        f"{mode}: {figures['streams']} idle streams: API CPU {median_share:.2f} % of a "
+        f"core (min {min(shares):.2f}, max {max(shares):.2f}, {len(shares)} windows); "
+        f"target < 5 %: {median_share / 5:.2f} of it; with no stream open "
+        f"{100 * float(figures['no_streams']):.2f} % (the sweeper)"
+    )  # type: ignore[arg-type]
     p99 = delays[min(len(delays) - 1, int(0.99 * len(delays)))]
-    print(f"{mode}: status change to stream: p50 {statistics.median(delays):.1f} ms, "
-          f"p99 {p99:.1f} ms, max {delays[-1]:.1f} ms ({len(delays)} streams); floor "
-          f"(a bare listener, same notification) median {statistics.median(floor):.1f} ms; "
-          f"ratio {statistics.median(delays) / max(statistics.median(floor), 1e-3):.1f}x")
+    print(
+        f"{mode}: status change to stream: p50 {statistics.median(delays):.1f} ms, "
+        f"p99 {p99:.1f} ms, max {delays[-1]:.1f} ms ({len(delays)} streams); floor "
+        f"(a bare listener, same notification) median {statistics.median(floor):.1f} ms; "
+        f"ratio {statistics.median(delays) / max(statistics.median(floor), 1e-3):.1f}x"
+    )
 
 
 def main() -> int:
@@ -227,22 +267,25 @@ def main() -> int:
     parser.add_argument("--submissions", type=int, default=10)
     parser.add_argument("--windows", type=int, default=3)
     parser.add_argument("--window", type=float, default=10.0)
-    parser.add_argument("--open-batch", type=int, default=100,
-                        help="streams opened at once")
+    parser.add_argument("--open-batch", type=int, default=100, help="streams opened at once")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the streams' sockets
     print(f"load average before: {os.getloadavg()[0]:.2f}")
-    for mode in (["distributed", "embedded"] if args.mode == "both" else [args.mode]):
+    for mode in ["distributed", "embedded"] if args.mode == "both" else [args.mode]:
         workdir = Path(tempfile.mkdtemp(prefix="events-bench-"))
         pg = redis = None
         if mode == "distributed":
             pg, redis = PostgresCluster().init(), RedisServer()
             pg.start()
             redis.start()
-            stack = distributed_stack(workdir, workers=0, pg_admin_url=pg.admin_url,
-                                      broker_url=redis.url, extra_env={
-                                          "AUTOGRADER_SWEEP_INTERVAL_SECONDS": "5"})
+            stack = distributed_stack(
+                workdir,
+                workers=0,
+                pg_admin_url=pg.admin_url,
+                broker_url=redis.url,
+                extra_env={"AUTOGRADER_SWEEP_INTERVAL_SECONDS": "5"},
+            )
             url = stack.env["AUTOGRADER_DATABASE_URL"]
         else:
             stack = embedded_stack(workdir)
@@ -255,9 +298,19 @@ def main() -> int:
                 token = add_user(session, "watcher", "student", "dlp")
                 session.commit()
             ids = stuck_submissions(stack, engine, token, args.submissions)
-            figures = asyncio.run(measure(
-                stack, engine, token, ids, args.streams, args.windows, args.window,
-                "postgres" if mode == "distributed" else "sockets", args.open_batch))
+            figures = asyncio.run(
+                measure(
+                    stack,
+                    engine,
+                    token,
+                    ids,
+                    args.streams,
+                    args.windows,
+                    args.window,
+                    "postgres" if mode == "distributed" else "sockets",
+                    args.open_batch,
+                )
+            )
             report(mode, figures)
             print(f"  load average after: {os.getloadavg()[0]:.2f}")
         finally:

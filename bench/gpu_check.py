@@ -37,19 +37,29 @@ def first_cuda_use(public: Path) -> tuple[float, str]:
     started = time.perf_counter()
     sandbox = factory()
     try:
-        reply = sandbox.request({"op": "exec", "index": 1, "source": (
-            "import torch\n"
-            "print(torch.cuda.get_device_name(0), float(torch.ones(1, device='cuda').sum()))\n"
-        )}, timeout=120)
+        reply = sandbox.request(
+            {
+                "op": "exec",
+                "index": 1,
+                "source": (
+                    "import torch\n"
+                    "print(torch.cuda.get_device_name(0),\n"
+                    "      float(torch.ones(1, device='cuda').sum()))\n"
+                ),
+            },
+            timeout=120,
+        )
     finally:
         sandbox.close()
     return time.perf_counter() - started, str(reply.get("output", "")).strip() or str(reply)
 
 
-def time_grading(loaded, kind: str, data: bytes, device: str, folder: Path | None,
-                 model_path: str | None) -> tuple[str, list[float]]:
-    factory = sandbox_factory(public_dirs=(loaded.meta.public_dir,), submission_dir=folder,
-                              device=device)
+def time_grading(
+    loaded, kind: str, data: bytes, device: str, folder: Path | None, model_path: str | None
+) -> tuple[str, list[float]]:
+    factory = sandbox_factory(
+        public_dirs=(loaded.meta.public_dir,), submission_dir=folder, device=device
+    )
     report = grade(loaded, kind, data, factory, model_path=model_path)
     times = []
     for _ in range(RUNS):
@@ -72,10 +82,22 @@ def main() -> int:
     save_file(trained.state_dict(), str(folder / "model.safetensors"))
     (folder / "model.safetensors").chmod(0o644)
     jobs = [
-        ("hw2 solution notebook", hw2, NOTEBOOK,
-         (hw2.meta.folder / "notebooks" / "solution.ipynb").read_bytes(), None, None),
-        ("digits-classifier model", hw1, SAFETENSORS,
-         (folder / "model.safetensors").read_bytes(), folder, "model.safetensors"),
+        (
+            "hw2 solution notebook",
+            hw2,
+            NOTEBOOK,
+            (hw2.meta.folder / "notebooks" / "solution.ipynb").read_bytes(),
+            None,
+            None,
+        ),
+        (
+            "digits-classifier model",
+            hw1,
+            SAFETENSORS,
+            (folder / "model.safetensors").read_bytes(),
+            folder,
+            "model.safetensors",
+        ),
     ]
     devices = ["cpu"] + (["cuda"] if gpus else [])
     if gpus:
@@ -87,9 +109,11 @@ def main() -> int:
         for dev in devices:
             score, times = time_grading(loaded, kind, data, dev, sub_folder, model_path)
             scores[dev] = score
-            print(f"{name:<26} on {dev:<4}: score {score}, "
-                  f"{statistics.median(times) * 1000:.0f} ms per job "
-                  f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}, n={RUNS})")
+            print(
+                f"{name:<26} on {dev:<4}: score {score}, "
+                f"{statistics.median(times) * 1000:.0f} ms per job "
+                f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}, n={RUNS})"
+            )
         if len(set(scores.values())) != 1:
             ok = False
             print(f"  MISMATCH: {scores}")

@@ -26,8 +26,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
     course = load_course(REFERENCE)
-    print(f"{'assignment':<22} {'median s':>9} {'min':>7} {'max':>7} {'load med':>9}  "
-          "slowest tests (median s)")
+    print(
+        f"{'assignment':<22} {'median s':>9} {'min':>7} {'max':>7} {'load med':>9}  "
+        "slowest tests (median s)"
+    )
     for meta in course.assignments:
         loaded = load_assignment(meta.folder)
         data = (meta.folder / "notebooks" / "solution.ipynb").read_bytes()
@@ -44,8 +46,10 @@ def main() -> None:
                 per_test[f"{t.exercise}/{t.name}"].append(t.seconds)
         slowest = sorted(per_test.items(), key=lambda kv: -statistics.median(kv[1]))[:3]
         tops = "; ".join(f"{name} {statistics.median(v):.3f}" for name, v in slowest)
-        print(f"{meta.slug:<22} {statistics.median(totals):>9.3f} {min(totals):>7.3f} "
-              f"{max(totals):>7.3f} {statistics.median(loads):>9.3f}  {tops}")
+        print(
+            f"{meta.slug:<22} {statistics.median(totals):>9.3f} {min(totals):>7.3f} "
+            f"{max(totals):>7.3f} {statistics.median(loads):>9.3f}  {tops}"
+        )
 
 
 if __name__ == "__main__":

@@ -45,9 +45,11 @@ PER_STUDENT = 25  # below hw1's cap of 30 submissions a day
 def summary(name: str, values: list[float]) -> str:
     v = sorted(values)
     p95 = v[min(len(v) - 1, int(round(0.95 * (len(v) - 1))))]
-    return (f"{name:<24} median {statistics.median(v) * 1e3:6.0f} ms   p95 {p95 * 1e3:6.0f} ms"
-            f"   min {v[0] * 1e3:5.0f}   max {v[-1] * 1e3:5.0f}   "
-            f"stdev {statistics.pstdev(v) * 1e3:4.0f} ms")
+    return (
+        f"{name:<24} median {statistics.median(v) * 1e3:6.0f} ms   p95 {p95 * 1e3:6.0f} ms"
+        f"   min {v[0] * 1e3:5.0f}   max {v[-1] * 1e3:5.0f}   "
+        f"stdev {statistics.pstdev(v) * 1e3:4.0f} ms"
+    )
 
 
 def measure(stack: Stack, database_url: str, samples: int, warmup: int) -> dict[str, list[float]]:
@@ -58,13 +60,20 @@ def measure(stack: Stack, database_url: str, samples: int, warmup: int) -> dict[
         session.commit()
     engine.dispose()
     staff = stack.tokens.get("tina") or stack.tokens.get("ta") or stack.add_user("tina", "ta")
-    out: dict[str, list[float]] = {"submit to graded": [], "upload (202)": [],
-                                   "upload to claim": [], "grading (engine)": [],
-                                   "claim to written": []}
+    out: dict[str, list[float]] = {
+        "submit to graded": [],
+        "upload (202)": [],
+        "upload to claim": [],
+        "grading (engine)": [],
+        "claim to written": [],
+    }
     url = f"/api/v1/courses/dlp/assignments/{HW1}/submissions"
-    with httpx.Client(base_url=stack.base_url, timeout=60) as client, \
-            httpx.Client(base_url=stack.base_url, timeout=60,
-                         headers={"Authorization": f"Bearer {staff}"}) as ta:
+    with (
+        httpx.Client(base_url=stack.base_url, timeout=60) as client,
+        httpx.Client(
+            base_url=stack.base_url, timeout=60, headers={"Authorization": f"Bearer {staff}"}
+        ) as ta,
+    ):
         for i in range(warmup + samples):
             headers = {"Authorization": f"Bearer {tokens[i // PER_STUDENT]}"}
             started = time.perf_counter()
@@ -82,8 +91,9 @@ def measure(stack: Stack, database_url: str, samples: int, warmup: int) -> dict[
             if i < warmup:
                 continue
             job = ta.get(f"/api/v1/submissions/{sid}/jobs").json()[0]
-            created, claimed, finished = (_ts(job[k]) for k in
-                                          ("created_at", "started_at", "finished_at"))
+            created, claimed, finished = (
+                _ts(job[k]) for k in ("created_at", "started_at", "finished_at")
+            )
             out["submit to graded"].append(total)
             out["upload (202)"].append(accepted)
             out["upload to claim"].append(claimed - created)
@@ -102,8 +112,12 @@ def run_distributed(samples: int, warmup: int) -> dict[str, list[float]]:
     pg, redis = PostgresCluster().init(), RedisServer()
     pg.start()
     redis.start()
-    stack = distributed_stack(Path(tempfile.mkdtemp(prefix="latency-dist-")), workers=1,
-                              pg_admin_url=pg.admin_url, broker_url=redis.url)
+    stack = distributed_stack(
+        Path(tempfile.mkdtemp(prefix="latency-dist-")),
+        workers=1,
+        pg_admin_url=pg.admin_url,
+        broker_url=redis.url,
+    )
     try:
         return measure(stack, stack.env["AUTOGRADER_DATABASE_URL"], samples, warmup)
     finally:
@@ -132,8 +146,10 @@ def main() -> int:
     for mode in modes:
         run = run_distributed if mode == "distributed" else run_embedded
         results = run(args.samples, args.warmup)
-        print(f"\n{mode}: submit-to-graded of hw1's solution notebook, {args.samples} samples, "
-              f"one at a time, warm worker (target: median < 500 ms)")
+        print(
+            f"\n{mode}: submit-to-graded of hw1's solution notebook, {args.samples} samples, "
+            f"one at a time, warm worker (target: median < 500 ms)"
+        )
         for name, values in results.items():
             print("  " + summary(name, values))
     return 0

@@ -88,15 +88,20 @@ TESTS = [
     (0.125, "check_es([0.5, 0.6, 0.4], 1)"),
     (0.125, "check_es([0.3], 3)"),
     (0.25, "check_es([], 2)"),
-    (0.25, "_g = torch.Generator().manual_seed(13)\n"
-           "check_es((torch.linspace(2.0, 0.5, 40) + 0.2 * torch.rand(40, generator=_g))"
-           ".tolist(), 4, min_delta=0.01)"),
+    (
+        0.25,
+        "_g = torch.Generator().manual_seed(13)\n"
+        "check_es((torch.linspace(2.0, 0.5, 40) + 0.2 * torch.rand(40, generator=_g))"
+        ".tolist(), 4, min_delta=0.01)",
+    ),
 ]
 
 
 def summary(values: list[float]) -> str:
-    return (f"median {statistics.median(values) * 1e3:6.0f} ms  (min {min(values) * 1e3:.0f}, "
-            f"max {max(values) * 1e3:.0f})")
+    return (
+        f"median {statistics.median(values) * 1e3:6.0f} ms  (min {min(values) * 1e3:.0f}, "
+        f"max {max(values) * 1e3:.0f})"
+    )
 
 
 def ensure_venv() -> Path:
@@ -105,15 +110,15 @@ def ensure_venv() -> Path:
         print(f"creating {VENV} with {' '.join(PACKAGES)} (once)", flush=True)
         base = getattr(sys, "_base_executable", sys.executable)
         subprocess.run([base, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(VENV / "bin" / "pip"), "install", "--quiet", *PACKAGES],
-                       check=True)
+        subprocess.run([str(VENV / "bin" / "pip"), "install", "--quiet", *PACKAGES], check=True)
     return nbgrader
 
 
 def trimmed_solution() -> bytes:
     """hw1's solution notebook up to (not including) its model-file section."""
-    nb = nbformat.reads((ROOT / "reference" / HW1 / "notebooks" / "solution.ipynb")
-                        .read_text(), as_version=4)
+    nb = nbformat.reads(
+        (ROOT / "reference" / HW1 / "notebooks" / "solution.ipynb").read_text(), as_version=4
+    )
     cells = []
     for cell in nb.cells:
         if cell.cell_type == "markdown" and "model file" in cell.source.split("\n")[0]:
@@ -126,17 +131,32 @@ def trimmed_solution() -> bytes:
 def nbgrader_source(notebook: bytes) -> str:
     nb = nbformat.reads(notebook.decode(), as_version=4)
     setup = nbformat.v4.new_code_cell(TEST_SETUP.format(reference=str(ROOT / "reference" / HW1)))
-    setup.metadata["nbgrader"] = {"grade": False, "grade_id": "test_setup", "locked": True,
-                                  "schema_version": 3, "solution": False, "task": False}
+    setup.metadata["nbgrader"] = {
+        "grade": False,
+        "grade_id": "test_setup",
+        "locked": True,
+        "schema_version": 3,
+        "solution": False,
+        "task": False,
+    }
     nb.cells.append(setup)
     for i, (points, source) in enumerate(TESTS):
         cell = nbformat.v4.new_code_cell(source)
-        cell.metadata["nbgrader"] = {"grade": True, "grade_id": f"test_{i:02d}", "locked": True,
-                                     "points": points, "schema_version": 3, "solution": False,
-                                     "task": False}
+        cell.metadata["nbgrader"] = {
+            "grade": True,
+            "grade_id": f"test_{i:02d}",
+            "locked": True,
+            "points": points,
+            "schema_version": 3,
+            "solution": False,
+            "task": False,
+        }
         nb.cells.append(cell)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     return nbformat.writes(nb)
 
 
@@ -146,7 +166,8 @@ def run_nbgrader(nbgrader: Path, notebook: bytes, count: int) -> tuple[list[floa
         "c = get_config()\n"
         f"c.CourseDirectory.root = {str(course)!r}\n"
         "c.CourseDirectory.course_id = 'dlp'\n"
-        "c.ExecutePreprocessor.timeout = 300\n")
+        "c.ExecutePreprocessor.timeout = 300\n"
+    )
     (course / "source" / "ps1").mkdir(parents=True)
     (course / "source" / "ps1" / "hw1.ipynb").write_text(nbgrader_source(notebook))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
@@ -154,8 +175,9 @@ def run_nbgrader(nbgrader: Path, notebook: bytes, count: int) -> tuple[list[floa
 
     def nbg(*args: str) -> float:
         started = time.perf_counter()
-        out = subprocess.run([str(nbgrader), *args], cwd=course, env=env, capture_output=True,
-                             text=True, timeout=900)
+        out = subprocess.run(
+            [str(nbgrader), *args], cwd=course, env=env, capture_output=True, text=True, timeout=900
+        )
         if out.returncode != 0:
             raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
         return time.perf_counter() - started
@@ -168,13 +190,19 @@ def run_nbgrader(nbgrader: Path, notebook: bytes, count: int) -> tuple[list[floa
         folder.mkdir(parents=True)
         shutil.copy(course / "release" / "ps1" / "hw1.ipynb", folder / "hw1.ipynb")
     one_each = [nbg("autograde", "ps1", "--student", s, "--force") for s in students[:count]]
-    batch = nbg("autograde", "ps1", "--force", "--CourseDirectory.student_id_exclude="
-                + ",".join(students[:count]))
+    batch = nbg(
+        "autograde",
+        "ps1",
+        "--force",
+        "--CourseDirectory.student_id_exclude=" + ",".join(students[:count]),
+    )
     with sqlite3.connect(course / "gradebook.db") as db:
-        scores = db.execute("SELECT s.student_id, SUM(g.auto_score) FROM grade g "
-                            "JOIN submitted_notebook n ON g.notebook_id = n.id "
-                            "JOIN submitted_assignment s ON n.assignment_id = s.id "
-                            "GROUP BY s.student_id").fetchall()
+        scores = db.execute(
+            "SELECT s.student_id, SUM(g.auto_score) FROM grade g "
+            "JOIN submitted_notebook n ON g.notebook_id = n.id "
+            "JOIN submitted_assignment s ON n.assignment_id = s.id "
+            "GROUP BY s.student_id"
+        ).fetchall()
     full = sum(points for points, _ in TESTS)
     assert len(scores) == 2 * count and all(abs(s - full) < 1e-9 for _, s in scores), scores
     shutil.rmtree(course, ignore_errors=True)
@@ -209,8 +237,9 @@ def run_ours_service(notebook: bytes, count: int) -> list[float]:
                 started = time.perf_counter()
                 r = client.post(url, files={"file": ("hw1.ipynb", notebook)})
                 assert r.status_code == 202, r.text
-                while (body := client.get(f"/api/v1/submissions/{r.json()['id']}").json()
-                       )["status"] not in ("graded", "failed"):
+                while (body := client.get(f"/api/v1/submissions/{r.json()['id']}").json())[
+                    "status"
+                ] not in ("graded", "failed"):
                     time.sleep(0.01)
                 elapsed = time.perf_counter() - started
                 assert body["score"] == body["max_score"], body
@@ -230,17 +259,23 @@ def main() -> int:
     nbg_one, nbg_batch = run_nbgrader(nbgrader, notebook, args.notebooks)
     engine = run_ours_engine(notebook, args.notebooks)
     service = run_ours_service(notebook, args.notebooks)
-    print(f"hw1 solution notebook (functions part, {len(TESTS)} tests), "
-          f"{args.notebooks} notebooks each way, one at a time")
+    print(
+        f"hw1 solution notebook (functions part, {len(TESTS)} tests), "
+        f"{args.notebooks} notebooks each way, one at a time"
+    )
     print(f"  nbgrader autograde, one command per notebook   {summary(nbg_one)}")
-    print(f"  nbgrader autograde, {args.notebooks} notebooks in one command  "
-          f"{nbg_batch * 1e3:6.0f} ms per notebook")
+    print(
+        f"  nbgrader autograde, {args.notebooks} notebooks in one command  "
+        f"{nbg_batch * 1e3:6.0f} ms per notebook"
+    )
     print(f"  ours, worker grading one job (sandboxed)       {summary(engine)}")
     print(f"  ours, submit-to-graded via the embedded API    {summary(service)}")
     m = statistics.median
-    print(f"  ratio nbgrader / ours: one command vs one job {m(nbg_one) / m(engine):.1f}x, "
-          f"one command vs submit-to-graded {m(nbg_one) / m(service):.1f}x, "
-          f"batch vs one job {nbg_batch / m(engine):.1f}x")
+    print(
+        f"  ratio nbgrader / ours: one command vs one job {m(nbg_one) / m(engine):.1f}x, "
+        f"one command vs submit-to-graded {m(nbg_one) / m(service):.1f}x, "
+        f"batch vs one job {nbg_batch / m(engine):.1f}x"
+    )
     return 0
 
 

@@ -108,12 +108,17 @@ def plain_python_seconds(assignment: str, data: bytes, repeats: int = 7) -> floa
     return statistics.median(times)
 
 
-def store_submissions(stack_env: dict[str, str], assignment: str, notebook: bytes,
-                      count: int) -> None:
+def store_submissions(
+    stack_env: dict[str, str], assignment: str, notebook: bytes, count: int
+) -> None:
     engine = make_engine(stack_env["AUTOGRADER_DATABASE_URL"])
     # The stack's own blob store (its database, as `auto` picks for PostgreSQL).
-    store = get_blob_store(Settings(data_dir=Path(stack_env["AUTOGRADER_DATA_DIR"]),
-                                    database_url=stack_env["AUTOGRADER_DATABASE_URL"]))
+    store = get_blob_store(
+        Settings(
+            data_dir=Path(stack_env["AUTOGRADER_DATA_DIR"]),
+            database_url=stack_env["AUTOGRADER_DATABASE_URL"],
+        )
+    )
     with Session(engine) as session:
         target = session.scalar(select(Assignment).where(Assignment.slug == assignment))
         assert target is not None
@@ -127,9 +132,16 @@ def store_submissions(stack_env: dict[str, str], assignment: str, notebook: byte
             assert user is not None
             data = notebook_with_cell(notebook, f"submission_number = {k}")
             sha = store.put_bytes(data)
-            session.add(Submission(assignment_id=target.id, user_id=user.id, sha256=sha,
-                                   filename="solution.ipynb", file_kind="notebook",
-                                   size_bytes=len(data)))
+            session.add(
+                Submission(
+                    assignment_id=target.id,
+                    user_id=user.id,
+                    sha256=sha,
+                    filename="solution.ipynb",
+                    file_kind="notebook",
+                    size_bytes=len(data),
+                )
+            )
         session.commit()
     engine.dispose()
 
@@ -146,19 +158,26 @@ def main() -> int:
     pg, redis = PostgresCluster().init(), RedisServer()
     pg.start()
     redis.start()
-    stack = distributed_stack(Path(tempfile.mkdtemp(prefix="regrade-bench-")), workers=1,
-                              concurrency=args.slots, pg_admin_url=pg.admin_url,
-                              broker_url=redis.url)
+    stack = distributed_stack(
+        Path(tempfile.mkdtemp(prefix="regrade-bench-")),
+        workers=1,
+        concurrency=args.slots,
+        pg_admin_url=pg.admin_url,
+        broker_url=redis.url,
+    )
     try:
         store_submissions(stack.env, assignment, notebook, args.submissions)
         ta = stack.add_user("tina", "ta")
         rates, per_job = [], []
-        with httpx.Client(base_url=stack.base_url, timeout=60,
-                          headers={"Authorization": f"Bearer {ta}"}) as client:
+        with httpx.Client(
+            base_url=stack.base_url, timeout=60, headers={"Authorization": f"Bearer {ta}"}
+        ) as client:
             for _ in range(args.rounds + 1):  # the first round warms the worker up
                 started = time.perf_counter()
-                r = client.post(f"/api/v1/courses/dlp/assignments/{assignment}/regrade",
-                                json={"reason": "benchmark"})
+                r = client.post(
+                    f"/api/v1/courses/dlp/assignments/{assignment}/regrade",
+                    json={"reason": "benchmark"},
+                )
                 assert r.status_code == 202, r.text
                 batch = r.json()["batch_id"]
                 while True:
@@ -174,17 +193,27 @@ def main() -> int:
         baseline = plain_python_seconds(assignment, notebook)
         ratio = [p / baseline for p in per_job]
         slot_ratio = [p * args.slots / baseline for p in per_job]
-        print(f"bulk regrade of {args.submissions} {assignment} submissions, "
-              f"{args.rounds} rounds, 1 worker x {args.slots} slots, PostgreSQL + Redis")
-        print(f"  submissions/s: median {statistics.median(rates):.1f} "
-              f"(min {min(rates):.1f}, max {max(rates):.1f})")
-        print(f"  wall time per job: median {statistics.median(per_job) * 1e3:.0f} ms "
-              f"(min {min(per_job) * 1e3:.0f}, max {max(per_job) * 1e3:.0f})")
-        print(f"  the same tests in a plain Python process: {baseline * 1e3:.0f} ms per "
-              f"submission (median of 7, warm)")
-        print(f"  overhead ratio (wall per job / plain): median {statistics.median(ratio):.2f} "
-              f"(min {min(ratio):.2f}, max {max(ratio):.2f}); per slot "
-              f"{statistics.median(slot_ratio):.2f}")
+        print(
+            f"bulk regrade of {args.submissions} {assignment} submissions, "
+            f"{args.rounds} rounds, 1 worker x {args.slots} slots, PostgreSQL + Redis"
+        )
+        print(
+            f"  submissions/s: median {statistics.median(rates):.1f} "
+            f"(min {min(rates):.1f}, max {max(rates):.1f})"
+        )
+        print(
+            f"  wall time per job: median {statistics.median(per_job) * 1e3:.0f} ms "
+            f"(min {min(per_job) * 1e3:.0f}, max {max(per_job) * 1e3:.0f})"
+        )
+        print(
+            f"  the same tests in a plain Python process: {baseline * 1e3:.0f} ms per "
+            f"submission (median of 7, warm)"
+        )
+        print(
+            f"  overhead ratio (wall per job / plain): median {statistics.median(ratio):.2f} "
+            f"(min {min(ratio):.2f}, max {max(ratio):.2f}); per slot "
+            f"{statistics.median(slot_ratio):.2f}"
+        )
         return 0
     finally:
         stack.stop()

@@ -51,8 +51,10 @@ HW1 = "hw1-training-basics"
 ALT = ROOT / "reference" / HW1 / "alternatives"
 
 
-ANSWERS = "".join(f"# %%\n{(ALT / name).read_text()}\n" for name in (
-    "label_smoothing_ce__torch_builtin.py", "early_stopping_epoch__while_loop.py"))
+ANSWERS = "".join(
+    f"# %%\n{(ALT / name).read_text()}\n"
+    for name in ("label_smoothing_ce__torch_builtin.py", "early_stopping_epoch__while_loop.py")
+)
 
 
 def submission(i: int) -> bytes:
@@ -101,7 +103,9 @@ def floor_ms(database_url: str, samples: int = 300) -> float:
         assignment_id, user_id = conn.execute(
             "SELECT a.id, e.user_id FROM assignments a JOIN courses c ON c.id = a.course_id "
             "JOIN enrollments e ON e.course_id = c.id WHERE c.slug = 'dlp' AND a.slug = %s "
-            "LIMIT 1", (HW1,)).fetchone() or (0, 0)
+            "LIMIT 1",
+            (HW1,),
+        ).fetchone() or (0, 0)
         conn.rollback()
         started = time.process_time()
         for i in range(samples):
@@ -110,17 +114,28 @@ def floor_ms(database_url: str, samples: int = 300) -> float:
             sha = hashlib.sha256(data).hexdigest()
             sid, jid = os.urandom(16).hex(), os.urandom(16).hex()
             with conn.cursor() as cur:
-                cur.execute("INSERT INTO blob_chunks (sha256, seq, data) VALUES (%s, 0, %s) "
-                            "ON CONFLICT DO NOTHING", (sha, data))
-                cur.execute("INSERT INTO blobs (sha256, size, chunks, created_at) VALUES "
-                            "(%s, %s, 1, now()) ON CONFLICT DO NOTHING", (sha, len(data)))
-                cur.execute("INSERT INTO submissions (id, assignment_id, user_id, sha256, "
-                            "filename, file_kind, size_bytes, submitted_at) VALUES "
-                            "(%s, %s, %s, %s, %s, %s, %s, now())",
-                            (sid, assignment_id, user_id, sha, name, kind, len(data)))
-                cur.execute("INSERT INTO grading_jobs (id, submission_id, status, queue, "
-                            "reason, created_at, attempt) VALUES (%s, %s, 'queued', 'cpu', "
-                            "'submission', now(), 0)", (jid, sid))
+                cur.execute(
+                    "INSERT INTO blob_chunks (sha256, seq, data) VALUES (%s, 0, %s) "
+                    "ON CONFLICT DO NOTHING",
+                    (sha, data),
+                )
+                cur.execute(
+                    "INSERT INTO blobs (sha256, size, chunks, created_at) VALUES "
+                    "(%s, %s, 1, now()) ON CONFLICT DO NOTHING",
+                    (sha, len(data)),
+                )
+                cur.execute(
+                    "INSERT INTO submissions (id, assignment_id, user_id, sha256, "
+                    "filename, file_kind, size_bytes, submitted_at) VALUES "
+                    "(%s, %s, %s, %s, %s, %s, %s, now())",
+                    (sid, assignment_id, user_id, sha, name, kind, len(data)),
+                )
+                cur.execute(
+                    "INSERT INTO grading_jobs (id, submission_id, status, queue, "
+                    "reason, created_at, attempt) VALUES (%s, %s, 'queued', 'cpu', "
+                    "'submission', now(), 0)",
+                    (jid, sid),
+                )
             conn.rollback()
         return (time.process_time() - started) / samples * 1e3
 
@@ -128,8 +143,7 @@ def floor_ms(database_url: str, samples: int = 300) -> float:
 def spread(values: list[float], unit: str = "", digits: int = 1) -> str:
     """median (min - max) of the rounds."""
     v = sorted(values)
-    return (f"{statistics.median(v):.{digits}f}{unit} ({v[0]:.{digits}f} - "
-            f"{v[-1]:.{digits}f})")
+    return f"{statistics.median(v):.{digits}f}{unit} ({v[0]:.{digits}f} - {v[-1]:.{digits}f})"
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -149,15 +163,21 @@ class RawClient:
             self.streams[1].close()
             self.streams = None
 
-    async def post(self, path: str, token: str, filename: str, data: bytes
-                   ) -> tuple[int, bytes]:
+    async def post(self, path: str, token: str, filename: str, data: bytes) -> tuple[int, bytes]:
         boundary = os.urandom(12).hex()
-        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-                f"filename=\"{filename}\"\r\n\r\n").encode() + data + \
-            f"\r\n--{boundary}--\r\n".encode()
-        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                f"Authorization: Bearer {token}\r\nContent-Type: multipart/form-data; "
-                f"boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                f'filename="{filename}"\r\n\r\n'
+            ).encode()
+            + data
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: multipart/form-data; "
+            f"boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
         if self.streams is None:
             self.streams = await asyncio.open_connection(self.host, self.port)
         reader, writer = self.streams
@@ -181,11 +201,11 @@ class RawClient:
         return status, answer
 
 
-async def rush(base_url: str, tokens: list[str], uploads: int, spread: float | None
-               ) -> list[tuple[int, float, str]]:
+async def rush(
+    base_url: str, tokens: list[str], uploads: int, spread: float | None
+) -> list[tuple[int, float, str]]:
     clients = len(tokens)
-    per_client = [uploads // clients + (1 if k < uploads % clients else 0)
-                  for k in range(clients)]
+    per_client = [uploads // clients + (1 if k < uploads % clients else 0) for k in range(clients)]
     url = f"/api/v1/courses/dlp/assignments/{HW1}/submissions"
     host, port = base_url.split("://", 1)[1].rsplit(":", 1)
     results: list[tuple[int, float, str]] = []
@@ -203,8 +223,11 @@ async def rush(base_url: str, tokens: list[str], uploads: int, spread: float | N
             started = time.perf_counter()
             try:
                 code, answer = await client.post(url, tokens[k], "hw1.py", submission(n))
-                body = (json.loads(answer).get("id", "") if code == 202
-                        else answer[:200].decode("utf-8", "replace"))
+                body = (
+                    json.loads(answer).get("id", "")
+                    if code == 202
+                    else answer[:200].decode("utf-8", "replace")
+                )
                 results.append((code, time.perf_counter() - started, body))
             except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
                 results.append((0, time.perf_counter() - started, repr(exc)))
@@ -214,11 +237,15 @@ async def rush(base_url: str, tokens: list[str], uploads: int, spread: float | N
     return results
 
 
-def one_round(stack: Stack, tokens: list[str], args: argparse.Namespace, pg_pid: int
-              ) -> tuple[dict[str, float], list[tuple[int, float, str]]]:
+def one_round(
+    stack: Stack, tokens: list[str], args: argparse.Namespace, pg_pid: int
+) -> tuple[dict[str, float], list[tuple[int, float, str]]]:
     api_pid = stack.procs["api"].pid
-    api_before, pg_before, own_before = (cpu_seconds(api_pid), cpu_seconds(pg_pid),
-                                         time.process_time())
+    api_before, pg_before, own_before = (
+        cpu_seconds(api_pid),
+        cpu_seconds(pg_pid),
+        time.process_time(),
+    )
     started = time.perf_counter()
     results = asyncio.run(rush(stack.base_url, tokens, args.uploads, args.spread))
     wall = time.perf_counter() - started
@@ -243,12 +270,24 @@ def main() -> int:
     parser.add_argument("--uploads", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--spread", type=float, default=None,
-                        help="spread the uploads over this many seconds (open loop)")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="run the rush this many times (fresh students each time)")
-    parser.add_argument("--processes", type=int, default=1,
-                        help="processes of `autograder serve` (AUTOGRADER_API_PROCESSES)")
+    parser.add_argument(
+        "--spread",
+        type=float,
+        default=None,
+        help="spread the uploads over this many seconds (open loop)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the rush this many times (fresh students each time)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="processes of `autograder serve` (AUTOGRADER_API_PROCESSES)",
+    )
     parser.add_argument("--grade-timeout", type=float, default=1800)
     args = parser.parse_args()
 
@@ -256,52 +295,76 @@ def main() -> int:
     pg.start()
     redis.start()
     workdir = Path(tempfile.mkdtemp(prefix="rush-bench-"))
-    stack = distributed_stack(workdir, workers=args.workers, pg_admin_url=pg.admin_url,
-                              broker_url=redis.url,
-                              extra_env={"AUTOGRADER_API_PROCESSES": str(args.processes)})
+    stack = distributed_stack(
+        workdir,
+        workers=args.workers,
+        pg_admin_url=pg.admin_url,
+        broker_url=redis.url,
+        extra_env={"AUTOGRADER_API_PROCESSES": str(args.processes)},
+    )
     engine = make_engine(stack.env["AUTOGRADER_DATABASE_URL"])
     try:
         with Session(engine) as session:
-            tokens = [add_user(session, f"rush{k}", "student", "dlp")
-                      for k in range(args.clients * args.rounds)]
+            tokens = [
+                add_user(session, f"rush{k}", "student", "dlp")
+                for k in range(args.clients * args.rounds)
+            ]
             session.commit()
         floor = floor_ms(stack.env["AUTOGRADER_DATABASE_URL"])
         mode = f"spread over {args.spread:g} s" if args.spread else "back to back"
-        print(f"deadline rush: {args.uploads} uploads from {args.clients} clients ({mode}), "
-              f"{args.workers} workers, {args.processes} API process(es), "
-              f"{args.rounds} round(s); load average before: {os.getloadavg()[0]:.2f}")
+        print(
+            f"deadline rush: {args.uploads} uploads from {args.clients} clients ({mode}), "
+            f"{args.workers} workers, {args.processes} API process(es), "
+            f"{args.rounds} round(s); load average before: {os.getloadavg()[0]:.2f}"
+        )
         rounds: list[dict[str, float]] = []
         all_results: list[tuple[int, float, str]] = []
         failures: list[tuple[int, str]] = []
         for r in range(args.rounds):
             figures, results = one_round(
-                stack, tokens[r * args.clients:(r + 1) * args.clients], args,
-                postmaster_pid(pg.data))
+                stack,
+                tokens[r * args.clients : (r + 1) * args.clients],
+                args,
+                postmaster_pid(pg.data),
+            )
             rounds.append(figures)
             all_results += results
             codes = Counter(code for code, _, _ in results)
-            print(f"  round {r + 1}: answers {dict(sorted(codes.items()))}; "
-                  f"{figures['accepted_per_s']:.1f} accepted/s; p50 {figures['p50_ms']:.0f} "
-                  f"p99 {figures['p99_ms']:.0f} ms; CPU per upload: API "
-                  f"{figures['api_cpu_ms']:.2f} ms, PostgreSQL {figures['pg_cpu_ms']:.2f}, "
-                  f"client {figures['client_cpu_ms']:.2f}; load {os.getloadavg()[0]:.2f}")
-            failures += [(code, body) for code, _, body in results
-                         if code == 0 or (code >= 500 and code != 503)]
+            print(
+                f"  round {r + 1}: answers {dict(sorted(codes.items()))}; "
+                f"{figures['accepted_per_s']:.1f} accepted/s; p50 {figures['p50_ms']:.0f} "
+                f"p99 {figures['p99_ms']:.0f} ms; CPU per upload: API "
+                f"{figures['api_cpu_ms']:.2f} ms, PostgreSQL {figures['pg_cpu_ms']:.2f}, "
+                f"client {figures['client_cpu_ms']:.2f}; load {os.getloadavg()[0]:.2f}"
+            )
+            failures += [
+                (code, body)
+                for code, _, body in results
+                if code == 0 or (code >= 500 and code != 503)
+            ]
 
         def col(key: str) -> list[float]:
             return [f[key] for f in rounds]
 
-        print(f"  accepted uploads/s: {spread(col('accepted_per_s'))}  (target >= 150: "
-              f"{statistics.median(col('accepted_per_s')) / 150:.2f} of it)")
-        print(f"  latency ms: p50 {spread(col('p50_ms'), digits=0)}, "
-              f"p90 {spread(col('p90_ms'), digits=0)}, p99 {spread(col('p99_ms'), digits=0)}, "
-              f"max {spread(col('max_ms'), digits=0)}")
+        print(
+            f"  accepted uploads/s: {spread(col('accepted_per_s'))}  (target >= 150: "
+            f"{statistics.median(col('accepted_per_s')) / 150:.2f} of it)"
+        )
+        print(
+            f"  latency ms: p50 {spread(col('p50_ms'), digits=0)}, "
+            f"p90 {spread(col('p90_ms'), digits=0)}, p99 {spread(col('p99_ms'), digits=0)}, "
+            f"max {spread(col('max_ms'), digits=0)}"
+        )
         api = statistics.median(col("api_cpu_ms"))
-        print(f"  API CPU per upload: {spread(col('api_cpu_ms'), ' ms', 2)} (target <= 5 ms); "
-              f"PostgreSQL {spread(col('pg_cpu_ms'), ' ms', 2)}; "
-              f"this client {spread(col('client_cpu_ms'), ' ms', 2)}")
-        print(f"  floor (intake + sha256 + the rows by plain psycopg, one process): "
-              f"{floor:.2f} ms of CPU per upload; API / floor = {api / floor:.1f}x")
+        print(
+            f"  API CPU per upload: {spread(col('api_cpu_ms'), ' ms', 2)} (target <= 5 ms); "
+            f"PostgreSQL {spread(col('pg_cpu_ms'), ' ms', 2)}; "
+            f"this client {spread(col('client_cpu_ms'), ' ms', 2)}"
+        )
+        print(
+            f"  floor (intake + sha256 + the rows by plain psycopg, one process): "
+            f"{floor:.2f} ms of CPU per upload; API / floor = {api / floor:.1f}x"
+        )
         for code, body in failures[:5]:
             print(f"  {code or 'no answer'}: {body}")
         accepted = [body for code, _, body in all_results if code == 202]
@@ -313,11 +376,16 @@ def main() -> int:
         while True:
             with Session(engine) as session:
                 rows = session.execute(
-                    select(GradingJob.submission_id, GradingJob.status, GradingJob.attempt,
-                           func.count(TestResult.id))
+                    select(
+                        GradingJob.submission_id,
+                        GradingJob.status,
+                        GradingJob.attempt,
+                        func.count(TestResult.id),
+                    )
                     .outerjoin(TestResult, TestResult.job_id == GradingJob.id)
                     .where(GradingJob.submission_id.in_(accepted))
-                    .group_by(GradingJob.id)).all()
+                    .group_by(GradingJob.id)
+                ).all()
             done = [r for r in rows if r[1] in ("graded", "failed")]
             if len(done) >= len(accepted) or time.monotonic() > deadline:
                 break
@@ -328,10 +396,12 @@ def main() -> int:
         result_sets = Counter(r[3] for r in graded)
         lost = len(set(accepted) - {r[0] for r in graded})
         doubled = sum(1 for n in jobs_per_submission.values() if n > 1)
-        print(f"  graded {len(graded)}/{len(accepted)} within {grading:.0f} s after the "
-              f"last round; lost {lost}, graded twice {doubled}, "
-              f"retried {sum(1 for r in rows if r[2] > 1)}, "
-              f"results per job {dict(result_sets)}")
+        print(
+            f"  graded {len(graded)}/{len(accepted)} within {grading:.0f} s after the "
+            f"last round; lost {lost}, graded twice {doubled}, "
+            f"retried {sum(1 for r in rows if r[2] > 1)}, "
+            f"results per job {dict(result_sets)}"
+        )
         return 0 if not failures and not lost and not doubled else 1
     finally:
         stack.stop()

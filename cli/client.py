@@ -38,55 +38,76 @@ FINAL = ("graded", "failed")
 
 # -- the commands' arguments ---------------------------------------------------------
 
+
 def add_commands(sub: Any) -> None:
     """Register the client's commands on `autograder`'s subparsers."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--server", default=None,
-                        help=f"the service's URL (env AUTOGRADER_SERVER, default {DEFAULT_SERVER})")
+    common.add_argument(
+        "--server",
+        default=None,
+        help=f"the service's URL (env AUTOGRADER_SERVER, default {DEFAULT_SERVER})",
+    )
     common.add_argument("--token", default=None, help="your API token (env AUTOGRADER_TOKEN)")
 
-    submit = sub.add_parser("submit", parents=[common],
-                            help="upload a notebook or model file and wait for its feedback")
+    submit = sub.add_parser(
+        "submit", parents=[common], help="upload a notebook or model file and wait for its feedback"
+    )
     submit.add_argument("file", help=".ipynb, .py, .safetensors, .pt or .onnx")
     submit.add_argument("--assignment", "-a", required=True, help="e.g. hw1-training-basics")
     submit.add_argument("--course", default="dlp")
-    submit.add_argument("--no-wait", action="store_true",
-                        help="print the submission's id and return without waiting")
-    submit.add_argument("--timeout", type=float, default=900.0,
-                        help="seconds to wait for grading (default 900)")
-    submit.add_argument("--idempotency-key", default=None,
-                        help="send the same key again to get the same submission back")
+    submit.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="print the submission's id and return without waiting",
+    )
+    submit.add_argument(
+        "--timeout", type=float, default=900.0, help="seconds to wait for grading (default 900)"
+    )
+    submit.add_argument(
+        "--idempotency-key",
+        default=None,
+        help="send the same key again to get the same submission back",
+    )
     submit.add_argument("--json", action="store_true", help="print the submission as JSON")
     submit.set_defaults(func=_run(cmd_submit))
 
-    status = sub.add_parser("status", parents=[common],
-                            help="show a submission's status, score and feedback")
+    status = sub.add_parser(
+        "status", parents=[common], help="show a submission's status, score and feedback"
+    )
     status.add_argument("submission_id")
     status.add_argument("--wait", action="store_true", help="wait until it is graded")
     status.add_argument("--timeout", type=float, default=900.0)
     status.add_argument("--json", action="store_true", help="print the submission as JSON")
     status.set_defaults(func=_run(cmd_status))
 
-    gradebook = sub.add_parser("gradebook", parents=[common],
-                               help="download a course's gradebook.csv (staff)")
+    gradebook = sub.add_parser(
+        "gradebook", parents=[common], help="download a course's gradebook.csv (staff)"
+    )
     gradebook.add_argument("--course", required=True)
-    gradebook.add_argument("--output", "-o", default=None,
-                           help="write it to this file (default: standard output)")
-    gradebook.add_argument("--long", action="store_true",
-                           help="one row per student and exercise (?format=long)")
+    gradebook.add_argument(
+        "--output", "-o", default=None, help="write it to this file (default: standard output)"
+    )
+    gradebook.add_argument(
+        "--long", action="store_true", help="one row per student and exercise (?format=long)"
+    )
     gradebook.set_defaults(func=_run(cmd_gradebook))
 
-    regrade = sub.add_parser("regrade", parents=[common],
-                             help="grade a submission, or all of an assignment's, again (staff)")
+    regrade = sub.add_parser(
+        "regrade",
+        parents=[common],
+        help="grade a submission, or all of an assignment's, again (staff)",
+    )
     which = regrade.add_mutually_exclusive_group(required=True)
     which.add_argument("--submission", help="a submission's id")
     which.add_argument("--assignment", help="every submission of this assignment")
     regrade.add_argument("--course", default="dlp")
     regrade.add_argument("--exercise", default=None, help="only this exercise")
     regrade.add_argument("--reason", default="", help="kept in the job history")
-    regrade.add_argument("--version", default=None,
-                         help="grade with this earlier version of the assignment "
-                              "(default: the current one)")
+    regrade.add_argument(
+        "--version",
+        default=None,
+        help="grade with this earlier version of the assignment (default: the current one)",
+    )
     regrade.add_argument("--wait", action="store_true", help="show progress until it is done")
     regrade.add_argument("--timeout", type=float, default=3600.0)
     regrade.set_defaults(func=_run(cmd_regrade))
@@ -108,6 +129,7 @@ def _run(command: Any) -> Any:
 
 
 # -- showing things ------------------------------------------------------------------
+
 
 def _console(stderr: bool = False) -> Console:
     from rich.console import Console
@@ -132,15 +154,22 @@ def print_submission(sub: dict[str, Any]) -> None:
     status = sub.get("status", "?")
     colour = {"graded": "green", "failed": "red", "running": "cyan"}.get(status, "yellow")
     head = Text.assemble(
-        (f"{sub.get('assignment')}", "bold"), f" · {sub.get('filename')} · ",
-        (status, f"bold {colour}"), f" · submission {sub.get('id')}",
+        (f"{sub.get('assignment')}", "bold"),
+        f" · {sub.get('filename')} · ",
+        (status, f"bold {colour}"),
+        f" · submission {sub.get('id')}",
     )
     out.print(head)
     if sub.get("late"):
         out.print(Text(f"Submitted late ({sub.get('late_seconds', 0) / 3600:.1f} h).", "yellow"))
     if status == "failed":
-        out.print(Text("The service could not grade this submission (not your fault): "
-                       f"{sub.get('error') or 'no reason recorded'}", "red"))
+        out.print(
+            Text(
+                "The service could not grade this submission (not your fault): "
+                f"{sub.get('error') or 'no reason recorded'}",
+                "red",
+            )
+        )
     exercises = sub.get("exercises") or []
     if exercises:
         table = Table(show_lines=False, expand=False)
@@ -153,38 +182,60 @@ def print_submission(sub: dict[str, Any]) -> None:
             first = True
             for t in ex.get("tests", []):
                 outcome = t.get("outcome", "")
-                style = "green" if outcome == "passed" else (
-                    "yellow" if outcome in ("timeout", "oom") else "red")
-                table.add_row(ex["slug"] if first else "", t.get("name", ""),
-                              Text(outcome, style),
-                              f"{_fmt(t.get('score'))}/{_fmt(t.get('max_score'))}",
-                              t.get("feedback") or "")
+                style = (
+                    "green"
+                    if outcome == "passed"
+                    else ("yellow" if outcome in ("timeout", "oom") else "red")
+                )
+                table.add_row(
+                    ex["slug"] if first else "",
+                    t.get("name", ""),
+                    Text(outcome, style),
+                    f"{_fmt(t.get('score'))}/{_fmt(t.get('max_score'))}",
+                    t.get("feedback") or "",
+                )
                 first = False
             hidden = ex.get("hidden_tests")
             if hidden:
-                table.add_row(ex["slug"] if first else "",
-                              f"{hidden['count']} hidden test(s)", "",
-                              f"{_fmt(hidden['score'])}/{_fmt(hidden['max_score'])}",
-                              "details are shown after the deadline")
+                table.add_row(
+                    ex["slug"] if first else "",
+                    f"{hidden['count']} hidden test(s)",
+                    "",
+                    f"{_fmt(hidden['score'])}/{_fmt(hidden['max_score'])}",
+                    "details are shown after the deadline",
+                )
                 first = False
-            table.add_row("", Text("exercise total", "italic"), "",
-                          Text(f"{_fmt(ex.get('score'))}/{_fmt(ex.get('max_score'))}", "bold"),
-                          "", end_section=True)
+            table.add_row(
+                "",
+                Text("exercise total", "italic"),
+                "",
+                Text(f"{_fmt(ex.get('score'))}/{_fmt(ex.get('max_score'))}", "bold"),
+                "",
+                end_section=True,
+            )
         out.print(table)
     for cell in sub.get("cells") or []:
-        out.print(Text(f"Cell {cell.get('index', '?')} did not run "
-                       f"({str(cell.get('status', '')).replace('_', ' ')}):", "yellow"))
+        out.print(
+            Text(
+                f"Cell {cell.get('index', '?')} did not run "
+                f"({str(cell.get('status', '')).replace('_', ' ')}):",
+                "yellow",
+            )
+        )
         out.print(Text(str(cell.get("message", "")).rstrip()))
     if sub.get("score") is not None:
         line = f"Score: {_fmt(sub['score'])} / {_fmt(sub.get('max_score'))}"
         if sub.get("penalty_percent"):
-            line += (f" (late penalty {_fmt(sub['penalty_percent'])}%, "
-                     f"before it {_fmt(sub.get('raw_score'))})")
+            line += (
+                f" (late penalty {_fmt(sub['penalty_percent'])}%, "
+                f"before it {_fmt(sub.get('raw_score'))})"
+            )
         out.print(Text(line, "bold"))
 
 
-def wait_for_grading(api: Api, submission_id: str, timeout: float,
-                     initial: str = "queued") -> dict[str, Any]:
+def wait_for_grading(
+    api: Api, submission_id: str, timeout: float, initial: str = "queued"
+) -> dict[str, Any]:
     """Follow the event stream (polling if it breaks) with a spinner until a final status."""
     import httpx
     from rich.status import Status
@@ -200,8 +251,9 @@ def wait_for_grading(api: Api, submission_id: str, timeout: float,
             err.print(f"status: {status}")
         shown.add(status)
 
-    with Status(f"[bold]{last}[/bold] · submission {submission_id}", console=err,
-                spinner="dots") as spinner:
+    with Status(
+        f"[bold]{last}[/bold] · submission {submission_id}", console=err, spinner="dots"
+    ) as spinner:
         note(last)
         while time.monotonic() < deadline:
             try:
@@ -218,11 +270,15 @@ def wait_for_grading(api: Api, submission_id: str, timeout: float,
             note(last)
             if last in FINAL:
                 return dict(sub)
-    raise ClientError(f"gave up waiting after {timeout:g} s; the submission is still {last}. "
-                      f"Check later with `autograder status {submission_id}`.", GAVE_UP)
+    raise ClientError(
+        f"gave up waiting after {timeout:g} s; the submission is still {last}. "
+        f"Check later with `autograder status {submission_id}`.",
+        GAVE_UP,
+    )
 
 
 # -- the commands --------------------------------------------------------------------
+
 
 def cmd_submit(args: argparse.Namespace) -> int:
     path = Path(args.file)
@@ -237,11 +293,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
             created = api.json(
                 "POST",
                 f"/api/v1/courses/{args.course}/assignments/{args.assignment}/submissions",
-                files={"file": (path.name, fh)}, headers={"Idempotency-Key": key},
+                files={"file": (path.name, fh)},
+                headers={"Idempotency-Key": key},
             )
         submission_id = created["id"]
-        err.print(f"submitted {path.name} to {args.assignment}: submission {submission_id}"
-                  + (" (late)" if created.get("late") else ""))
+        err.print(
+            f"submitted {path.name} to {args.assignment}: submission {submission_id}"
+            + (" (late)" if created.get("late") else "")
+        )
         if args.no_wait:
             if args.json:
                 print(json.dumps(created, indent=2))
@@ -284,8 +343,9 @@ def cmd_gradebook(args: argparse.Namespace) -> int:
             value = getattr(args, name, None)
             if value and value != "default":
                 params[name] = value
-        response = api.request("GET", f"/api/v1/courses/{args.course}/gradebook.csv",
-                               params=params or None)
+        response = api.request(
+            "GET", f"/api/v1/courses/{args.course}/gradebook.csv", params=params or None
+        )
         if args.output:
             Path(args.output).write_bytes(response.content)
             rows = max(0, response.content.count(b"\n") - 1)
@@ -310,11 +370,15 @@ def cmd_regrade(args: argparse.Namespace) -> int:
             sub = wait_for_grading(api, args.submission, args.timeout, "queued")
             print_submission(sub)
             return OK if sub.get("status") == "graded" else NOT_GRADED
-        batch = api.json("POST",
-                         f"/api/v1/courses/{args.course}/assignments/{args.assignment}/regrade",
-                         json=body)
-        print(f"regrade of {args.assignment}: batch {batch['batch_id']}, "
-              f"{batch['total']} submission(s)")
+        batch = api.json(
+            "POST",
+            f"/api/v1/courses/{args.course}/assignments/{args.assignment}/regrade",
+            json=body,
+        )
+        print(
+            f"regrade of {args.assignment}: batch {batch['batch_id']}, "
+            f"{batch['total']} submission(s)"
+        )
         if not args.wait:
             return OK
         state = wait_for_batch(api, batch["batch_id"], args.timeout)
@@ -329,16 +393,28 @@ def wait_for_batch(api: Api, batch_id: str, timeout: float) -> dict[str, Any]:
 
     err = _console(stderr=True)
     deadline = time.monotonic() + timeout
-    with Progress(TextColumn("regrading"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[failed]} failed"), console=err) as progress:
+    with Progress(
+        TextColumn("regrading"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failed"),
+        console=err,
+    ) as progress:
         task = progress.add_task("regrade", total=None, failed=0)
         while True:
             state = api.json("GET", f"/api/v1/regrades/{batch_id}")
-            progress.update(task, total=state["total"], completed=state["done"] + state["failed"],
-                            failed=state["failed"])
+            progress.update(
+                task,
+                total=state["total"],
+                completed=state["done"] + state["failed"],
+                failed=state["failed"],
+            )
             if state["status"] == "done":
                 return dict(state)
             if time.monotonic() > deadline:
-                raise ClientError(f"gave up waiting after {timeout:g} s: {state['done']} of "
-                                  f"{state['total']} regraded so far.", GAVE_UP)
+                raise ClientError(
+                    f"gave up waiting after {timeout:g} s: {state['done']} of "
+                    f"{state['total']} regraded so far.",
+                    GAVE_UP,
+                )
             time.sleep(0.5)

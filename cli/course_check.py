@@ -18,7 +18,9 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(combined))
     weak = combined.weak
     if weak:
-        print(f"weak tests: {len(weak)} buggy variant(s) lose less than a quarter of their "
-              "exercise's points: " + ", ".join(f"{r.assignment} {r.variant}" for r in weak))
+        print(
+            f"weak tests: {len(weak)} buggy variant(s) lose less than a quarter of their "
+            "exercise's points: " + ", ".join(f"{r.assignment} {r.variant}" for r in weak)
+        )
     print("course check: " + ("all ok" if combined.ok else "FAILED"))
     return 0 if combined.ok else 1

@@ -33,8 +33,10 @@ def cmd_api(args: argparse.Namespace) -> int:
         print(f"unhealthy: {args.url}: {exc}", file=sys.stderr)
         return 1
     if response.status_code != 200:
-        print(f"unhealthy: {args.url} answered {response.status_code}: {response.text[:200]}",
-              file=sys.stderr)
+        print(
+            f"unhealthy: {args.url} answered {response.status_code}: {response.text[:200]}",
+            file=sys.stderr,
+        )
         return 1
     print("ok")
     return 0
@@ -58,10 +60,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     if not mine:
-        print(f"unhealthy: no heartbeat from a worker on {host} within "
-              f"{get_settings().worker_expiry_seconds:g} s", file=sys.stderr)
+        print(
+            f"unhealthy: no heartbeat from a worker on {host} within "
+            f"{get_settings().worker_expiry_seconds:g} s",
+            file=sys.stderr,
+        )
         return 1
     for w in mine:
-        print(f"ok: {w.id} consumes {','.join(w.queues)} ({w.slots} slot(s), {w.device}), "
-              f"last heartbeat {w.seen_at.isoformat(timespec='seconds')}")
+        print(
+            f"ok: {w.id} consumes {','.join(w.queues)} ({w.slots} slot(s), {w.device}), "
+            f"last heartbeat {w.seen_at.isoformat(timespec='seconds')}"
+        )
     return 0

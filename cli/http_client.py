@@ -35,18 +35,25 @@ class Api:
     def __init__(self, args: argparse.Namespace) -> None:
         import httpx
 
-        self.server = (args.server or os.environ.get("AUTOGRADER_SERVER")
-                       or DEFAULT_SERVER).rstrip("/")
+        self.server = (args.server or os.environ.get("AUTOGRADER_SERVER") or DEFAULT_SERVER).rstrip(
+            "/"
+        )
         token = args.token or os.environ.get("AUTOGRADER_TOKEN")
         if not token:
-            raise ClientError("no token: pass --token or set AUTOGRADER_TOKEN (staff create "
-                              "tokens with `autograder user add`).", USAGE)
+            raise ClientError(
+                "no token: pass --token or set AUTOGRADER_TOKEN (staff create "
+                "tokens with `autograder user add`).",
+                USAGE,
+            )
         if not self.server.startswith(("http://", "https://")):
-            raise ClientError(f"the server must be an http:// or https:// URL, not "
-                              f"{self.server!r}.", USAGE)
-        self.http = httpx.Client(base_url=self.server, timeout=httpx.Timeout(60.0),
-                                 headers={"Authorization": f"Bearer {token.strip()}",
-                                          "User-Agent": "autograder-cli"})
+            raise ClientError(
+                f"the server must be an http:// or https:// URL, not {self.server!r}.", USAGE
+            )
+        self.http = httpx.Client(
+            base_url=self.server,
+            timeout=httpx.Timeout(60.0),
+            headers={"Authorization": f"Bearer {token.strip()}", "User-Agent": "autograder-cli"},
+        )
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         import httpx
@@ -54,11 +61,14 @@ class Api:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
-            raise ClientError(f"the autograder at {self.server} did not answer in time "
-                              f"({type(exc).__name__}).", UNREACHABLE) from exc
+            raise ClientError(
+                f"the autograder at {self.server} did not answer in time ({type(exc).__name__}).",
+                UNREACHABLE,
+            ) from exc
         except httpx.HTTPError as exc:
-            raise ClientError(f"cannot reach the autograder at {self.server}: {exc}.",
-                              UNREACHABLE) from exc
+            raise ClientError(
+                f"cannot reach the autograder at {self.server}: {exc}.", UNREACHABLE
+            ) from exc
         if response.status_code >= 400:
             raise ClientError(error_sentence(response), REFUSED)
         return response
@@ -71,8 +81,9 @@ class Api:
         import httpx
 
         timeout = httpx.Timeout(30.0, read=30.0)
-        with self.http.stream("GET", f"/api/v1/submissions/{submission_id}/events",
-                              timeout=timeout) as response:
+        with self.http.stream(
+            "GET", f"/api/v1/submissions/{submission_id}/events", timeout=timeout
+        ) as response:
             if response.status_code >= 400:
                 response.read()
                 raise ClientError(error_sentence(response), REFUSED)
@@ -97,8 +108,10 @@ def error_sentence(response: httpx.Response) -> str:
     except (ValueError, AttributeError):
         detail = None
     if response.status_code == 404 and detail == "Not Found":
-        sentence = (f"this server has no endpoint {response.request.url.path} (is --server "
-                    "an autograder of this version?)")
+        sentence = (
+            f"this server has no endpoint {response.request.url.path} (is --server "
+            "an autograder of this version?)"
+        )
     elif isinstance(detail, str) and detail:
         sentence = detail
     else:

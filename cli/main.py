@@ -26,8 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autograder", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    up = sub.add_parser("up", help="embedded all-in-one: migrate, load the course, "
-                                   "start the API and a worker, print demo tokens")
+    up = sub.add_parser(
+        "up",
+        help="embedded all-in-one: migrate, load the course, "
+        "start the API and a worker, print demo tokens",
+    )
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=8000)
     up.set_defaults(func=_lazy("cli.service", "cmd_up"))
@@ -35,15 +38,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--processes", type=int, default=None,
-                       help="API processes sharing the port (default: "
-                            "AUTOGRADER_API_PROCESSES, else 1); see docs/operating.md")
+    serve.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="API processes sharing the port (default: "
+        "AUTOGRADER_API_PROCESSES, else 1); see docs/operating.md",
+    )
     serve.set_defaults(func=_lazy("cli.service", "cmd_serve"))
 
     worker = sub.add_parser("worker", help="run a grading worker")
     worker.add_argument("--queues", default="cpu", help="comma-separated: cpu, gpu")
-    worker.add_argument("--concurrency", type=int, default=1,
-                        help="parallel grading slots (one per GPU on GPU workers)")
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="parallel grading slots (one per GPU on GPU workers)",
+    )
     worker.set_defaults(func=_lazy("cli.service", "cmd_worker"))
 
     migrate = sub.add_parser("migrate", help="upgrade the database and load the course")

@@ -41,13 +41,16 @@ def _upload(api: Api, args: argparse.Namespace, data: bytes) -> int:
     import httpx
 
     name = f"{args.folder.resolve().name}.tar.gz"
-    print(f"uploading {name} ({len(data)} bytes) to {api.server}; the self-check runs on a "
-          "worker...", file=sys.stderr)
+    print(
+        f"uploading {name} ({len(data)} bytes) to {api.server}; the self-check runs on a worker...",
+        file=sys.stderr,
+    )
     try:
         response = api.http.post(
             f"/api/v1/courses/{args.course}/assignments",
             files={"bundle": (name, data, "application/gzip")},
-            timeout=httpx.Timeout(60.0, read=args.timeout))
+            timeout=httpx.Timeout(60.0, read=args.timeout),
+        )
     except httpx.HTTPError as exc:
         print(f"error: cannot reach the autograder at {api.server}: {exc}.", file=sys.stderr)
         return UNREACHABLE
@@ -62,8 +65,10 @@ def _upload(api: Api, args: argparse.Namespace, data: bytes) -> int:
     print(report_table(body.get("report") or []))
     state = "a new version" if body.get("new_version") else "unchanged (the same files)"
     previous = body.get("previous_version")
-    print(f"published {body.get('slug')} in {args.course}: {state}"
-          + (f", replacing {previous}" if previous and body.get("new_version") else ""))
+    print(
+        f"published {body.get('slug')} in {args.course}: {state}"
+        + (f", replacing {previous}" if previous and body.get("new_version") else "")
+    )
     print(body.get("version"))
     return 0
 

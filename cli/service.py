@@ -47,16 +47,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Several processes (uvicorn's workers) when one process's CPU is the limit: each
     # has its own pool, in-flight limit, sweeper and event listener.
     processes = args.processes or get_settings().api_processes
-    uvicorn.run("cli.serve_app:app", host=args.host, port=args.port, log_level="info",
-                workers=processes, timeout_graceful_shutdown=5)
+    uvicorn.run(
+        "cli.serve_app:app",
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        workers=processes,
+        timeout_graceful_shutdown=5,
+    )
     return 0
 
 
 def worker_argv(queues: str, concurrency: int) -> list[str]:
     return [
-        "worker", "--queues", queues, "--concurrency", str(concurrency), "--pool", "prefork",
-        "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
-        "--hostname", f"autograder-{os.getpid()}@%h",
+        "worker",
+        "--queues",
+        queues,
+        "--concurrency",
+        str(concurrency),
+        "--pool",
+        "prefork",
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--hostname",
+        f"autograder-{os.getpid()}@%h",
     ]
 
 
@@ -149,10 +166,25 @@ def cmd_up(args: argparse.Namespace) -> int:
     slug = migrate()
     tokens = demo_tokens(slug)
     env = dict(os.environ, AUTOGRADER_DATA_DIR=str(settings.resolved_data_dir))
-    worker = Child("worker", [sys.executable, "-m", "cli.main", "worker", "--queues", "cpu,gpu",
-                              "--concurrency", str(settings.worker_slots)], env)
-    api = Child("API", [sys.executable, "-m", "cli.main", "serve", "--host", args.host,
-                        "--port", str(args.port)], env)
+    worker = Child(
+        "worker",
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "worker",
+            "--queues",
+            "cpu,gpu",
+            "--concurrency",
+            str(settings.worker_slots),
+        ],
+        env,
+    )
+    api = Child(
+        "API",
+        [sys.executable, "-m", "cli.main", "serve", "--host", args.host, "--port", str(args.port)],
+        env,
+    )
     children = [api, worker]
     stopping: list[int] = []
 
@@ -173,8 +205,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"course {slug!r}; demo users and their tokens:")
         for name, role, token in tokens:
             print(f"  {name:<11} {role:<11} {token}")
-        print("\ntry: curl -H 'Authorization: Bearer <token>' "
-              f"{base}/api/v1/courses/{slug}/assignments")
+        print(
+            "\ntry: curl -H 'Authorization: Bearer <token>' "
+            f"{base}/api/v1/courses/{slug}/assignments"
+        )
         print("Ctrl-C stops the API and the worker.\n", flush=True)
         status = _supervise(api, worker, stopping)
     finally:
@@ -198,8 +232,10 @@ def _supervise(api: Child, worker: Child, stopping: list[int]) -> int:
             worker.signal_group(signal.SIGKILL)  # its pool processes, if any were left
             failures = 1 if ran >= WORKER_STABLE_SECONDS else failures + 1
             delay = min(WORKER_BACKOFF_MAX, WORKER_BACKOFF_FIRST * 2 ** (failures - 1))
-            _say(f"the worker process (pid {worker.proc.pid}) exited ({code}) after "
-                 f"{ran:.0f} s; restarting it in {delay:g} s (restart {restarts + 1})")
+            _say(
+                f"the worker process (pid {worker.proc.pid}) exited ({code}) after "
+                f"{ran:.0f} s; restarting it in {delay:g} s (restart {restarts + 1})"
+            )
             restart_at = time.monotonic() + delay
         if restart_at is not None and time.monotonic() >= restart_at:
             restarts += 1

@@ -14,8 +14,10 @@ def add_commands(sub: Any) -> None:
     roster = sub.add_parser("roster", help="course rosters")
     roster_sub = roster.add_subparsers(dest="roster_command", required=True)
     imp = roster_sub.add_parser(
-        "import", help="enroll a CSV roster (columns id, name, email) as students; "
-                       "prints a token for each new user")
+        "import",
+        help="enroll a CSV roster (columns id, name, email) as students; "
+        "prints a token for each new user",
+    )
     imp.add_argument("file", help="the roster CSV ('-' reads stdin)")
     imp.add_argument("--course", required=True)
     imp.set_defaults(func=cmd_roster_import)
@@ -33,24 +35,33 @@ def add_commands(sub: Any) -> None:
     book.add_argument("--format", choices=["wide", "long"], default="wide")
     book.add_argument("--layout", choices=["default", "canvas"], default="default")
     book.add_argument("--assignment", help="one assignment only (its slug)")
-    book.add_argument("--db", action="store_true",
-                      help="read the database directly (AUTOGRADER_* settings), not over HTTP; "
-                           "the default when no --token/--server (nor AUTOGRADER_TOKEN/_SERVER) "
-                           "is given")
+    book.add_argument(
+        "--db",
+        action="store_true",
+        help="read the database directly (AUTOGRADER_* settings), not over HTTP; "
+        "the default when no --token/--server (nor AUTOGRADER_TOKEN/_SERVER) "
+        "is given",
+    )
     book.set_defaults(func=_gradebook_command(http_command))
 
 
 def _gradebook_command(http_command: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         fmt = "long" if getattr(args, "long", False) else args.format
-        remote = (getattr(args, "token", None) or getattr(args, "server", None)
-                  or os.environ.get("AUTOGRADER_TOKEN") or os.environ.get("AUTOGRADER_SERVER"))
+        remote = (
+            getattr(args, "token", None)
+            or getattr(args, "server", None)
+            or os.environ.get("AUTOGRADER_TOKEN")
+            or os.environ.get("AUTOGRADER_SERVER")
+        )
         if http_command is None or args.db or not remote:
             args.format = fmt
             return cmd_gradebook(args)
         if args.layout != "default" or args.assignment:
-            print("error: --layout and --assignment need --db (the database on the server)",
-                  file=sys.stderr)
+            print(
+                "error: --layout and --assignment need --db (the database on the server)",
+                file=sys.stderr,
+            )
             return 2
         args.long = fmt == "long"
         return int(http_command(args))
@@ -89,18 +100,30 @@ def cmd_roster_import(args: argparse.Namespace) -> int:
                 print(f"error: there is no course {args.course!r}", file=sys.stderr)
                 return 2
             results = import_roster(session, course, parse_roster(text))
-            counts = {s: sum(1 for r in results if r.status == s)
-                      for s in ("created", "updated", "unchanged")}
-            session.add(AuditEvent(course_id=course.id, action="import_roster",
-                                   target=f"course:{course.slug}",
-                                   details={**counts, "via": "cli", "created_users": [
-                                       r.id for r in results if r.status == "created"]}))
+            counts = {
+                s: sum(1 for r in results if r.status == s)
+                for s in ("created", "updated", "unchanged")
+            }
+            session.add(
+                AuditEvent(
+                    course_id=course.id,
+                    action="import_roster",
+                    target=f"course:{course.slug}",
+                    details={
+                        **counts,
+                        "via": "cli",
+                        "created_users": [r.id for r in results if r.status == "created"],
+                    },
+                )
+            )
     except AccountError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"# {counts['created']} created, {counts['updated']} updated, "
-          f"{counts['unchanged']} unchanged in {args.course!r}; tokens are shown only now",
-          file=sys.stderr)
+    print(
+        f"# {counts['created']} created, {counts['updated']} updated, "
+        f"{counts['unchanged']} unchanged in {args.course!r}; tokens are shown only now",
+        file=sys.stderr,
+    )
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["id", "status", "role", "token"])
     for r in results:

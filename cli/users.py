@@ -12,8 +12,14 @@ from core.models import User
 def cmd_user_add(args: argparse.Namespace) -> int:
     try:
         with session_scope() as session:
-            token = add_user(session, args.name, args.role, args.course,
-                             full_name=args.full_name or "", email=args.email or "")
+            token = add_user(
+                session,
+                args.name,
+                args.role,
+                args.course,
+                full_name=args.full_name or "",
+                email=args.email or "",
+            )
     except AccountError as exc:
         print(f"error: {exc}")
         return 2

@@ -31,8 +31,9 @@ def issue_token(session: Session, user: User) -> str:
 
 def user_for_token(session: Session, token: str) -> User | None:
     row = session.scalar(
-        select(ApiToken).where(ApiToken.token_hash == hash_token(token),
-                               ApiToken.revoked_at.is_(None))
+        select(ApiToken).where(
+            ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
+        )
     )
     return row.user if row else None
 
@@ -47,8 +48,7 @@ def revoke_tokens(session: Session, user: User) -> int:
     return count
 
 
-def get_or_create_user(session: Session, name: str, full_name: str = "",
-                       email: str = "") -> User:
+def get_or_create_user(session: Session, name: str, full_name: str = "", email: str = "") -> User:
     user = session.scalar(select(User).where(User.name == name))
     if user is None:
         user = User(name=name, full_name=full_name or name, email=email)
@@ -66,12 +66,15 @@ def enroll(session: Session, user: User, course: Course, role: str) -> Enrollmen
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     enrollment = session.scalar(
-        select(Enrollment).where(Enrollment.user_id == user.id,
-                                 Enrollment.course_id == course.id)
+        select(Enrollment).where(Enrollment.user_id == user.id, Enrollment.course_id == course.id)
     )
     if enrollment is None:
-        enrollment = Enrollment(user_id=user.id, course_id=course.id, role=role,
-                                pseudonym="anon-" + secrets.token_hex(3))
+        enrollment = Enrollment(
+            user_id=user.id,
+            course_id=course.id,
+            role=role,
+            pseudonym="anon-" + secrets.token_hex(3),
+        )
         session.add(enrollment)
     else:
         enrollment.role = role
@@ -79,8 +82,9 @@ def enroll(session: Session, user: User, course: Course, role: str) -> Enrollmen
     return enrollment
 
 
-def add_user(session: Session, name: str, role: str, course_slug: str,
-             full_name: str = "", email: str = "") -> str:
+def add_user(
+    session: Session, name: str, role: str, course_slug: str, full_name: str = "", email: str = ""
+) -> str:
     """Create (or update) a user, enroll them, and return a fresh token."""
     course = session.scalar(select(Course).where(Course.slug == course_slug))
     if course is None:
@@ -137,15 +141,18 @@ def parse_roster(text: str) -> list[RosterRow]:
     try:
         header = next(reader)
     except StopIteration:
-        raise AccountError("The roster is empty: the first line must be the header "
-                           "id,name,email.") from None
+        raise AccountError(
+            "The roster is empty: the first line must be the header id,name,email."
+        ) from None
     except csv.Error as exc:
         raise AccountError(f"The roster is not valid CSV: {exc}.") from None
     columns = [h.strip().lower() for h in header]
     missing = [c for c in ROSTER_COLUMNS if c not in columns]
     if missing:
-        raise AccountError(f"The roster's header lacks the column(s) {', '.join(missing)}: "
-                           "the first line must name id, name and email.")
+        raise AccountError(
+            f"The roster's header lacks the column(s) {', '.join(missing)}: "
+            "the first line must name id, name and email."
+        )
     where = {c: columns.index(c) for c in ROSTER_COLUMNS}
     rows: list[RosterRow] = []
     problems: list[str] = []
@@ -162,8 +169,9 @@ def parse_roster(text: str) -> list[RosterRow]:
             if why:
                 problems.append(f"line {line}: the id {why}")
             elif cells["id"] in seen:
-                problems.append(f"line {line}: the id {cells['id']!r} is already on line "
-                                f"{seen[cells['id']]}")
+                problems.append(
+                    f"line {line}: the id {cells['id']!r} is already on line {seen[cells['id']]}"
+                )
             elif len(cells["name"]) > 200 or len(cells["email"]) > 320:
                 problems.append(f"line {line}: the name or email is too long")
             elif cells["email"] and "@" not in cells["email"]:
@@ -189,17 +197,20 @@ def foreign_courses(session: Session, user: User, manager: User) -> list[str]:
     from sqlalchemy.orm import aliased
 
     mine = aliased(Enrollment)
-    managed = select(mine.course_id).where(mine.user_id == manager.id,
-                                           mine.role == "instructor")
-    return list(session.scalars(
-        select(Course.slug).join(Enrollment, Enrollment.course_id == Course.id)
-        .where(Enrollment.user_id == user.id, Enrollment.course_id.not_in(managed))
-        .order_by(Course.slug)
-    ).all())
+    managed = select(mine.course_id).where(mine.user_id == manager.id, mine.role == "instructor")
+    return list(
+        session.scalars(
+            select(Course.slug)
+            .join(Enrollment, Enrollment.course_id == Course.id)
+            .where(Enrollment.user_id == user.id, Enrollment.course_id.not_in(managed))
+            .order_by(Course.slug)
+        ).all()
+    )
 
 
-def import_roster(session: Session, course: Course, rows: list[RosterRow],
-                  manager: User | None = None) -> list[RosterResult]:
+def import_roster(
+    session: Session, course: Course, rows: list[RosterRow], manager: User | None = None
+) -> list[RosterResult]:
     """Create or update the roster's users and enroll them as students.
 
     New users get a token (returned here, once). Existing users keep their tokens; one
@@ -209,15 +220,16 @@ def import_roster(session: Session, course: Course, rows: list[RosterRow],
     names = [r.id for r in rows]
     existing: dict[str, User] = {}
     for start in range(0, len(names), 500):
-        for user in session.scalars(select(User).where(User.name.in_(names[start:start + 500]))):
+        for user in session.scalars(select(User).where(User.name.in_(names[start : start + 500]))):
             existing[user.name] = user
     enrollments = {
-        e.user_id: e for e in session.scalars(
-            select(Enrollment).where(Enrollment.course_id == course.id))
+        e.user_id: e
+        for e in session.scalars(select(Enrollment).where(Enrollment.course_id == course.id))
     }
     created = {
         row.id: User(name=row.id, full_name=row.name or row.id, email=row.email)
-        for row in rows if row.id not in existing
+        for row in rows
+        if row.id not in existing
     }
     session.add_all(created.values())
     session.flush()
@@ -225,10 +237,15 @@ def import_roster(session: Session, course: Course, rows: list[RosterRow],
     for row in rows:
         if row.id in created:
             user = created[row.id]
-            session.add(Enrollment(user_id=user.id, course_id=course.id, role="student",
-                                   pseudonym="anon-" + secrets.token_hex(3)))
-            results.append(RosterResult(row.id, "created", "student",
-                                        issue_token(session, user)))
+            session.add(
+                Enrollment(
+                    user_id=user.id,
+                    course_id=course.id,
+                    role="student",
+                    pseudonym="anon-" + secrets.token_hex(3),
+                )
+            )
+            results.append(RosterResult(row.id, "created", "student", issue_token(session, user)))
             continue
         user = existing[row.id]
         changed = False
@@ -241,7 +258,6 @@ def import_roster(session: Session, course: Course, rows: list[RosterRow],
         if enrollment is None:
             enrollment = enroll(session, user, course, "student")
             changed = True
-        results.append(RosterResult(row.id, "updated" if changed else "unchanged",
-                                    enrollment.role))
+        results.append(RosterResult(row.id, "updated" if changed else "unchanged", enrollment.role))
     session.flush()
     return results

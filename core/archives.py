@@ -51,8 +51,9 @@ def unpack_archive(data: bytes, dest: Path, limits: ArchiveLimits | None = None)
     elif data[:2] == b"\x1f\x8b":
         _untar(data, writer)
     else:
-        raise Unreadable("The bundle is not an archive: send a .zip or a .tar.gz of the "
-                         "assignment's folder.")
+        raise Unreadable(
+            "The bundle is not an archive: send a .zip or a .tar.gz of the assignment's folder."
+        )
     if writer.files == 0:
         raise Unreadable("The archive holds no files.")
     return writer.files
@@ -72,27 +73,28 @@ class _Writer:
         """The path an entry's name stands for under dest (None: skip the entry)."""
         self.entries += 1
         if self.entries > self.limits.max_entries:
-            raise Unreadable(f"The archive holds more than {self.limits.max_entries} "
-                             "entries.")
+            raise Unreadable(f"The archive holds more than {self.limits.max_entries} entries.")
         shown = repr(raw_name[:100])
         if "\0" in raw_name or "\\" in raw_name:
-            raise Unreadable(f"The archive has an entry with a NUL or a backslash in its "
-                             f"name ({shown}).")
+            raise Unreadable(
+                f"The archive has an entry with a NUL or a backslash in its name ({shown})."
+            )
         name = PurePosixPath(raw_name)
         if name.is_absolute():
             raise Unreadable(f"The archive has an entry with an absolute name ({shown}).")
         parts = [p for p in name.parts if p != "."]
         if ".." in parts:
-            raise Unreadable(f"The archive has an entry whose name leaves its folder "
-                             f"({shown}).")
+            raise Unreadable(f"The archive has an entry whose name leaves its folder ({shown}).")
         if not parts:
             return None
         if len(parts) > self.limits.max_depth:
-            raise Unreadable(f"The archive nests folders deeper than "
-                             f"{self.limits.max_depth} levels ({shown}).")
+            raise Unreadable(
+                f"The archive nests folders deeper than {self.limits.max_depth} levels ({shown})."
+            )
         if any(len(p) > self.limits.max_name_chars for p in parts):
-            raise Unreadable(f"The archive has a name longer than "
-                             f"{self.limits.max_name_chars} characters.")
+            raise Unreadable(
+                f"The archive has a name longer than {self.limits.max_name_chars} characters."
+            )
         if SKIPPED_NAMES & set(parts):
             return None
         return self.dest.joinpath(*parts)
@@ -101,8 +103,10 @@ class _Writer:
         try:
             path.mkdir(mode=0o755, parents=True, exist_ok=True)
         except OSError as exc:
-            raise Unreadable(f"The archive's folder {self._rel(path)} clashes with a file of "
-                             f"the same name ({exc.strerror}).") from None
+            raise Unreadable(
+                f"The archive's folder {self._rel(path)} clashes with a file of "
+                f"the same name ({exc.strerror})."
+            ) from None
 
     def file(self, path: Path, source: IO[bytes]) -> None:
         self.folder(path.parent)
@@ -111,14 +115,16 @@ class _Writer:
         except FileExistsError:
             raise Unreadable(f"The archive holds {self._rel(path)} twice.") from None
         except OSError as exc:
-            raise Unreadable(f"The archive's file {self._rel(path)} cannot be written "
-                             f"({exc.strerror}).") from None
+            raise Unreadable(
+                f"The archive's file {self._rel(path)} cannot be written ({exc.strerror})."
+            ) from None
         with os.fdopen(fd, "wb") as out:
             for chunk in _chunks(source):
                 self.written += len(chunk)
                 if self.written > self.limits.max_bytes:
-                    raise Unreadable(f"The archive unpacks to more than "
-                                     f"{self.limits.max_bytes} bytes.")
+                    raise Unreadable(
+                        f"The archive unpacks to more than {self.limits.max_bytes} bytes."
+                    )
                 out.write(chunk)
         self.files += 1
 
@@ -142,15 +148,16 @@ def _unzip(data: bytes, writer: _Writer) -> None:
     with archive:
         infos = archive.infolist()
         if len(infos) > writer.limits.max_entries:
-            raise Unreadable(f"The archive holds more than {writer.limits.max_entries} "
-                             "entries.")
+            raise Unreadable(f"The archive holds more than {writer.limits.max_entries} entries.")
         for info in infos:
             mode = info.external_attr >> 16
             kind = stat.S_IFMT(mode)
             if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
                 what = "a symbolic link" if kind == stat.S_IFLNK else "not a file or folder"
-                raise Unreadable(f"The archive's entry {info.filename[:100]!r} is {what}; "
-                                 "only files and folders are accepted.")
+                raise Unreadable(
+                    f"The archive's entry {info.filename[:100]!r} is {what}; "
+                    "only files and folders are accepted."
+                )
             path = writer.target(info.filename)
             if path is None:
                 continue
@@ -160,12 +167,19 @@ def _unzip(data: bytes, writer: _Writer) -> None:
             try:
                 with archive.open(info) as source:
                     writer.file(path, source)
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError,
-                    NotImplementedError, RuntimeError) as exc:
+            except (
+                zipfile.BadZipFile,
+                zipfile.LargeZipFile,
+                OSError,
+                EOFError,
+                NotImplementedError,
+                RuntimeError,
+            ) as exc:
                 # RuntimeError: an encrypted entry; NotImplementedError: a compression
                 # method this Python lacks.
-                raise Unreadable(f"The archive's entry {info.filename[:100]!r} cannot be "
-                                 f"read ({exc}).") from None
+                raise Unreadable(
+                    f"The archive's entry {info.filename[:100]!r} cannot be read ({exc})."
+                ) from None
 
 
 class _Bounded(io.RawIOBase):
@@ -186,7 +200,7 @@ class _Bounded(io.RawIOBase):
         self.count += len(chunk)
         if self.count > self.limit:
             raise Unreadable(f"The archive unpacks to more than {self.limit} bytes.")
-        buffer[:len(chunk)] = chunk
+        buffer[: len(chunk)] = chunk
         return len(chunk)
 
 
@@ -200,12 +214,16 @@ def _untar(data: bytes, writer: _Writer) -> None:
         with tarfile.open(fileobj=io.BufferedReader(inflated, CHUNK), mode="r|") as archive:
             for member in archive:
                 if member.issym() or member.islnk():
-                    raise Unreadable(f"The archive's entry {member.name[:100]!r} is a "
-                                     "link; only files and folders are accepted.")
+                    raise Unreadable(
+                        f"The archive's entry {member.name[:100]!r} is a "
+                        "link; only files and folders are accepted."
+                    )
                 if not (member.isfile() or member.isdir()):
-                    raise Unreadable(f"The archive's entry {member.name[:100]!r} is a "
-                                     "device, fifo or other special file; only files and "
-                                     "folders are accepted.")
+                    raise Unreadable(
+                        f"The archive's entry {member.name[:100]!r} is a "
+                        "device, fifo or other special file; only files and "
+                        "folders are accepted."
+                    )
                 path = writer.target(member.name)
                 if path is None:
                     continue
@@ -214,8 +232,7 @@ def _untar(data: bytes, writer: _Writer) -> None:
                     continue
                 source = archive.extractfile(member)
                 if source is None:
-                    raise Unreadable(f"The archive's entry {member.name[:100]!r} cannot "
-                                     "be read.")
+                    raise Unreadable(f"The archive's entry {member.name[:100]!r} cannot be read.")
                 writer.file(path, source)
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise Unreadable(f"The bundle is not a readable .tar.gz ({exc}).") from None

@@ -11,11 +11,22 @@ from sqlalchemy.orm import Session
 from core.models import AuditEvent
 
 
-def record(db: Session, actor_id: int | None, course_id: int | None, action: str,
-           target: str, details: dict[str, Any] | None = None) -> AuditEvent:
+def record(
+    db: Session,
+    actor_id: int | None,
+    course_id: int | None,
+    action: str,
+    target: str,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
     """Add one audit event to the session (the caller commits)."""
-    event = AuditEvent(actor_id=actor_id, course_id=course_id, action=action,
-                       target=target[:200], details=jsonable(details or {}))
+    event = AuditEvent(
+        actor_id=actor_id,
+        course_id=course_id,
+        action=action,
+        target=target[:200],
+        details=jsonable(details or {}),
+    )
     db.add(event)
     return event
 

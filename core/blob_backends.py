@@ -63,8 +63,7 @@ class DatabaseBlobStore(Blobs):
     def _row(self, sha256: str) -> tuple[int, int] | None:
         check_sha(sha256)
         with self.engine.connect() as conn:
-            row = conn.execute(select(Blob.size, Blob.chunks)
-                               .where(Blob.sha256 == sha256)).first()
+            row = conn.execute(select(Blob.size, Blob.chunks).where(Blob.sha256 == sha256)).first()
         return None if row is None else (int(row[0]), int(row[1]))
 
     def exists(self, sha256: str) -> bool:
@@ -84,8 +83,9 @@ class DatabaseBlobStore(Blobs):
         seen = 0
         for seq in range(chunks):
             with self.engine.connect() as conn:
-                data = conn.scalar(select(BlobChunk.data).where(BlobChunk.sha256 == sha256,
-                                                                BlobChunk.seq == seq))
+                data = conn.scalar(
+                    select(BlobChunk.data).where(BlobChunk.sha256 == sha256, BlobChunk.seq == seq)
+                )
             if data is None:
                 raise BlobNotFound(f"blob {sha256} in the database lacks chunk {seq}")
             seen += len(data)
@@ -100,20 +100,26 @@ class DatabaseBlobStore(Blobs):
     def _write(self, conn: Connection, sha256: str, size: int, source: IO[bytes]) -> None:
         if self._statements is None:  # built once: statement building costs CPU
             self._statements = (
-                self._insert(BlobChunk.__table__).values(
-                    sha256=bindparam("sha256"), seq=bindparam("seq"),
-                    data=bindparam("data")).on_conflict_do_nothing(),
-                self._insert(Blob.__table__).values(
-                    sha256=bindparam("sha256"), size=bindparam("size"),
-                    chunks=bindparam("chunks"), created_at=bindparam("created_at"),
-                ).on_conflict_do_nothing())
+                self._insert(BlobChunk.__table__)
+                .values(sha256=bindparam("sha256"), seq=bindparam("seq"), data=bindparam("data"))
+                .on_conflict_do_nothing(),
+                self._insert(Blob.__table__)
+                .values(
+                    sha256=bindparam("sha256"),
+                    size=bindparam("size"),
+                    chunks=bindparam("chunks"),
+                    created_at=bindparam("created_at"),
+                )
+                .on_conflict_do_nothing(),
+            )
         insert_chunk, insert_blob = self._statements
         seq = 0
         while chunk := source.read(CHUNK):
             conn.execute(insert_chunk, {"sha256": sha256, "seq": seq, "data": chunk})
             seq += 1
-        conn.execute(insert_blob, {"sha256": sha256, "size": size, "chunks": seq,
-                                   "created_at": utcnow()})
+        conn.execute(
+            insert_blob, {"sha256": sha256, "size": size, "chunks": seq, "created_at": utcnow()}
+        )
 
     def put_bytes_in(self, conn: Connection, data: bytes) -> str:
         """Store `data` in the caller's transaction, on this store's database: the blob
@@ -132,8 +138,14 @@ class DatabaseBlobStore(Blobs):
 class S3BlobStore(Blobs):
     backend = "s3"
 
-    def __init__(self, bucket: str, prefix: str = "blobs/", endpoint_url: str | None = None,
-                 region: str | None = None, max_bytes: int = 512 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "blobs/",
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        max_bytes: int = 512 * 1024 * 1024,
+    ) -> None:
         super().__init__(max_bytes)
         self.bucket, self.prefix = bucket, prefix
         self.endpoint_url, self.region = endpoint_url, region
@@ -147,12 +159,19 @@ class S3BlobStore(Blobs):
                 import boto3
                 from botocore.config import Config
             except ImportError as exc:  # pragma: no cover - depends on the install
-                raise RuntimeError("AUTOGRADER_BLOB_BACKEND=s3 needs boto3: "
-                                   "pip install 'dlp-autograder[s3]'") from exc
+                raise RuntimeError(
+                    "AUTOGRADER_BLOB_BACKEND=s3 needs boto3: pip install 'dlp-autograder[s3]'"
+                ) from exc
             self._client = boto3.client(
-                "s3", endpoint_url=self.endpoint_url, region_name=self.region,
-                config=Config(retries={"max_attempts": 3, "mode": "standard"},
-                              connect_timeout=5, read_timeout=60))
+                "s3",
+                endpoint_url=self.endpoint_url,
+                region_name=self.region,
+                config=Config(
+                    retries={"max_attempts": 3, "mode": "standard"},
+                    connect_timeout=5,
+                    read_timeout=60,
+                ),
+            )
             self._client_pid = os.getpid()
         return self._client
 
@@ -197,8 +216,9 @@ class S3BlobStore(Blobs):
             body = self.client.get_object(Bucket=self.bucket, Key=self.key(sha256))["Body"]
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                raise BlobNotFound(f"no blob {sha256} in s3://{self.bucket}/{self.prefix}") \
-                    from None
+                raise BlobNotFound(
+                    f"no blob {sha256} in s3://{self.bucket}/{self.prefix}"
+                ) from None
             raise
         try:
             yield from body.iter_chunks(CHUNK)
@@ -206,5 +226,9 @@ class S3BlobStore(Blobs):
             body.close()
 
     def _store(self, sha256: str, size: int, source: IO[bytes]) -> None:
-        self.client.upload_fileobj(source, self.bucket, self.key(sha256), ExtraArgs={
-            "ContentType": "application/octet-stream", "Metadata": {"sha256": sha256}})
+        self.client.upload_fileobj(
+            source,
+            self.bucket,
+            self.key(sha256),
+            ExtraArgs={"ContentType": "application/octet-stream", "Metadata": {"sha256": sha256}},
+        )

@@ -138,8 +138,10 @@ class Blobs(ABC):
                     size += len(chunk)
                     out.write(chunk)
             if digest.hexdigest() != sha256:
-                raise BlobNotFound(f"blob {sha256} in the {self.backend} store is damaged "
-                                   f"(its bytes hash to {digest.hexdigest()})")
+                raise BlobNotFound(
+                    f"blob {sha256} in the {self.backend} store is damaged "
+                    f"(its bytes hash to {digest.hexdigest()})"
+                )
             os.replace(tmp, dest)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -299,8 +301,7 @@ def adopt_folder_blobs(settings: Settings | None = None) -> int:
     settings = settings or get_settings()
     if settings.resolved_blob_backend == "folder":
         return 0
-    return copy_folder_blobs(FolderBlobStore(settings.resolved_blob_dir),
-                             get_blob_store(settings))
+    return copy_folder_blobs(FolderBlobStore(settings.resolved_blob_dir), get_blob_store(settings))
 
 
 _stores: dict[tuple[object, ...], Blobs] = {}
@@ -317,8 +318,13 @@ def get_blob_store(settings: Settings | None = None) -> Blobs:
     elif backend == "database":
         key = (backend, settings.resolved_database_url)
     else:
-        key = (backend, settings.s3_bucket, settings.s3_prefix, settings.s3_endpoint_url,
-               settings.s3_region)
+        key = (
+            backend,
+            settings.s3_bucket,
+            settings.s3_prefix,
+            settings.s3_endpoint_url,
+            settings.s3_region,
+        )
     key = (*key, settings.blob_max_bytes, os.getpid())
     store = _stores.get(key)
     if store is None:
@@ -333,8 +339,12 @@ def _make_store(settings: Settings, backend: str) -> Blobs:
 
     if backend == "database":
         return blob_backends.DatabaseBlobStore(
-            blob_backends.engine_for(settings.resolved_database_url), settings.blob_max_bytes)
+            blob_backends.engine_for(settings.resolved_database_url), settings.blob_max_bytes
+        )
     return blob_backends.S3BlobStore(
-        bucket=settings.s3_bucket, prefix=settings.s3_prefix,
-        endpoint_url=settings.s3_endpoint_url, region=settings.s3_region,
-        max_bytes=settings.blob_max_bytes)
+        bucket=settings.s3_bucket,
+        prefix=settings.s3_prefix,
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        max_bytes=settings.blob_max_bytes,
+    )

@@ -34,8 +34,11 @@ class BundleError(Exception):
 
 def bundle_files(folder: Path) -> list[Path]:
     """The files a bundle (and graders.course.folder_version) covers, sorted."""
-    return [p for p in sorted(folder.rglob("*"))
-            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"]
+    return [
+        p
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    ]
 
 
 def build_bundle(folder: Path) -> bytes:
@@ -51,15 +54,15 @@ def build_bundle(folder: Path) -> bytes:
                     dirs.add(name)
                     tar.addfile(_info(name, tarfile.DIRTYPE, 0o755, 0))
             data = path.read_bytes()
-            tar.addfile(_info(rel.as_posix(), tarfile.REGTYPE, 0o644, len(data)),
-                        io.BytesIO(data))
+            tar.addfile(_info(rel.as_posix(), tarfile.REGTYPE, 0o644, len(data)), io.BytesIO(data))
     out = io.BytesIO()
     with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, filename="", compresslevel=6) as gz:
         gz.write(raw.getvalue())
     data = out.getvalue()
     if len(data) > MAX_BUNDLE_BYTES:
-        raise BundleError(f"{folder}: the bundle is {len(data)} bytes, more than "
-                          f"{MAX_BUNDLE_BYTES}")
+        raise BundleError(
+            f"{folder}: the bundle is {len(data)} bytes, more than {MAX_BUNDLE_BYTES}"
+        )
     return data
 
 
@@ -110,8 +113,9 @@ def put_bundle(folder: Path, store: Blobs | None = None) -> tuple[AssignmentMeta
     return meta, sha, len(data)
 
 
-def record_version(session: Session, course: Course, meta: AssignmentMeta, sha: str,
-                   size: int) -> StoredVersion:
+def record_version(
+    session: Session, course: Course, meta: AssignmentMeta, sha: str, size: int
+) -> StoredVersion:
     """The `assignment_versions` row for a stored bundle, and the course's assignment
     row and exercises brought to that version (the caller commits)."""
     from core.courses import sync_assignment
@@ -119,8 +123,11 @@ def record_version(session: Session, course: Course, meta: AssignmentMeta, sha: 
     row = session.get(AssignmentVersion, meta.version)
     created = row is None
     if row is None:
-        session.add(AssignmentVersion(version=meta.version, slug=meta.slug, bundle_sha256=sha,
-                                      size_bytes=size))
+        session.add(
+            AssignmentVersion(
+                version=meta.version, slug=meta.slug, bundle_sha256=sha, size_bytes=size
+            )
+        )
     elif row.bundle_sha256 != sha:
         # Same files, other bytes (another compressor): either bundle unpacks to them.
         row.bundle_sha256, row.size_bytes = sha, size
@@ -129,8 +136,9 @@ def record_version(session: Session, course: Course, meta: AssignmentMeta, sha: 
     return StoredVersion(meta.slug, meta.version, sha, size, created)
 
 
-def store_assignment_version(session: Session, course: Course, folder: Path,
-                             store: Blobs | None = None) -> StoredVersion:
+def store_assignment_version(
+    session: Session, course: Course, folder: Path, store: Blobs | None = None
+) -> StoredVersion:
     """Store an assignment folder as a version: its bundle in the blob store (once), an
     `assignment_versions` row naming it, and the course's assignment row and exercises
     updated to that version. Returns what was stored; the caller commits.

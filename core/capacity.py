@@ -31,14 +31,27 @@ log = logging.getLogger(__name__)
 
 
 # -- the workers' side ----------------------------------------------------------------
-def announce(session: Session, worker_id: str, host: str, queues: list[str], slots: int,
-             device: str, now: datetime | None = None) -> None:
+def announce(
+    session: Session,
+    worker_id: str,
+    host: str,
+    queues: list[str],
+    slots: int,
+    device: str,
+    now: datetime | None = None,
+) -> None:
     """Insert or refresh this worker's row (its heartbeat); commits."""
     now = now or utcnow()
-    values: dict[str, Any] = {"host": host[:255], "queues": sorted(set(queues)),
-                              "slots": slots, "device": device[:128], "seen_at": now}
-    result = session.execute(update(WorkerPresence).where(WorkerPresence.id == worker_id)
-                             .values(**values))
+    values: dict[str, Any] = {
+        "host": host[:255],
+        "queues": sorted(set(queues)),
+        "slots": slots,
+        "device": device[:128],
+        "seen_at": now,
+    }
+    result = session.execute(
+        update(WorkerPresence).where(WorkerPresence.id == worker_id).values(**values)
+    )
     if result.rowcount == 0:  # type: ignore[attr-defined]
         session.add(WorkerPresence(id=worker_id, started_at=now, **values))
         try:
@@ -46,8 +59,9 @@ def announce(session: Session, worker_id: str, host: str, queues: list[str], slo
             return
         except IntegrityError:  # inserted meanwhile (a second beat): refresh it
             session.rollback()
-            session.execute(update(WorkerPresence).where(WorkerPresence.id == worker_id)
-                            .values(**values))
+            session.execute(
+                update(WorkerPresence).where(WorkerPresence.id == worker_id).values(**values)
+            )
     session.commit()
 
 
@@ -61,8 +75,13 @@ def retire(session: Session, worker_id: str) -> None:
 def live_workers(session: Session, now: datetime | None = None) -> list[WorkerPresence]:
     now = now or utcnow()
     since = now - timedelta(seconds=get_settings().worker_expiry_seconds)
-    return list(session.scalars(select(WorkerPresence).where(WorkerPresence.seen_at >= since)
-                                .order_by(WorkerPresence.id)))
+    return list(
+        session.scalars(
+            select(WorkerPresence)
+            .where(WorkerPresence.seen_at >= since)
+            .order_by(WorkerPresence.id)
+        )
+    )
 
 
 def consumed_queues(session: Session, now: datetime | None = None) -> set[str]:
@@ -113,10 +132,14 @@ def waiting_note(session: Session, job: GradingJob, now: datetime | None = None)
     if job.queue in consumed:
         return None
     if job.queue == get_settings().gpu_queue:
-        return ("Waiting for a GPU worker: this assignment asks for a GPU and no GPU "
-                "worker is running right now; it is graded as soon as one is.")
-    return (f"Waiting for a worker: none is consuming the {job.queue!r} queue right now; "
-            "it is graded as soon as one is.")
+        return (
+            "Waiting for a GPU worker: this assignment asks for a GPU and no GPU "
+            "worker is running right now; it is graded as soon as one is."
+        )
+    return (
+        f"Waiting for a worker: none is consuming the {job.queue!r} queue right now; "
+        "it is graded as soon as one is."
+    )
 
 
 def reroute(session: Session, now: datetime | None = None, limit: int = 500) -> list[GradingJob]:
@@ -138,20 +161,34 @@ def reroute(session: Session, now: datetime | None = None, limit: int = 500) -> 
         moves["cpu"] = settings.gpu_queue
     moved: list[tuple[GradingJob, str, str]] = []
     for source, target in moves.items():
-        jobs = session.scalars(select(GradingJob).where(GradingJob.status == "queued",
-                                                        GradingJob.queue == source)
-                               .order_by(GradingJob.created_at).limit(limit)).all()
+        jobs = session.scalars(
+            select(GradingJob)
+            .where(GradingJob.status == "queued", GradingJob.queue == source)
+            .order_by(GradingJob.created_at)
+            .limit(limit)
+        ).all()
         for job in jobs:
             result = session.execute(
                 update(GradingJob)
-                .where(GradingJob.id == job.id, GradingJob.status == "queued",
-                       GradingJob.queue == source, GradingJob.attempt == job.attempt)
-                .values(queue=target, sent_at=None))
+                .where(
+                    GradingJob.id == job.id,
+                    GradingJob.status == "queued",
+                    GradingJob.queue == source,
+                    GradingJob.attempt == job.attempt,
+                )
+                .values(queue=target, sent_at=None)
+            )
             if result.rowcount == 1:  # type: ignore[attr-defined]
                 moved.append((job, source, target))
     session.commit()
     for job, source, target in moved:
         session.refresh(job)
-        log.warning("job %s moved from queue %s to %s: no live worker consumes %s",
-                    job.id, source, target, source, extra={"job_id": job.id})
+        log.warning(
+            "job %s moved from queue %s to %s: no live worker consumes %s",
+            job.id,
+            source,
+            target,
+            source,
+            extra={"job_id": job.id},
+        )
     return [job for job, _, _ in moved]

@@ -48,16 +48,22 @@ def sync_assignment(session: Session, course: Course, a: AssignmentMeta) -> Assi
     except ValueError as exc:
         raise CourseError(f"{a.folder / 'assignment.toml'}: {exc}") from exc
     if a.counting not in ("last", "best"):
-        raise CourseError(f"{a.folder / 'assignment.toml'}: counting must be 'last' or "
-                          f"'best', not {a.counting!r}")
+        raise CourseError(
+            f"{a.folder / 'assignment.toml'}: counting must be 'last' or 'best', not {a.counting!r}"
+        )
     row = session.scalar(
         select(Assignment).where(Assignment.course_id == course.id, Assignment.slug == a.slug)
     )
     if row is None:
         row = Assignment(
-            course_id=course.id, slug=a.slug, title=a.title, due_at=a.due_at,
-            late_policy=late_policy, counting_policy=a.counting,
-            cap_total=a.cap_total, cap_per_day=a.cap_per_day,
+            course_id=course.id,
+            slug=a.slug,
+            title=a.title,
+            due_at=a.due_at,
+            late_policy=late_policy,
+            counting_policy=a.counting,
+            cap_total=a.cap_total,
+            cap_per_day=a.cap_per_day,
         )
         session.add(row)
         session.flush()

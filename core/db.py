@@ -19,8 +19,9 @@ def make_engine(url: str, pooled: bool = True) -> Engine:
     that forks: no child inherits an open connection)."""
     if url.startswith("sqlite"):
         extra = {} if pooled else {"poolclass": NullPool}
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
-                               **extra)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **extra
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]

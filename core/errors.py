@@ -17,8 +17,12 @@ class DomainError(Exception):
     #: The HTTP status the API answers with (kept here so the mapping is one table).
     status = 400
 
-    def __init__(self, message: str, headers: dict[str, str] | None = None,
-                 extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         message = " ".join(message.split())
         if message and message[-1] not in ".?!":
             message += "."

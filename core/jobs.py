@@ -36,15 +36,20 @@ UNSENT_GRACE = timedelta(seconds=5)
 
 
 def wants_gpu(assignment: Assignment, exercise_slugs: list[str] | None) -> bool:
-    return any(e.device == "gpu" for e in assignment.exercises
-               if exercise_slugs is None or e.slug in exercise_slugs)
+    return any(
+        e.device == "gpu"
+        for e in assignment.exercises
+        if exercise_slugs is None or e.slug in exercise_slugs
+    )
 
 
-def queue_for(assignment: Assignment, exercise_slugs: list[str] | None,
-              session: Session | None = None) -> str:
+def queue_for(
+    assignment: Assignment, exercise_slugs: list[str] | None, session: Session | None = None
+) -> str:
     """The GPU queue while a GPU worker is alive, else cpu (core/capacity.py: route)."""
-    return capacity.route(session or object_session(assignment),
-                          wants_gpu(assignment, exercise_slugs))
+    return capacity.route(
+        session or object_session(assignment), wants_gpu(assignment, exercise_slugs)
+    )
 
 
 def create_job(
@@ -88,8 +93,7 @@ def dispatch(session: Session, jobs: list[GradingJob]) -> int:
 @lru_cache
 def _record_sent() -> Executable:
     jobs = table(GradingJob)
-    return (update(jobs).where(jobs.c.id == bindparam("job_id"))
-            .values(sent_at=bindparam("sent_at")))
+    return update(jobs).where(jobs.c.id == bindparam("job_id")).values(sent_at=bindparam("sent_at"))
 
 
 def dispatch_sent(conn: Connection, job_id: str, queue: str) -> bool:
@@ -99,10 +103,15 @@ def dispatch_sent(conn: Connection, job_id: str, queue: str) -> bool:
         return False
     try:
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(
-            _record_sent(), {"job_id": job_id, "sent_at": utcnow()})
+            _record_sent(), {"job_id": job_id, "sent_at": utcnow()}
+        )
     except SQLAlchemyError as exc:
-        log.warning("sent job %s but could not record it (the sweeper will send it "
-                    "again): %s", job_id, str(exc).splitlines()[0], extra={"job_id": job_id})
+        log.warning(
+            "sent job %s but could not record it (the sweeper will send it again): %s",
+            job_id,
+            str(exc).splitlines()[0],
+            extra={"job_id": job_id},
+        )
     return True
 
 
@@ -111,14 +120,18 @@ def dispatch_ids(session: Session, jobs: list[tuple[str, str]]) -> int:
     sent = [job_id for job_id, queue in jobs if send_grade(job_id, queue)]
     if sent:
         try:
-            session.execute(update(GradingJob).where(GradingJob.id.in_(sent))
-                            .values(sent_at=utcnow()))
+            session.execute(
+                update(GradingJob).where(GradingJob.id.in_(sent)).values(sent_at=utcnow())
+            )
             session.commit()
         except SQLAlchemyError as exc:
             session.rollback()
-            log.warning("sent %d job(s) but could not record it (the sweeper will send "
-                        "them again): %s", len(sent), str(exc).splitlines()[0],
-                        extra={"job_id": sent[0] if len(sent) == 1 else None})
+            log.warning(
+                "sent %d job(s) but could not record it (the sweeper will send them again): %s",
+                len(sent),
+                str(exc).splitlines()[0],
+                extra={"job_id": sent[0] if len(sent) == 1 else None},
+            )
     return len(sent)
 
 
@@ -145,7 +158,10 @@ def claim(session: Session, job_id: str, host: str) -> Claim | None:
             | ((GradingJob.status == "running") & (GradingJob.lease_expires_at < now)),
         )
         .values(
-            status="running", attempt=attempt, started_at=now, worker_host=host,
+            status="running",
+            attempt=attempt,
+            started_at=now,
+            worker_host=host,
             lease_expires_at=now + timedelta(seconds=settings.lease_seconds),
         )
     )
@@ -162,8 +178,11 @@ def heartbeat(session: Session, c: Claim) -> bool:
     settings = get_settings()
     result = session.execute(
         update(GradingJob)
-        .where(GradingJob.id == c.job_id, GradingJob.attempt == c.attempt,
-               GradingJob.status == "running")
+        .where(
+            GradingJob.id == c.job_id,
+            GradingJob.attempt == c.attempt,
+            GradingJob.status == "running",
+        )
         .values(lease_expires_at=utcnow() + timedelta(seconds=settings.lease_seconds))
     )
     session.commit()
@@ -178,9 +197,7 @@ def finish(
 ) -> bool:
     """Write the results of a claim (one row per test outcome), atomically; False if the
     claim is no longer valid."""
-    job = session.scalar(
-        select(GradingJob).where(GradingJob.id == c.job_id).with_for_update()
-    )
+    job = session.scalar(select(GradingJob).where(GradingJob.id == c.job_id).with_for_update())
     if job is None or job.attempt != c.attempt or job.status != "running":
         session.rollback()
         return False
@@ -194,8 +211,14 @@ def finish(
         # current job always holds the whole submission's score.
         previous = session.get(GradingJob, submission.current_job_id)
         if previous is not None:
-            results = [*results, *(r.as_outcome() for r in previous.results
-                                   if r.exercise_slug not in job.exercise_slugs)]
+            results = [
+                *results,
+                *(
+                    r.as_outcome()
+                    for r in previous.results
+                    if r.exercise_slug not in job.exercise_slugs
+                ),
+            ]
             order = {e.slug: i for i, e in enumerate(assignment.exercises)}
             results.sort(key=lambda r: order.get(r.exercise, len(order)))
     raw = round(sum(r.score for r in results), 6)
@@ -252,38 +275,53 @@ def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
     now = now or utcnow()
     counts = {"requeued": 0, "failed": 0, "resent": 0, "moved": 0}
     expired = session.scalars(
-        select(GradingJob).where(GradingJob.status == "running",
-                                 GradingJob.lease_expires_at < now)
+        select(GradingJob).where(GradingJob.status == "running", GradingJob.lease_expires_at < now)
     ).all()
     changed: list[tuple[GradingJob, str]] = []
     for job in expired:
         if job.attempt >= settings.max_attempts:
             new_values: dict[str, Any] = {
-                "status": "failed", "finished_at": now, "lease_expires_at": None,
+                "status": "failed",
+                "finished_at": now,
+                "lease_expires_at": None,
                 "error": f"gave up after {job.attempt} attempts: the worker grading it was "
-                         f"lost each time (last on {job.worker_host}: killed, out of memory "
-                         f"or stopped without a heartbeat for {settings.lease_seconds:g} s); "
-                         f"this is not the student's fault, a TA can regrade it",
+                f"lost each time (last on {job.worker_host}: killed, out of memory "
+                f"or stopped without a heartbeat for {settings.lease_seconds:g} s); "
+                f"this is not the student's fault, a TA can regrade it",
             }
             outcome = "failed"
         else:
-            new_values = {"status": "queued", "lease_expires_at": None, "sent_at": None,
-                          "error": f"worker {job.worker_host} was lost during attempt "
-                                   f"{job.attempt}; re-queued"}
+            new_values = {
+                "status": "queued",
+                "lease_expires_at": None,
+                "sent_at": None,
+                "error": f"worker {job.worker_host} was lost during attempt "
+                f"{job.attempt}; re-queued",
+            }
             outcome = "requeued"
-        result = session.execute(update(GradingJob).where(GradingJob.id == job.id,
-                                                          GradingJob.attempt == job.attempt,
-                                                          GradingJob.status == "running")
-                                 .values(**new_values))
+        result = session.execute(
+            update(GradingJob)
+            .where(
+                GradingJob.id == job.id,
+                GradingJob.attempt == job.attempt,
+                GradingJob.status == "running",
+            )
+            .values(**new_values)
+        )
         if result.rowcount == 1:  # type: ignore[attr-defined]
             counts[outcome] += 1
             changed.append((job, outcome))
             notify.job_changed(session, job.submission_id)
     session.commit()
     for job, outcome in changed:
-        log.warning("job %s: lease expired during attempt %s on %s; %s", job.id,
-                    job.attempt, job.worker_host, outcome,
-                    extra={"job_id": job.id, "attempt": job.attempt})
+        log.warning(
+            "job %s: lease expired during attempt %s on %s; %s",
+            job.id,
+            job.attempt,
+            job.worker_host,
+            outcome,
+            extra={"job_id": job.id, "attempt": job.attempt},
+        )
 
     # Jobs waiting on a queue nobody consumes go where a worker is (sent just below).
     counts["moved"] = len(capacity.reroute(session))
@@ -293,19 +331,23 @@ def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
     # regrade) that committed it sends it right after its commit.
     unsent_before = now - UNSENT_GRACE
     waiting = session.scalars(
-        select(GradingJob).where(
+        select(GradingJob)
+        .where(
             GradingJob.status == "queued",
             (GradingJob.sent_at.is_(None) & (GradingJob.created_at < unsent_before))
             | (GradingJob.sent_at < stale_before),
-        ).order_by(GradingJob.created_at).limit(500)
+        )
+        .order_by(GradingJob.created_at)
+        .limit(500)
     ).all()
     if waiting:
         depths = queue_depths()
         if all(d < 0 for d in depths.values()):
             # The broker is away: do not spend this round on up to 500 failing sends
             # (each takes a connection attempt); the next round tries again.
-            log.warning("sweeper: the broker is unreachable; %d job(s) wait to be sent",
-                        len(waiting))
+            log.warning(
+                "sweeper: the broker is unreachable; %d job(s) wait to be sent", len(waiting)
+            )
             return counts
         # A job sent long ago is re-sent only when its queue is empty: then its message
         # was lost (broker restarted without persistence), not merely waiting its turn.

@@ -244,15 +244,29 @@ class TestResult(Base):
     @classmethod
     def of(cls, outcome: TestOutcome, job_id: str, position: int) -> TestResult:
         """The row of one test's outcome (graders.outcome), at `position` in its job."""
-        return cls(job_id=job_id, position=position, exercise_slug=outcome.exercise,
-                   name=outcome.name, outcome=outcome.outcome, score=outcome.score,
-                   max_score=outcome.max_score, visibility=outcome.visibility,
-                   feedback=outcome.feedback)
+        return cls(
+            job_id=job_id,
+            position=position,
+            exercise_slug=outcome.exercise,
+            name=outcome.name,
+            outcome=outcome.outcome,
+            score=outcome.score,
+            max_score=outcome.max_score,
+            visibility=outcome.visibility,
+            feedback=outcome.feedback,
+        )
 
     def as_outcome(self) -> TestOutcome:
         """The outcome this row holds (a partial regrade carries it into the new job)."""
-        return TestOutcome(self.exercise_slug, self.name, self.outcome, self.score,
-                           self.max_score, self.visibility, self.feedback)
+        return TestOutcome(
+            self.exercise_slug,
+            self.name,
+            self.outcome,
+            self.score,
+            self.max_score,
+            self.visibility,
+            self.feedback,
+        )
 
 
 class AuditEvent(Base):

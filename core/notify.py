@@ -43,8 +43,9 @@ Wake = Callable[[str], None]
 def job_changed(session: Session, submission_id: str) -> None:
     """Announce, with the transaction's commit, that a job of `submission_id` changed."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, :id)"),
-                        {"channel": CHANNEL, "id": submission_id})
+        session.execute(
+            text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": submission_id}
+        )
         return
     pending: set[str] | None = session.info.get(PENDING)
     if pending is None:
@@ -69,6 +70,7 @@ def _drop_pending(session: Session) -> None:
 
 
 # -- the embedded mode's sockets ----------------------------------------------------------
+
 
 def socket_folder() -> Path:
     from core.settings import get_settings
@@ -122,13 +124,16 @@ async def listen_sockets(folder: Path, wake: Wake, stopped: asyncio.Event) -> No
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{os.getpid()}-{secrets.token_hex(4)}.sock"
     if len(str(path)) > MAX_SOCKET_PATH:
-        log.warning("event streams: %s is too long for a unix socket; streams fall back "
-                    "to the safety poll", path)
+        log.warning(
+            "event streams: %s is too long for a unix socket; streams fall back to the safety poll",
+            path,
+        )
         await stopped.wait()
         return
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: _Datagrams(wake), local_addr=str(path), family=socket.AF_UNIX)
+        lambda: _Datagrams(wake), local_addr=str(path), family=socket.AF_UNIX
+    )
     try:
         await stopped.wait()
     finally:
@@ -139,14 +144,19 @@ async def listen_sockets(folder: Path, wake: Wake, stopped: asyncio.Event) -> No
 
 # -- PostgreSQL -----------------------------------------------------------------------------
 
+
 def libpq_url(database_url: str) -> str:
     """The SQLAlchemy URL of the settings as psycopg takes it."""
-    return make_url(database_url).set(drivername="postgresql").render_as_string(
-        hide_password=False)
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def listen_postgres(database_url: str, wake: Wake, on_connect: Callable[[], None],
-                          stopped: asyncio.Event, retry_seconds: float = 1.0) -> None:
+async def listen_postgres(
+    database_url: str,
+    wake: Wake,
+    on_connect: Callable[[], None],
+    stopped: asyncio.Event,
+    retry_seconds: float = 1.0,
+) -> None:
     """LISTEN on one connection until `stopped`, reconnecting after a failure.
     `on_connect` runs after each (re)connection: what was missed meanwhile is read by
     the streams again."""
@@ -155,15 +165,18 @@ async def listen_postgres(database_url: str, wake: Wake, on_connect: Callable[[]
     url = libpq_url(database_url)
     while not stopped.is_set():
         try:
-            async with await psycopg.AsyncConnection.connect(url, autocommit=True,
-                                                             connect_timeout=5) as conn:
+            async with await psycopg.AsyncConnection.connect(
+                url, autocommit=True, connect_timeout=5
+            ) as conn:
                 await conn.execute(f"LISTEN {CHANNEL}")
                 on_connect()
                 await _until(stopped, _drain(conn, wake))
         except (psycopg.Error, OSError) as exc:
-            log.warning("event streams: the database listener lost its connection (%s); "
-                        "retrying in %g s", str(exc).splitlines()[0] if str(exc) else exc,
-                        retry_seconds)
+            log.warning(
+                "event streams: the database listener lost its connection (%s); retrying in %g s",
+                str(exc).splitlines()[0] if str(exc) else exc,
+                retry_seconds,
+            )
         if not stopped.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopped.wait(), retry_seconds)

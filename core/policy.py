@@ -17,8 +17,9 @@ DAY = 86400.0
 def effective_due(session: Session, assignment: Assignment, user_id: int) -> datetime | None:
     """The student's own deadline: their extension if they have one, else the assignment's."""
     extension = session.scalar(
-        select(Extension).where(Extension.assignment_id == assignment.id,
-                                Extension.user_id == user_id)
+        select(Extension).where(
+            Extension.assignment_id == assignment.id, Extension.user_id == user_id
+        )
     )
     return extension.due_at if extension else assignment.due_at
 
@@ -59,17 +60,14 @@ def normalize_late_policy(policy: dict[str, Any] | None) -> dict[str, Any]:
     policy = dict(policy or {"kind": "none"})
     kind = policy.get("kind", "none")
     if kind not in LATE_KINDS:
-        raise ValueError(f"late_policy.kind must be one of {', '.join(LATE_KINDS)}, "
-                         f"not {kind!r}.")
+        raise ValueError(f"late_policy.kind must be one of {', '.join(LATE_KINDS)}, not {kind!r}.")
     if kind != "percent_per_day":
         return {"kind": kind}
     out: dict[str, Any] = {"kind": kind}
     for key, default in (("percent_per_day", 10.0), ("max_percent", 100.0)):
         value = policy.get(key)
         value = default if value is None else value
-        if isinstance(value, bool) or not isinstance(value, int | float) or not (
-                0 <= value <= 100):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (0 <= value <= 100):
             raise ValueError(f"late_policy.{key} must be a number from 0 to 100.")
         out[key] = float(value)
     return out
-

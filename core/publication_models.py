@@ -18,15 +18,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.models import Base, new_id, utcnow
 
-PUBLICATION_STATUSES = ("queued", "running", "passed", "failed", "error", "published",
-                        "abandoned")
+PUBLICATION_STATUSES = ("queued", "running", "passed", "failed", "error", "published", "abandoned")
 
 
 class Publication(Base):
     __tablename__ = "publications"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"),
-                                           index=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
     requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
     slug: Mapped[str] = mapped_column(String(64))
     #: graders.course.folder_version of the uploaded folder, and its bundle (a blob).

@@ -37,8 +37,13 @@ from core.publication_models import Publication
 from graders.course import AssignmentMeta, CourseError, load_assignment_meta
 
 #: What an assignment folder must hold (the self-check reads each).
-REQUIRED_FILES = ("assignment.toml", "reference.py", "tests.py", "notebooks/starter.ipynb",
-                  "notebooks/solution.ipynb")
+REQUIRED_FILES = (
+    "assignment.toml",
+    "reference.py",
+    "tests.py",
+    "notebooks/starter.ipynb",
+    "notebooks/solution.ipynb",
+)
 SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 #: Statuses a worker writes when it is done; the API reads them.
 FINISHED = ("passed", "failed", "error")
@@ -53,8 +58,9 @@ class Candidate:
     size_bytes: int
 
 
-def prepare_candidate(data: bytes, work: Path, limits: ArchiveLimits | None = None,
-                      store: Blobs | None = None) -> Candidate:
+def prepare_candidate(
+    data: bytes, work: Path, limits: ArchiveLimits | None = None, store: Blobs | None = None
+) -> Candidate:
     """The uploaded archive as a checked assignment folder under `work` (an empty
     folder of the caller's, removed by the caller), with its bundle stored."""
     extracted = work / "archive"
@@ -66,8 +72,10 @@ def prepare_candidate(data: bytes, work: Path, limits: ArchiveLimits | None = No
     root.rename(folder)
     for required in REQUIRED_FILES:
         if not (folder / required).is_file():
-            raise Unreadable(f"The assignment folder has no {required} (an assignment "
-                             f"folder holds {', '.join(REQUIRED_FILES)}).")
+            raise Unreadable(
+                f"The assignment folder has no {required} (an assignment "
+                f"folder holds {', '.join(REQUIRED_FILES)})."
+            )
     meta = _meta(folder)
     _check_starter(folder / "notebooks" / "starter.ipynb")
     bundle = build_bundle(folder)
@@ -86,8 +94,10 @@ def _assignment_root(extracted: Path) -> tuple[Path, str | None]:
     entries = list(extracted.iterdir())
     if len(entries) == 1 and entries[0].is_dir() and (entries[0] / "assignment.toml").is_file():
         return entries[0], entries[0].name
-    raise Unreadable("The archive must hold one assignment folder: assignment.toml at its "
-                     "root, or inside a single top-level folder.")
+    raise Unreadable(
+        "The archive must hold one assignment folder: assignment.toml at its "
+        "root, or inside a single top-level folder."
+    )
 
 
 def _slug_of(root: Path, folder_name: str | None) -> str:
@@ -97,11 +107,15 @@ def _slug_of(root: Path, folder_name: str | None) -> str:
         raise Unreadable(f"assignment.toml cannot be read: {exc}.") from None
     slug = data.get("slug", folder_name)
     if slug is None:
-        raise Unreadable("assignment.toml has no slug (and the archive has no top-level "
-                         "folder to name the assignment): add `slug = \"...\"`.")
+        raise Unreadable(
+            "assignment.toml has no slug (and the archive has no top-level "
+            'folder to name the assignment): add `slug = "..."`.'
+        )
     if not isinstance(slug, str) or not SLUG.match(slug):
-        raise Unreadable(f"The assignment's slug {str(slug)[:80]!r} is not valid: up to 64 "
-                         "letters, digits, '_', '-' and '.', starting with a letter or digit.")
+        raise Unreadable(
+            f"The assignment's slug {str(slug)[:80]!r} is not valid: up to 64 "
+            "letters, digits, '_', '-' and '.', starting with a letter or digit."
+        )
     return slug
 
 
@@ -115,23 +129,30 @@ def _meta(folder: Path) -> AssignmentMeta:
         raise Unreadable(_without(str(exc), folder)) from None
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         what = f"the key {exc}" if isinstance(exc, KeyError) else str(exc)
-        raise Unreadable(f"assignment.toml is not valid: {_without(what, folder)} "
-                         f"({type(exc).__name__}).") from None
+        raise Unreadable(
+            f"assignment.toml is not valid: {_without(what, folder)} ({type(exc).__name__})."
+        ) from None
     if meta.counting not in ("last", "best"):
-        raise Unreadable(f"assignment.toml: counting must be 'last' or 'best', not "
-                         f"{str(meta.counting)[:40]!r}.")
+        raise Unreadable(
+            f"assignment.toml: counting must be 'last' or 'best', not {str(meta.counting)[:40]!r}."
+        )
     if not isinstance(meta.title, str) or not meta.title.strip() or len(meta.title) > 200:
         raise Unreadable("assignment.toml: the title must be text of 1 to 200 characters.")
     for exercise in meta.exercises:
         if not isinstance(exercise.slug, str) or not SLUG.match(exercise.slug):
-            raise Unreadable(f"assignment.toml: {str(exercise.slug)[:80]!r} is not a valid "
-                             "exercise slug (up to 64 letters, digits, '_', '-', '.').")
+            raise Unreadable(
+                f"assignment.toml: {str(exercise.slug)[:80]!r} is not a valid "
+                "exercise slug (up to 64 letters, digits, '_', '-', '.')."
+            )
         if exercise.device not in ("cpu", "gpu"):
-            raise Unreadable(f"assignment.toml: exercise {exercise.slug!r} has device "
-                             f"{str(exercise.device)[:20]!r}, not 'cpu' or 'gpu'.")
+            raise Unreadable(
+                f"assignment.toml: exercise {exercise.slug!r} has device "
+                f"{str(exercise.device)[:20]!r}, not 'cpu' or 'gpu'."
+            )
         if not 0 <= exercise.points <= 1e6:
-            raise Unreadable(f"assignment.toml: exercise {exercise.slug!r} has "
-                             f"{exercise.points:g} points.")
+            raise Unreadable(
+                f"assignment.toml: exercise {exercise.slug!r} has {exercise.points:g} points."
+            )
     return meta
 
 
@@ -144,8 +165,7 @@ def _check_starter(path: Path) -> None:
     except (ValueError, RecursionError):
         notebook = None
     if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
-        raise Unreadable("notebooks/starter.ipynb is not a Jupyter notebook (JSON with "
-                         "`cells`).")
+        raise Unreadable("notebooks/starter.ipynb is not a Jupyter notebook (JSON with `cells`).")
 
 
 def _without(message: str, folder: Path) -> str:
@@ -153,17 +173,23 @@ def _without(message: str, folder: Path) -> str:
 
 
 # -- the publication row ----------------------------------------------------------------
-def open_publication(session: Session, course: Course, user_id: int,
-                     candidate: Candidate) -> str:
+def open_publication(session: Session, course: Course, user_id: int, candidate: Candidate) -> str:
     """A queued publication for the candidate (committed); its id."""
     same_files = session.get(AssignmentVersion, candidate.meta.version)
     if same_files is not None and same_files.slug != candidate.meta.slug:
         # A version names one folder (workers unpack it under that slug).
-        raise Conflict(f"These exact files are already stored as the assignment "
-                       f"{same_files.slug!r}; give this one a slug in assignment.toml.")
-    row = Publication(course_id=course.id, requested_by=user_id, slug=candidate.meta.slug,
-                      version=candidate.meta.version, bundle_sha256=candidate.bundle_sha256,
-                      size_bytes=candidate.size_bytes)
+        raise Conflict(
+            f"These exact files are already stored as the assignment "
+            f"{same_files.slug!r}; give this one a slug in assignment.toml."
+        )
+    row = Publication(
+        course_id=course.id,
+        requested_by=user_id,
+        slug=candidate.meta.slug,
+        version=candidate.meta.version,
+        bundle_sha256=candidate.bundle_sha256,
+        size_bytes=candidate.size_bytes,
+    )
     session.add(row)
     session.commit()
     return row.id
@@ -175,10 +201,14 @@ def claim_check(session: Session, publication_id: str, host: str) -> Publication
     if row is None or row.status != "queued":
         return None
     result = session.execute(
-        update(Publication).where(Publication.id == publication_id,
-                                  Publication.status == "queued",
-                                  Publication.attempt == row.attempt)
-        .values(status="running", attempt=row.attempt + 1, worker_host=host[:255]))
+        update(Publication)
+        .where(
+            Publication.id == publication_id,
+            Publication.status == "queued",
+            Publication.attempt == row.attempt,
+        )
+        .values(status="running", attempt=row.attempt + 1, worker_host=host[:255])
+    )
     session.commit()
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return None
@@ -186,15 +216,25 @@ def claim_check(session: Session, publication_id: str, host: str) -> Publication
     return row
 
 
-def record_check(session: Session, publication_id: str, attempt: int, status: str,
-                 report: list[dict[str, Any]], detail: str) -> bool:
+def record_check(
+    session: Session,
+    publication_id: str,
+    attempt: int,
+    status: str,
+    report: list[dict[str, Any]],
+    detail: str,
+) -> bool:
     """The worker's outcome; False if the API gave up meanwhile."""
     assert status in FINISHED
     result = session.execute(
-        update(Publication).where(Publication.id == publication_id,
-                                  Publication.status == "running",
-                                  Publication.attempt == attempt)
-        .values(status=status, report=report, detail=detail[:4000], finished_at=utcnow()))
+        update(Publication)
+        .where(
+            Publication.id == publication_id,
+            Publication.status == "running",
+            Publication.attempt == attempt,
+        )
+        .values(status=status, report=report, detail=detail[:4000], finished_at=utcnow())
+    )
     session.commit()
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
@@ -216,15 +256,17 @@ def outcome(session: Session, publication_id: str) -> Outcome:
 def abandon(session: Session, publication_id: str, detail: str) -> bool:
     """Stop waiting: a queued or running publication will never be published."""
     result = session.execute(
-        update(Publication).where(Publication.id == publication_id,
-                                  Publication.status.in_(("queued", "running")))
-        .values(status="abandoned", detail=detail[:4000], finished_at=utcnow()))
+        update(Publication)
+        .where(Publication.id == publication_id, Publication.status.in_(("queued", "running")))
+        .values(status="abandoned", detail=detail[:4000], finished_at=utcnow())
+    )
     session.commit()
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def publish_passed(session: Session, publication_id: str, meta: AssignmentMeta,
-                   actor_id: int) -> tuple[StoredVersion, str | None]:
+def publish_passed(
+    session: Session, publication_id: str, meta: AssignmentMeta, actor_id: int
+) -> tuple[StoredVersion, str | None]:
     """A passed publication becomes the assignment's current version (one commit: the
     version row, the assignment and its exercises, the audit event). Returns what was
     stored, and the version it replaced (None: a new assignment)."""
@@ -234,22 +276,36 @@ def publish_passed(session: Session, publication_id: str, meta: AssignmentMeta,
     course = session.get(Course, row.course_id)
     assert course is not None
     result = session.execute(
-        update(Publication).where(Publication.id == publication_id,
-                                  Publication.status == "passed")
-        .values(status="published"))
+        update(Publication)
+        .where(Publication.id == publication_id, Publication.status == "passed")
+        .values(status="published")
+    )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
         raise Conflict("This publication is not waiting to be published.")
-    previous = session.scalar(select(Assignment.version).where(
-        Assignment.course_id == course.id, Assignment.slug == meta.slug))
+    previous = session.scalar(
+        select(Assignment.version).where(
+            Assignment.course_id == course.id, Assignment.slug == meta.slug
+        )
+    )
     try:
         stored = record_version(session, course, meta, row.bundle_sha256, row.size_bytes)
     except CourseError as exc:
         session.rollback()
         raise Unreadable(_without(str(exc), meta.folder)) from None
-    record(session, actor_id, course.id, "publish_assignment", f"assignment:{meta.slug}",
-           {"version": meta.version, "previous_version": previous or None,
-            "bundle_sha256": row.bundle_sha256, "publication_id": row.id,
-            "new_version": stored.created})
+    record(
+        session,
+        actor_id,
+        course.id,
+        "publish_assignment",
+        f"assignment:{meta.slug}",
+        {
+            "version": meta.version,
+            "previous_version": previous or None,
+            "bundle_sha256": row.bundle_sha256,
+            "publication_id": row.id,
+            "new_version": stored.created,
+        },
+    )
     session.commit()
     return stored, previous or None

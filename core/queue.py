@@ -54,7 +54,10 @@ def make_celery(settings: Settings) -> Celery:
         broker_connection_timeout=2,
         task_publish_retry=True,
         task_publish_retry_policy={
-            "max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5,
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.5,
         },
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
@@ -75,8 +78,9 @@ def send_grade(job_id: str, queue: str) -> bool:
         get_celery().send_task(GRADE_TASK, args=[job_id], queue=queue)
         return True
     except Exception as exc:  # broker down: never lose the job, never fail the upload
-        log.warning("could not send job %s to queue %s: %s", job_id, queue, exc,
-                    extra={"job_id": job_id})
+        log.warning(
+            "could not send job %s to queue %s: %s", job_id, queue, exc, extra={"job_id": job_id}
+        )
         return False
 
 
@@ -86,8 +90,7 @@ def send_selfcheck(publication_id: str) -> bool:
         get_celery().send_task(SELFCHECK_TASK, args=[publication_id], queue="cpu")
         return True
     except Exception as exc:  # broker down: the caller answers 503, nothing is published
-        log.warning("could not send the self-check of publication %s: %s", publication_id,
-                    exc)
+        log.warning("could not send the self-check of publication %s: %s", publication_id, exc)
         return False
 
 
@@ -107,8 +110,9 @@ def queue_depths() -> dict[str, int]:
             channel = conn.default_channel
             for name in QUEUES:
                 try:
-                    depths[name] = int(channel.queue_declare(queue=name, passive=True)
-                                       .message_count)
+                    depths[name] = int(
+                        channel.queue_declare(queue=name, passive=True).message_count
+                    )
                 except ChannelError as exc:
                     depths[name] = 0 if "NOT_FOUND" in str(exc) else -1
                 except Exception:

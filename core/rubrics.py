@@ -19,26 +19,37 @@ def rubric_of(db: Session, exercise: Exercise) -> Rubric:
     points) if the course declared none."""
     row = db.get(Rubric, exercise.id)
     if row is None:
-        row = Rubric(exercise_id=exercise.id, floor=0.0, ceiling=exercise.max_score,
-                     source_sha256="")
+        row = Rubric(
+            exercise_id=exercise.id, floor=0.0, ceiling=exercise.max_score, source_sha256=""
+        )
         db.add(row)
         db.flush()
     return row
 
 
 def items_of(db: Session, exercise_id: int) -> list[RubricItem]:
-    return list(db.scalars(select(RubricItem).where(RubricItem.exercise_id == exercise_id)
-                           .order_by(RubricItem.position, RubricItem.id)))
+    return list(
+        db.scalars(
+            select(RubricItem)
+            .where(RubricItem.exercise_id == exercise_id)
+            .order_by(RubricItem.position, RubricItem.id)
+        )
+    )
 
 
 def score_of(grade: ManualGrade, points: dict[str, float], rubric: Rubric) -> float:
     """A grade's score under the current rubric (items no longer in it count nothing)."""
-    return clamp_score((points[i] for i in grade.applied if i in points), grade.adjustment,
-                       rubric.floor, rubric.ceiling)
+    return clamp_score(
+        (points[i] for i in grade.applied if i in points),
+        grade.adjustment,
+        rubric.floor,
+        rubric.ceiling,
+    )
 
 
-def replace_items(db: Session, exercise: Exercise,
-                  items: Sequence[RubricItemSpec]) -> tuple[list[str], int]:
+def replace_items(
+    db: Session, exercise: Exercise, items: Sequence[RubricItemSpec]
+) -> tuple[list[str], int]:
     """Make the rubric's items these (already validated: graders.rubric.check_items).
 
     Returns the ids of the items that changed (points changed, added or removed) and the
@@ -48,8 +59,10 @@ def replace_items(db: Session, exercise: Exercise,
     rubric = rubric_of(db, exercise)
     old = {i.slug: i for i in items_of(db, exercise.id)}
     new_points = {i.id: float(i.points) for i in items}
-    changed = sorted({s for s in old if s not in new_points or old[s].points != new_points[s]}
-                     | {s for s in new_points if s not in old})
+    changed = sorted(
+        {s for s in old if s not in new_points or old[s].points != new_points[s]}
+        | {s for s in new_points if s not in old}
+    )
     for slug, stale in old.items():
         if slug not in new_points:
             db.delete(stale)
@@ -63,8 +76,13 @@ def replace_items(db: Session, exercise: Exercise,
     return changed, rescore(db, exercise, rubric, new_points, set(changed))
 
 
-def rescore(db: Session, exercise: Exercise, rubric: Rubric, points: dict[str, float],
-            changed: set[str] | None = None) -> int:
+def rescore(
+    db: Session,
+    exercise: Exercise,
+    rubric: Rubric,
+    points: dict[str, float],
+    changed: set[str] | None = None,
+) -> int:
     """Recompute the scores of the exercise's grades (those applying an item of `changed`,
     or all when None); returns how many scores changed."""
     rescored = 0
@@ -90,12 +108,15 @@ def sync_rubric(db: Session, exercise: Exercise, spec: RubricSpec | None) -> Non
     if spec is None:
         return
     rubric = db.get(Rubric, exercise.id)
-    if rubric is not None and (rubric.edited_by is not None
-                               or rubric.source_sha256 == spec.sha256):
+    if rubric is not None and (rubric.edited_by is not None or rubric.source_sha256 == spec.sha256):
         return
     if rubric is None:
-        rubric = Rubric(exercise_id=exercise.id, floor=spec.floor, ceiling=spec.ceiling,
-                        source_sha256=spec.sha256)
+        rubric = Rubric(
+            exercise_id=exercise.id,
+            floor=spec.floor,
+            ceiling=spec.ceiling,
+            source_sha256=spec.sha256,
+        )
         db.add(rubric)
     rubric.floor, rubric.ceiling, rubric.source_sha256 = spec.floor, spec.ceiling, spec.sha256
     db.flush()

@@ -66,10 +66,13 @@ class Settings(BaseSettings):
     gpu_queue: str = "gpu"
     worker_slots: int = Field(default=1, ge=1)
     api_processes: int = Field(
-        default=1, ge=1, le=64,
+        default=1,
+        ge=1,
+        le=64,
         description="Processes of `autograder serve` sharing its port (uvicorn workers), "
-                    "each with its own connection pool, sweeper and event listener; more "
-                    "than one when one process's CPU limits the uploads per second.")
+        "each with its own connection pool, sweeper and event listener; more "
+        "than one when one process's CPU limits the uploads per second.",
+    )
     # Each worker announces the queues it consumes every worker_heartbeat_seconds; one
     # not heard of for worker_expiry_seconds is taken for gone (routing, the sweeper).
     worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
@@ -109,8 +112,10 @@ class Settings(BaseSettings):
         if backend == "auto":
             return "database" if self.resolved_database_url.startswith("postgresql") else "folder"
         if backend not in ("folder", "database", "s3"):
-            raise ValueError(f"AUTOGRADER_BLOB_BACKEND={self.blob_backend!r}: expected auto, "
-                             "folder, database (postgres) or s3")
+            raise ValueError(
+                f"AUTOGRADER_BLOB_BACKEND={self.blob_backend!r}: expected auto, "
+                "folder, database (postgres) or s3"
+            )
         return backend
 
     @property

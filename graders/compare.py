@@ -128,13 +128,23 @@ def compare(
     """
     if isinstance(expected, tuple | list):
         if not isinstance(got, tuple | list):
-            return Verdict(False, f"{path} should be a tuple of {len(expected)} values, "
-                           f"got {describe_type(got)}")
+            return Verdict(
+                False,
+                f"{path} should be a tuple of {len(expected)} values, got {describe_type(got)}",
+            )
         if len(got) != len(expected):
             return Verdict(False, f"{path} should have {len(expected)} elements, got {len(got)}")
         for i, (g, e) in enumerate(zip(got, expected, strict=True)):
-            verdict = compare(g, e, rtol, atol, check_dtype, f"element {i} of {path}",
-                              detached=detached, exact_types=exact_types)
+            verdict = compare(
+                g,
+                e,
+                rtol,
+                atol,
+                check_dtype,
+                f"element {i} of {path}",
+                detached=detached,
+                exact_types=exact_types,
+            )
             if not verdict.passed:
                 return verdict
         return Verdict(True)
@@ -147,12 +157,16 @@ def compare(
         return Verdict(ok, "" if ok else f"{path} is wrong", f"expected {expected}, got {got}")
     if isinstance(expected, int):
         if isinstance(got, bool) or not isinstance(got, int):
-            if (not exact_types and isinstance(got, torch.Tensor) and _is_scalar_tensor(got)
-                    and not torch.is_floating_point(got) and got.dtype != torch.bool):
+            if (
+                not exact_types
+                and isinstance(got, torch.Tensor)
+                and _is_scalar_tensor(got)
+                and not torch.is_floating_point(got)
+                and got.dtype != torch.bool
+            ):
                 got = int(got.item())
             else:
-                return Verdict(False, _not_an_int(got, path, exact_types),
-                               f"got {_short(got)}")
+                return Verdict(False, _not_an_int(got, path, exact_types), f"got {_short(got)}")
         ok = got == expected
         return Verdict(ok, "" if ok else f"{path} is wrong", f"expected {expected}, got {got}")
     if isinstance(expected, float):

@@ -112,17 +112,22 @@ def _parse_due(value: Any, where: Path) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _rubric_of(raw: dict[str, Any], kind: str, slug: str, points: float,
-               toml_path: Path) -> RubricSpec | None:
+def _rubric_of(
+    raw: dict[str, Any], kind: str, slug: str, points: float, toml_path: Path
+) -> RubricSpec | None:
     """A manual exercise's rubric (required); other kinds have none."""
     if kind != "manual":
         if "rubric" in raw:
-            raise CourseError(f"{toml_path}: exercise {slug!r} is of kind {kind!r}; only "
-                              "manual exercises have a rubric.")
+            raise CourseError(
+                f"{toml_path}: exercise {slug!r} is of kind {kind!r}; only "
+                "manual exercises have a rubric."
+            )
         return None
     if "rubric" not in raw:
-        raise CourseError(f"{toml_path}: manual exercise {slug!r} has no rubric: add "
-                          f"[[exercises.rubric.items]] with id, points and description.")
+        raise CourseError(
+            f"{toml_path}: manual exercise {slug!r} has no rubric: add "
+            f"[[exercises.rubric.items]] with id, points and description."
+        )
     try:
         return parse_rubric(raw["rubric"], points)
     except RubricError as exc:
@@ -159,8 +164,9 @@ def load_assignment_meta(folder: Path) -> AssignmentMeta:
     limits = data.get("limits", {})
     imported_from = data.get("imported_from")
     if imported_from is not None and imported_from not in IMPORT_FORMATS:
-        raise CourseError(f"{toml_path}: imported_from {imported_from!r} is not one of "
-                          f"{IMPORT_FORMATS}")
+        raise CourseError(
+            f"{toml_path}: imported_from {imported_from!r} is not one of {IMPORT_FORMATS}"
+        )
     return AssignmentMeta(
         slug=data.get("slug", folder.name),
         title=data["title"],
@@ -232,15 +238,17 @@ def _load_assignment_cached(folder: Path, version: str) -> LoadedAssignment:
     exercises: dict[str, ExerciseSpec] = {}
     for ex in meta.exercises:
         if ex.kind in UNTESTED_KINDS:
-            exercises[ex.slug] = ExerciseSpec(ex.slug, ex.kind, ex.points, [], ex.requires,
-                                              ex.device, ex.timeout)
+            exercises[ex.slug] = ExerciseSpec(
+                ex.slug, ex.kind, ex.points, [], ex.requires, ex.device, ex.timeout
+            )
             continue
         if ex.slug not in suite.builders:
             raise CourseError(f"{folder / 'tests.py'} has no tests for exercise {ex.slug!r}")
         build, extra_requires = suite.builders[ex.slug]
         # Names the submission must define: the toml's and the suite's, else the slug.
         requires = tuple(dict.fromkeys((*ex.requires, *extra_requires))) or (
-            (ex.slug,) if ex.kind in ("function", "class") else ())
+            (ex.slug,) if ex.kind in ("function", "class") else ()
+        )
         spec = ExerciseSpec(ex.slug, ex.kind, ex.points, [], requires, ex.device, ex.timeout)
         build(ExerciseBuilder(spec, reference))
         total = sum(t.points for t in spec.tests)

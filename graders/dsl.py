@@ -176,8 +176,9 @@ class Probe:
         self._calls: dict[int, str] = {}
         self._names: dict[Any, str] = {}
 
-    def _record(self, target: Any, method: str | None, args: tuple[Any, ...],
-                kwargs: dict[str, Any]) -> str:
+    def _record(
+        self, target: Any, method: str | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> str:
         if isinstance(target, str):
             what = target
         else:
@@ -190,11 +191,20 @@ class Probe:
         self.last_call = f"{what}({describe_shapes(args, kwargs)})"
         return self.last_call
 
-    def call(self, target: Any, *args: Any, method: str | None = None, seed: int | None = 0,
-             keep: bool = False, timeout: float | None = None, **kwargs: Any) -> Any:
+    def call(
+        self,
+        target: Any,
+        *args: Any,
+        method: str | None = None,
+        seed: int | None = 0,
+        keep: bool = False,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
         call = self._record(target, method, args, kwargs)
-        value = self.student.call(target, *args, method=method, seed=seed, keep=keep,
-                                  timeout=timeout, **kwargs)
+        value = self.student.call(
+            target, *args, method=method, seed=seed, keep=keep, timeout=timeout, **kwargs
+        )
         if isinstance(value, tuple | list):
             for item in value:
                 self._calls[id(item)] = call
@@ -215,18 +225,25 @@ class Probe:
         """The Fail to raise: the property, the call and its inputs, the reason."""
         call = call or self.last_call
         where = f" on {call}" if call else ""
-        return Fail(f"property \"{self.name}\" does not hold{where}: {reason}", detail)
+        return Fail(f'property "{self.name}" does not hold{where}: {reason}', detail)
 
-    def tensor(self, value: Any, shape: tuple[int, ...] | None = None,
-               dtype: torch.dtype | None = torch.float32, what: str = "the result") -> torch.Tensor:
+    def tensor(
+        self,
+        value: Any,
+        shape: tuple[int, ...] | None = None,
+        dtype: torch.dtype | None = torch.float32,
+        what: str = "the result",
+    ) -> torch.Tensor:
         """`value` if it is a tensor of this shape and dtype (and detached if said), else Fail."""
         call = self._calls.get(id(value))
         if not isinstance(value, torch.Tensor):
-            raise self.fail(f"{what} should be a torch.Tensor, got {describe_type(value)}",
-                            call=call)
+            raise self.fail(
+                f"{what} should be a torch.Tensor, got {describe_type(value)}", call=call
+            )
         if shape is not None and tuple(value.shape) != tuple(shape):
-            raise self.fail(f"{what} has shape {tuple(value.shape)}, expected {tuple(shape)}",
-                            call=call)
+            raise self.fail(
+                f"{what} has shape {tuple(value.shape)}, expected {tuple(shape)}", call=call
+            )
         if dtype is not None and value.dtype != dtype:
             raise self.fail(f"{what} has dtype {value.dtype}, expected {dtype}", call=call)
         if self.detached:
@@ -235,9 +252,16 @@ class Probe:
                 raise self.fail(verdict.message, call=call)
         return value
 
-    def compare(self, got: Any, want: Any, rtol: float = 1e-4, atol: float = 1e-5,
-                path: str = "the result", check_dtype: bool = True,
-                hint: str = "") -> Verdict:
+    def compare(
+        self,
+        got: Any,
+        want: Any,
+        rtol: float = 1e-4,
+        atol: float = 1e-5,
+        path: str = "the result",
+        check_dtype: bool = True,
+        hint: str = "",
+    ) -> Verdict:
         """compare(got, want) with shape and dtype checked; a failure raises Fail."""
         verdict = compare(got, want, rtol=rtol, atol=atol, check_dtype=check_dtype, path=path)
         if not verdict.passed:
@@ -277,8 +301,12 @@ class ExerciseBuilder:
         self.spec.tests.append(test)
 
     def check(
-        self, name: str, points: float, visibility: Visibility = "hidden",
-        timeout: float | None = None, description: str = "",
+        self,
+        name: str,
+        points: float,
+        visibility: Visibility = "hidden",
+        timeout: float | None = None,
+        description: str = "",
     ) -> Callable[[CheckFn], CheckFn]:
         def register(fn: CheckFn) -> CheckFn:
             self.add(TestCase(name, points, fn, visibility, timeout, description))
@@ -287,8 +315,12 @@ class ExerciseBuilder:
         return register
 
     def property(
-        self, name: str, points: float, visibility: Visibility = "hidden",
-        timeout: float | None = None, description: str = "",
+        self,
+        name: str,
+        points: float,
+        visibility: Visibility = "hidden",
+        timeout: float | None = None,
+        description: str = "",
     ) -> Callable[[PropertyFn], PropertyFn]:
         """A property test: its function gets a `Probe` (see there) and may return a
         Verdict / bool / None or raise Fail; any failure names the property."""
@@ -352,8 +384,10 @@ class ExerciseBuilder:
                 try:
                     cache["expected"] = ref_fn(*ref_args, **ref_kwargs)
                 except Exception as exc:
-                    raise GraderError(f"the reference {function} failed on test {name!r}: "
-                                      f"{type(exc).__name__}: {exc}") from exc
+                    raise GraderError(
+                        f"the reference {function} failed on test {name!r}: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
                 if isinstance(cache["expected"], torch.Tensor):
                     cache["expected"] = cache["expected"].detach()
             return cache["expected"]
@@ -367,8 +401,15 @@ class ExerciseBuilder:
                     f"{function} modified its input in place (tensor argument "
                     f"#{student.last_mutated[0] + 1}); it must leave its inputs unchanged",
                 )
-            verdict = compare(got, want, rtol=rtol, atol=atol, check_dtype=check_dtype,
-                              detached=detached, exact_types=exact_types)
+            verdict = compare(
+                got,
+                want,
+                rtol=rtol,
+                atol=atol,
+                check_dtype=check_dtype,
+                detached=detached,
+                exact_types=exact_types,
+            )
             if visibility == "visible" and not verdict.passed:
                 verdict.detail = (
                     f"call: {function}({describe_inputs(args, kwargs)})\n" + verdict.detail
@@ -377,11 +418,14 @@ class ExerciseBuilder:
 
         self.add(
             TestCase(
-                name, points, run, visibility, timeout,
+                name,
+                points,
+                run,
+                visibility,
+                timeout,
                 description=f"{function}({describe_inputs(args, kwargs)})",
             )
         )
-
 
     def imported(
         self,
@@ -407,8 +451,21 @@ class ExerciseBuilder:
         """
         from graders.authoring.imported import imported_test
 
-        self.add(imported_test(self, name, points, source, position, style, visibility,
-                               hidden_lines, per_assert, failure_message, timeout))
+        self.add(
+            imported_test(
+                self,
+                name,
+                points,
+                source,
+                position,
+                style,
+                visibility,
+                hidden_lines,
+                per_assert,
+                failure_message,
+                timeout,
+            )
+        )
 
 
 class Suite:

@@ -99,6 +99,7 @@ def clean_filename(filename: str | None) -> str:
 
 # -- what kind of file ----------------------------------------------------------------
 
+
 def detect_kind(filename: str, data: bytes, limits: Limits = API_LIMITS) -> str:
     """Decide what the upload is from its name and its bytes; refuse the rest.
 
@@ -149,8 +150,10 @@ def _decode_text(data: bytes, what: str) -> str:
 
 # -- notebooks and .py files -----------------------------------------------------------
 
-def read_notebook(data: bytes, limits: Limits = API_LIMITS,
-                  budget: Budget | None = None) -> list[CodeCell]:
+
+def read_notebook(
+    data: bytes, limits: Limits = API_LIMITS, budget: Budget | None = None
+) -> list[CodeCell]:
     """The notebook's code cells, in order, with notebook syntax made plain Python."""
     budget = budget or Budget(limits.seconds)
     if not data.strip():
@@ -162,14 +165,18 @@ def read_notebook(data: bytes, limits: Limits = API_LIMITS,
     if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list):
         raise IntakeError("The file is JSON but not a Jupyter notebook: it has no list of 'cells'.")
     if len(raw["cells"]) > limits.max_cells:
-        raise IntakeLimit("max_cells", f"The notebook has {len(raw['cells'])} cells: the limit "
-                                       f"is {limits.max_cells}.")
+        raise IntakeLimit(
+            "max_cells",
+            f"The notebook has {len(raw['cells'])} cells: the limit is {limits.max_cells}.",
+        )
     check_nesting(raw, "notebook", limits)
     budget.check()
     version = raw.get("nbformat", 4)
     if not isinstance(version, int) or isinstance(version, bool) or version != 4:
-        raise IntakeError(f"The notebook has format version {version!r}; the grader reads "
-                          "version 4 notebooks (save it again with Jupyter 4 or later).")
+        raise IntakeError(
+            f"The notebook has format version {version!r}; the grader reads "
+            "version 4 notebooks (save it again with Jupyter 4 or later)."
+        )
     cells_in = raw["cells"]
     sources: list[tuple[int, str]] = []
     total = 0
@@ -182,8 +189,10 @@ def read_notebook(data: bytes, limits: Limits = API_LIMITS,
         if isinstance(source, list) and all(isinstance(s, str) for s in source):
             source = "".join(source)
         if not isinstance(source, str):
-            raise IntakeError(f"Cell {index} of the notebook has a source that is neither "
-                              "text nor a list of lines.")
+            raise IntakeError(
+                f"Cell {index} of the notebook has a source that is neither "
+                "text nor a list of lines."
+            )
         total += len(source)
         if total > limits.max_source_chars:
             raise _source_refusal(limits)
@@ -193,9 +202,12 @@ def read_notebook(data: bytes, limits: Limits = API_LIMITS,
 
 
 def _source_refusal(limits: Limits) -> IntakeLimit:
-    return IntakeLimit("max_source_chars", f"The code is too long: the limit is "
-                                           f"{limits.max_source_chars:,} characters in all "
-                                           "cells together.")
+    return IntakeLimit(
+        "max_source_chars",
+        f"The code is too long: the limit is "
+        f"{limits.max_source_chars:,} characters in all "
+        "cells together.",
+    )
 
 
 def _plain_cells(sources: list[tuple[int, str]], budget: Budget) -> list[CodeCell]:
@@ -209,8 +221,9 @@ def _plain_cells(sources: list[tuple[int, str]], budget: Budget) -> list[CodeCel
 _PERCENT_CELL = re.compile(r"^# ?(%%|In\[)", re.MULTILINE)
 
 
-def read_python(data: bytes, limits: Limits = API_LIMITS,
-                budget: Budget | None = None) -> list[CodeCell]:
+def read_python(
+    data: bytes, limits: Limits = API_LIMITS, budget: Budget | None = None
+) -> list[CodeCell]:
     """A .py file; `# %%` markers (jupytext, VS Code) split it into cells."""
     budget = budget or Budget(limits.seconds)
     if len(data) > limits.max_bytes:
@@ -222,11 +235,16 @@ def read_python(data: bytes, limits: Limits = API_LIMITS,
     if not starts or starts[0] != 0:
         starts.insert(0, 0)
     if len(starts) > limits.max_cells:
-        raise IntakeLimit("max_cells", f"The file has {len(starts)} cells (# %% markers): "
-                                       f"the limit is {limits.max_cells}.")
+        raise IntakeLimit(
+            "max_cells",
+            f"The file has {len(starts)} cells (# %% markers): the limit is {limits.max_cells}.",
+        )
     bounds = [*starts, len(text)]
-    sources = [(i, text[a:b]) for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False),
-                                                          start=1) if text[a:b].strip()]
+    sources = [
+        (i, text[a:b])
+        for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False), start=1)
+        if text[a:b].strip()
+    ]
     return _plain_cells(sources, budget)
 
 

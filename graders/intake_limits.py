@@ -57,8 +57,9 @@ class IntakeTooLarge(IntakeLimit):
     """The file has more bytes than the limit."""
 
     def __init__(self, limit_bytes: int) -> None:
-        super().__init__("max_bytes", f"The file is too large: the limit is "
-                                      f"{size_text(limit_bytes)}.")
+        super().__init__(
+            "max_bytes", f"The file is too large: the limit is {size_text(limit_bytes)}."
+        )
         self.limit_bytes = limit_bytes
 
 
@@ -80,16 +81,23 @@ class Budget:
 
     def check(self) -> None:
         if time.monotonic() > self.deadline:
-            raise IntakeLimit("seconds", f"Reading the file took longer than the "
-                                         f"{self.seconds:g} s the grader allows; it is too "
-                                         "complex (send fewer or smaller cells).")
+            raise IntakeLimit(
+                "seconds",
+                f"Reading the file took longer than the "
+                f"{self.seconds:g} s the grader allows; it is too "
+                "complex (send fewer or smaller cells).",
+            )
 
 
 # -- JSON -----------------------------------------------------------------------------
 
+
 def _depth_refusal(what: str, limits: Limits) -> IntakeLimit:
-    return IntakeLimit("max_depth", f"The {what} is nested too deeply: the limit is "
-                                    f"{limits.max_depth} levels of lists and objects.")
+    return IntakeLimit(
+        "max_depth",
+        f"The {what} is nested too deeply: the limit is "
+        f"{limits.max_depth} levels of lists and objects.",
+    )
 
 
 def load_json(text: str, what: str, limits: Limits, check_depth: bool = True) -> Any:
@@ -102,7 +110,8 @@ def load_json(text: str, what: str, limits: Limits, check_depth: bool = True) ->
         raise IntakeError(
             f"The file is not a Jupyter notebook: it is not valid JSON ({exc.msg} at line "
             f"{exc.lineno}, column {exc.colno}). Was it saved completely?"
-            if what == "notebook" else f"The {what} is not valid JSON ({exc.msg})."
+            if what == "notebook"
+            else f"The {what} is not valid JSON ({exc.msg})."
         ) from exc
     except (ValueError, MemoryError) as exc:
         raise IntakeError(f"The {what} is not valid JSON ({exc}).") from exc

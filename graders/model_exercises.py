@@ -63,7 +63,9 @@ def model_handle(student: Student, timeout: float | None = None) -> Handle:
         return kept
     try:
         handle = student.load_model(
-            str(path), str(file_format), options.get("architecture"),
+            str(path),
+            str(file_format),
+            options.get("architecture"),
             dict(options.get("architecture_kwargs") or {}),
             timeout=timeout or max(student.call_timeout, LOAD_TIMEOUT),
         )
@@ -87,24 +89,30 @@ def check_logits(value: Any, n: int, classes: int) -> torch.Tensor:
 
     Any floating dtype is accepted here (the format test insists on float32).
     """
-    if isinstance(value, tuple | list) and value and all(
-        isinstance(v, torch.Tensor) for v in value
+    if (
+        isinstance(value, tuple | list)
+        and value
+        and all(isinstance(v, torch.Tensor) for v in value)
     ):
         raise Fail(
             f"the model returned a {type(value).__name__} of {len(value)} tensors; it must "
             f"return one tensor of logits [N, {classes}]"
         )
     if not isinstance(value, torch.Tensor):
-        raise Fail(f"the model returned {describe_type(value)}; it must return a torch.Tensor "
-                   f"of logits [N, {classes}]")
+        raise Fail(
+            f"the model returned {describe_type(value)}; it must return a torch.Tensor "
+            f"of logits [N, {classes}]"
+        )
     if tuple(value.shape) != (n, classes):
         hint = ""
         if value.dim() == 1 and value.shape[0] == n:
             hint = " (it looks like class predictions: return the logits, before argmax)"
         elif value.dim() == 2 and value.shape[0] == classes and value.shape[1] == n:
             hint = " (it looks transposed)"
-        raise Fail(f"the model returned shape {tuple(value.shape)} for {n} inputs; expected "
-                   f"({n}, {classes}), one logit per class{hint}")
+        raise Fail(
+            f"the model returned shape {tuple(value.shape)} for {n} inputs; expected "
+            f"({n}, {classes}), one logit per class{hint}"
+        )
     if not value.is_floating_point():
         raise Fail(f"the model returned {value.dtype} values; expected float32 logits")
     bad = int((~torch.isfinite(value)).sum())

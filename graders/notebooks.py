@@ -15,8 +15,9 @@ def notebook_text(cells: list[tuple[str, str]]) -> str:
             new_markdown_cell(src) if kind == "markdown" else new_code_cell(src)
             for kind, src in cells
         ],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}},
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
     )
     text: str = nbformat.writes(notebook)
     return text

@@ -42,8 +42,9 @@ class RubricSpec:
     @property
     def sha256(self) -> str:
         """A fingerprint of the rubric as declared (a course import compares it)."""
-        body = json.dumps([[i.id, i.points, i.description] for i in self.items]
-                          + [self.floor, self.ceiling])
+        body = json.dumps(
+            [[i.id, i.points, i.description] for i in self.items] + [self.floor, self.ceiling]
+        )
         return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -53,8 +54,9 @@ def finite_points(value: Any, what: str) -> float:
         raise RubricError(f"{what} must be a number, not {type(value).__name__}.")
     number = float(value)
     if not math.isfinite(number) or abs(number) > MAX_POINTS:
-        raise RubricError(f"{what} must be a finite number between -{MAX_POINTS:g} and "
-                          f"{MAX_POINTS:g}.")
+        raise RubricError(
+            f"{what} must be a finite number between -{MAX_POINTS:g} and {MAX_POINTS:g}."
+        )
     return number
 
 
@@ -65,15 +67,19 @@ def check_items(items: Sequence[RubricItemSpec]) -> tuple[RubricItemSpec, ...]:
     seen: set[str] = set()
     for item in items:
         if not isinstance(item.id, str) or not ITEM_ID.match(item.id):
-            raise RubricError(f"Rubric item id {str(item.id)[:70]!r} must be 1 to 64 letters, "
-                              "digits, '_', '-' or '.', starting with a letter or digit.")
+            raise RubricError(
+                f"Rubric item id {str(item.id)[:70]!r} must be 1 to 64 letters, "
+                "digits, '_', '-' or '.', starting with a letter or digit."
+            )
         if item.id in seen:
             raise RubricError(f"Rubric item id {item.id!r} appears twice; ids must be unique.")
         seen.add(item.id)
         finite_points(item.points, f"The points of rubric item {item.id!r}")
         if not isinstance(item.description, str) or len(item.description) > MAX_DESCRIPTION:
-            raise RubricError(f"The description of rubric item {item.id!r} must be text of at "
-                              f"most {MAX_DESCRIPTION} characters.")
+            raise RubricError(
+                f"The description of rubric item {item.id!r} must be text of at "
+                f"most {MAX_DESCRIPTION} characters."
+            )
     return tuple(items)
 
 
@@ -86,31 +92,35 @@ def parse_rubric(raw: Any, points: float) -> RubricSpec:
         raise RubricError("the rubric must be a table with a list of [[...rubric.items]].")
     unknown = set(raw) - {"floor", "ceiling", "items"}
     if unknown:
-        raise RubricError(f"the rubric has unknown keys {sorted(unknown)}; it takes floor, "
-                          "ceiling and items.")
+        raise RubricError(
+            f"the rubric has unknown keys {sorted(unknown)}; it takes floor, ceiling and items."
+        )
     raw_items = raw.get("items", [])
     if not isinstance(raw_items, list) or not raw_items:
-        raise RubricError("the rubric has no items: add [[exercises.rubric.items]] with id, "
-                          "points and description.")
+        raise RubricError(
+            "the rubric has no items: add [[exercises.rubric.items]] with id, "
+            "points and description."
+        )
     items = []
     for entry in raw_items:
         if not isinstance(entry, dict) or not {"id", "points"} <= set(entry):
             raise RubricError("each rubric item needs an id and points (and a description).")
         extra = set(entry) - {"id", "points", "description"}
         if extra:
-            raise RubricError(f"rubric item {str(entry['id'])[:64]!r} has unknown keys "
-                              f"{sorted(extra)}.")
+            raise RubricError(
+                f"rubric item {str(entry['id'])[:64]!r} has unknown keys {sorted(extra)}."
+            )
         items.append(RubricItemSpec(entry["id"], entry["points"], entry.get("description", "")))
     checked = check_items(items)
     floor = finite_points(raw.get("floor", 0.0), "The rubric's floor")
     ceiling = finite_points(raw.get("ceiling", points), "The rubric's ceiling")
     if floor > ceiling:
         raise RubricError(f"The rubric's floor ({floor:g}) is above its ceiling ({ceiling:g}).")
-    return RubricSpec(tuple(RubricItemSpec(i.id, float(i.points), i.description)
-                            for i in checked), floor, ceiling)
+    return RubricSpec(
+        tuple(RubricItemSpec(i.id, float(i.points), i.description) for i in checked), floor, ceiling
+    )
 
 
-def clamp_score(points: Iterable[float], adjustment: float, floor: float,
-                ceiling: float) -> float:
+def clamp_score(points: Iterable[float], adjustment: float, floor: float, ceiling: float) -> float:
     """clamp(sum of the applied items' points + adjustment, floor, ceiling)."""
     return round(min(max(math.fsum(points) + adjustment, floor), ceiling), 6)

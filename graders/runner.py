@@ -30,8 +30,10 @@ BLOCKER_CHARS = 1200
 #: Cells listed in the job's log (those that did not run completely).
 LOG_CELLS = 20
 NAMED_EXCEPTIONS = frozenset(
-    name for name, value in vars(builtins).items()
-    if isinstance(value, type) and issubclass(value, BaseException)) | {VALUE_TOO_LARGE}
+    name
+    for name, value in vars(builtins).items()
+    if isinstance(value, type) and issubclass(value, BaseException)
+) | {VALUE_TOO_LARGE}
 
 
 @dataclass
@@ -58,8 +60,10 @@ class GradeReport:
     def log(self) -> dict[str, Any]:
         broken = [c for c in self.cells if c.status != "ok"]
         return {
-            "cells": [{"index": c.index, "status": c.status, "message": clean(c.message, 2000)}
-                      for c in broken[:LOG_CELLS]],
+            "cells": [
+                {"index": c.index, "status": c.status, "message": clean(c.message, 2000)}
+                for c in broken[:LOG_CELLS]
+            ],
             "cells_not_listed": max(0, len(broken) - LOG_CELLS),
             "output": self.output,
             "restarts": self.restarts,
@@ -73,13 +77,17 @@ class GradeLimits:
     job_timeout: float = 300.0
 
 
-def exercises_for(loaded: LoadedAssignment, file_kind: str,
-                  only: list[str] | None = None) -> list[ExerciseSpec]:
+def exercises_for(
+    loaded: LoadedAssignment, file_kind: str, only: list[str] | None = None
+) -> list[ExerciseSpec]:
     """The exercises a file of `file_kind` answers (graders.intake.exercise_kinds_for:
     code the function and class ones, a model file the model ones), of `only` if given."""
     kinds = exercise_kinds_for(file_kind)
-    return [spec for spec in loaded.exercises.values()
-            if spec.kind in kinds and (only is None or spec.slug in only)]
+    return [
+        spec
+        for spec in loaded.exercises.values()
+        if spec.kind in kinds and (only is None or spec.slug in only)
+    ]
 
 
 def grade(
@@ -101,22 +109,31 @@ def grade(
     except IntakeError as exc:
         # The student's file, not the service, is at fault: graded, with a sentence.
         reason = clean(f"the submission could not be read: {exc}", BLOCKER_CHARS)
-        report.tests = [_outcome(spec, test, "error", reason)
-                        for spec in exercises for test in spec.tests]
+        report.tests = [
+            _outcome(spec, test, "error", reason) for spec in exercises for test in spec.tests
+        ]
         report.durations["total"] = round(time.perf_counter() - started, 4)
         return report
     session = SubmissionSession(
-        factory, cells, cell_timeout=limits.cell_timeout,
+        factory,
+        cells,
+        cell_timeout=limits.cell_timeout,
         deadline=time.monotonic() + limits.job_timeout,
     )
-    student = Student(session, call_timeout=limits.call_timeout, model_path=model_path,
-                      model_format=file_kind, options=loaded.meta.options)
+    student = Student(
+        session,
+        call_timeout=limits.call_timeout,
+        model_path=model_path,
+        model_format=file_kind,
+        options=loaded.meta.options,
+    )
     try:
         names, load_error = _load(session, file_kind)
         report.durations["load"] = round(session.load_seconds, 4)
-        runs = {spec.slug: ExerciseRun(spec, _blocker(spec, names, load_error,
-                                                      session.cell_reports))
-                for spec in exercises}
+        runs = {
+            spec.slug: ExerciseRun(spec, _blocker(spec, names, load_error, session.cell_reports))
+            for spec in exercises
+        }
         # Visible tests first, hidden ones last: whatever a hidden test's inputs leave
         # behind in the sandbox can then only reach feedback that hides them too.
         for visibility in VISIBILITY_ORDER:
@@ -125,7 +142,8 @@ def grade(
                 student.call_timeout = spec.timeout or limits.call_timeout
                 runs[spec.slug].run(student, visibility)
                 report.durations[spec.slug] = round(
-                    report.durations.get(spec.slug, 0.0) + time.perf_counter() - ex_started, 4)
+                    report.durations.get(spec.slug, 0.0) + time.perf_counter() - ex_started, 4
+                )
         for spec in exercises:
             report.tests += runs[spec.slug].outcomes()
     finally:
@@ -170,8 +188,11 @@ class ExerciseRun:
                 self.results[position] = _outcome(spec, test, *self.blocker)
             elif self.stopped is not None:
                 self.results[position] = _outcome(
-                    spec, test, self.stopped.outcome,
-                    f"not run: an earlier test of {spec.slug} ended with {self.stopped.outcome}")
+                    spec,
+                    test,
+                    self.stopped.outcome,
+                    f"not run: an earlier test of {spec.slug} ended with {self.stopped.outcome}",
+                )
             else:
                 self.results[position] = run_test(spec, test, student)
                 if self.results[position].outcome == "timeout":
@@ -194,9 +215,13 @@ def run_test(spec: ExerciseSpec, test: TestCase, student: Student) -> TestOutcom
     except GraderError:
         raise
     except Exception as exc:  # a check tripped over a malformed answer
-        outcome = _verdict_outcome(spec, test, Verdict(
-            False, f"the answer could not be checked ({type(exc).__name__}: "
-                   f"{clean(exc, 300)})"))
+        outcome = _verdict_outcome(
+            spec,
+            test,
+            Verdict(
+                False, f"the answer could not be checked ({type(exc).__name__}: {clean(exc, 300)})"
+            ),
+        )
     else:
         outcome = _verdict_outcome(spec, test, verdict)
     outcome.seconds = time.perf_counter() - started
@@ -222,7 +247,8 @@ def _blocker(
 ) -> tuple[str, str] | None:
     if load_error is not None:
         return load_error.outcome, clean(
-            f"the submission could not be loaded: {load_error.message}", BLOCKER_CHARS)
+            f"the submission could not be loaded: {load_error.message}", BLOCKER_CHARS
+        )
     missing = [n for n in spec.requires if n not in names]
     if not missing:
         return None
@@ -253,8 +279,7 @@ def _error_text(exc: StudentError, test: TestCase) -> str:
         return clean_tail(exc.message.strip(), FEEDBACK_CHARS)
     kind = exc.failure.type
     named = kind if kind in NAMED_EXCEPTIONS else "an exception of its own"
-    return (f"your code raised {named} on a hidden input (its message is not shown for "
-            "hidden tests)")
+    return f"your code raised {named} on a hidden input (its message is not shown for hidden tests)"
 
 
 def _outcome(spec: ExerciseSpec, test: TestCase, outcome: str, feedback: str) -> TestOutcome:
@@ -267,5 +292,12 @@ def _verdict_outcome(spec: ExerciseSpec, test: TestCase, verdict: Verdict) -> Te
     feedback = verdict.message
     if not verdict.passed and test.visibility in ("visible", "after_due") and verdict.detail:
         feedback = f"{feedback}\n{verdict.detail}".strip()
-    return TestOutcome(spec.slug, test.name, outcome, score, test.points, test.visibility,
-                       clean(feedback, FEEDBACK_CHARS))
+    return TestOutcome(
+        spec.slug,
+        test.name,
+        outcome,
+        score,
+        test.points,
+        test.visibility,
+        clean(feedback, FEEDBACK_CHARS),
+    )

@@ -43,20 +43,39 @@ def check_assignment(
     notebooks = folder / "notebooks"
     solution = (notebooks / "solution.ipynb").read_bytes()
 
-    def row(variant: str, expectation: str, report: GradeReport, ok: bool, problem: str,
-            exercise: str | None = None) -> None:
+    def row(
+        variant: str,
+        expectation: str,
+        report: GradeReport,
+        ok: bool,
+        problem: str,
+        exercise: str | None = None,
+    ) -> None:
         scores = {e: report.exercise_score(e) for e in code_exercises}
         lost = points = None
         if exercise is not None and exercise in scores:
             points = loaded.exercises[exercise].points
             lost = round(full.exercise_score(exercise) - scores[exercise], 6)
-        result.rows.append(CheckRow(slug, variant, expectation, scores, report.score,
-                                    report.max_score, ok, problem, lost, points))
+        result.rows.append(
+            CheckRow(
+                slug,
+                variant,
+                expectation,
+                scores,
+                report.score,
+                report.max_score,
+                ok,
+                problem,
+                lost,
+                points,
+            )
+        )
         if progress:
-            progress(f"{slug} {variant}: {report.score:g}/{report.max_score:g} "
-                     + (f"(lost {lost:g} of {points:g} on {exercise}) " if lost is not None
-                        else "")
-                     + ('ok' if ok else 'FAIL ' + problem))
+            progress(
+                f"{slug} {variant}: {report.score:g}/{report.max_score:g} "
+                + (f"(lost {lost:g} of {points:g} on {exercise}) " if lost is not None else "")
+                + ("ok" if ok else "FAIL " + problem)
+            )
 
     if code_exercises:
         full = _grade(loaded, solution, factory)
@@ -64,8 +83,13 @@ def check_assignment(
         row("solution", "full marks", full, not problems, problems)
 
         starter = _grade(loaded, (notebooks / "starter.ipynb").read_bytes(), factory)
-        row("starter", "zero", starter, starter.score <= EPS,
-            "" if starter.score <= EPS else f"starter scores {starter.score:g}")
+        row(
+            "starter",
+            "zero",
+            starter,
+            starter.score <= EPS,
+            "" if starter.score <= EPS else f"starter scores {starter.score:g}",
+        )
 
         for path in sorted((folder / "alternatives").glob("*.py")):
             report = _grade(loaded, with_extra_cell(solution, path.read_text()), factory)
@@ -76,9 +100,14 @@ def check_assignment(
             exercise = path.stem.split("__")[0]
             report = _grade(loaded, with_extra_cell(solution, path.read_text()), factory)
             problem = _variant_problem(report, full, exercise, loaded)
-            row(f"variant {path.stem}",
-                f"loses >= {WEAK_SHARE:.0%} of {exercise}, nothing elsewhere", report,
-                not problem, problem, exercise)
+            row(
+                f"variant {path.stem}",
+                f"loses >= {WEAK_SHARE:.0%} of {exercise}, nothing elsewhere",
+                report,
+                not problem,
+                problem,
+                exercise,
+            )
 
         counts = _variant_counts(folder, code_exercises)
         # An imported folder starts with none (nothing can write them automatically): a
@@ -86,11 +115,21 @@ def check_assignment(
         imported = loaded.meta.imported_from is not None
         for exercise, count in counts.items():
             if count < 2:
-                result.rows.append(CheckRow(
-                    slug, f"variants of {exercise}",
-                    "at least 2" + (" (WARNING only: imported, see variants/README.txt)"
-                                    if imported else ""),
-                    {}, 0, 0, imported, f"only {count} buggy variant(s)"))
+                result.rows.append(
+                    CheckRow(
+                        slug,
+                        f"variants of {exercise}",
+                        "at least 2"
+                        + (
+                            " (WARNING only: imported, see variants/README.txt)" if imported else ""
+                        ),
+                        {},
+                        0,
+                        0,
+                        imported,
+                        f"only {count} buggy variant(s)",
+                    )
+                )
     check_model_exercises(folder, loaded, provider, result)
     return result
 
@@ -121,10 +160,13 @@ def _variant_problem(
     else:
         points = loaded.exercises[exercise].points
         if lost + EPS < WEAK_SHARE * points:
-            problems.append(f"weak test: loses only {lost:g} of the {points:g} points of "
-                            f"{exercise} (less than a quarter)")
+            problems.append(
+                f"weak test: loses only {lost:g} of the {points:g} points of "
+                f"{exercise} (less than a quarter)"
+            )
     others = [
-        e for e in report.exercises
+        e
+        for e in report.exercises
         if e != exercise and report.exercise_score(e) + EPS < full.exercise_score(e)
     ]
     if others:

@@ -64,8 +64,11 @@ def _import_samples(path: Path, loaded: LoadedAssignment) -> Any:
 
 
 def grade_model_file(
-    loaded: LoadedAssignment, path: Path, provider: SandboxProvider,
-    exercise: str | None = None, **grade_kwargs: Any,
+    loaded: LoadedAssignment,
+    path: Path,
+    provider: SandboxProvider,
+    exercise: str | None = None,
+    **grade_kwargs: Any,
 ) -> GradeReport:
     """Grade one model file the way the worker does: intake, then a sandbox that sees it."""
     data = path.read_bytes()
@@ -76,8 +79,15 @@ def grade_model_file(
         (folder / path.name).chmod(0o644)
         folder.chmod(0o755)  # the sandbox may run as another user
         factory = provider((loaded.meta.public_dir,), folder)
-        return grade(loaded, kind, data, factory, only=[exercise] if exercise else None,
-                     model_path=path.name, **grade_kwargs)
+        return grade(
+            loaded,
+            kind,
+            data,
+            factory,
+            only=[exercise] if exercise else None,
+            model_path=path.name,
+            **grade_kwargs,
+        )
 
 
 def check_model_exercises(
@@ -89,8 +99,18 @@ def check_model_exercises(
     slug = loaded.meta.slug
     samples_file = folder / "model_samples.py"
     if not samples_file.is_file():
-        result.rows.append(CheckRow(slug, "model samples", "model_samples.py", {}, 0, 0, False,
-                                    "the assignment has model exercises but no model_samples.py"))
+        result.rows.append(
+            CheckRow(
+                slug,
+                "model samples",
+                "model_samples.py",
+                {},
+                0,
+                0,
+                False,
+                "the assignment has model exercises but no model_samples.py",
+            )
+        )
         return
     module = _import_samples(samples_file, loaded)
     with tempfile.TemporaryDirectory(prefix="dlp-model-samples-") as tmp:
@@ -99,28 +119,62 @@ def check_model_exercises(
         scores: dict[str, float] = {}
         for exercise in model_exercises:
             if not any(s.exercise == exercise for s in samples):
-                result.rows.append(CheckRow(slug, f"model samples of {exercise}", "at least 1",
-                                            {}, 0, 0, False, "no sample model for it"))
+                result.rows.append(
+                    CheckRow(
+                        slug,
+                        f"model samples of {exercise}",
+                        "at least 1",
+                        {},
+                        0,
+                        0,
+                        False,
+                        "no sample model for it",
+                    )
+                )
         for sample in samples:
             _check_sample(loaded, workdir, sample, provider, scores, result)
 
 
 def _check_sample(
-    loaded: LoadedAssignment, workdir: Path, sample: ModelSample, provider: SandboxProvider,
-    scores: dict[str, float], result: CheckResult,
+    loaded: LoadedAssignment,
+    workdir: Path,
+    sample: ModelSample,
+    provider: SandboxProvider,
+    scores: dict[str, float],
+    result: CheckResult,
 ) -> None:
     slug = loaded.meta.slug
     spec = loaded.exercises.get(sample.exercise)
     variant = f"model {sample.name}"
     if spec is None:
-        result.rows.append(CheckRow(slug, variant, sample.expectation, {}, 0, 0, False,
-                                    f"{sample.exercise} is not an exercise of this assignment"))
+        result.rows.append(
+            CheckRow(
+                slug,
+                variant,
+                sample.expectation,
+                {},
+                0,
+                0,
+                False,
+                f"{sample.exercise} is not an exercise of this assignment",
+            )
+        )
         return
     try:
         report = grade_model_file(loaded, workdir / sample.filename, provider, sample.exercise)
     except IntakeError as exc:
-        result.rows.append(CheckRow(slug, variant, sample.expectation, {}, 0, spec.points,
-                                    False, f"intake refused the file: {exc}"))
+        result.rows.append(
+            CheckRow(
+                slug,
+                variant,
+                sample.expectation,
+                {},
+                0,
+                spec.points,
+                False,
+                f"intake refused the file: {exc}",
+            )
+        )
         return
     score = report.exercise_score(sample.exercise)
     scores[sample.name] = score
@@ -142,6 +196,15 @@ def _check_sample(
             problems.append(f"no earlier sample named {sample.same_as!r}")
         elif abs(other - score) > sample.tolerance:
             problems.append(f"scored {score:g} but {sample.same_as} scored {other:g}")
-    result.rows.append(CheckRow(slug, variant, sample.expectation, {sample.exercise: score},
-                                report.score, report.max_score, not problems,
-                                "; ".join(problems)))
+    result.rows.append(
+        CheckRow(
+            slug,
+            variant,
+            sample.expectation,
+            {sample.exercise: score},
+            report.score,
+            report.max_score,
+            not problems,
+            "; ".join(problems),
+        )
+    )

@@ -26,8 +26,11 @@ class CheckRow:
 
     @property
     def weak(self) -> bool:
-        return (self.lost is not None and self.exercise_points is not None
-                and self.lost + EPS < WEAK_SHARE * self.exercise_points)
+        return (
+            self.lost is not None
+            and self.exercise_points is not None
+            and self.lost + EPS < WEAK_SHARE * self.exercise_points
+        )
 
 
 @dataclass
@@ -48,16 +51,20 @@ def format_table(result: CheckResult) -> str:
     from rich.table import Table
 
     table = Table(title="course check")
-    for name in ("assignment", "submission", "expected", "score", "lost on its exercise",
-                 "result"):
+    for name in ("assignment", "submission", "expected", "score", "lost on its exercise", "result"):
         table.add_column(name)
     for r in result.rows:
         lost = ""
         if r.lost is not None and r.exercise_points is not None:
             lost = f"{r.lost:g} of {r.exercise_points:g}" + (" WEAK" if r.weak else "")
-        table.add_row(r.assignment, r.variant, r.expectation, f"{r.total:g}/{r.max_score:g}",
-                      lost, "ok" if r.ok else f"FAIL: {r.problem}"[:200])
+        table.add_row(
+            r.assignment,
+            r.variant,
+            r.expectation,
+            f"{r.total:g}/{r.max_score:g}",
+            lost,
+            "ok" if r.ok else f"FAIL: {r.problem}"[:200],
+        )
     console = Console(width=200, record=True, file=io.StringIO())
     console.print(table)
     return console.export_text()
-

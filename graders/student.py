@@ -110,9 +110,7 @@ class SubmissionSession:
             self.restarts += 1
         if first_load:
             self._loaded_once = True
-            self.cell_reports = sorted(
-                [*reports, *self.skipped.values()], key=lambda r: r.index
-            )
+            self.cell_reports = sorted([*reports, *self.skipped.values()], key=lambda r: r.index)
             self.load_seconds = time.perf_counter() - started
         return self.sandbox
 
@@ -124,12 +122,17 @@ class SubmissionSession:
                 continue
             try:
                 reply = self._exchange(
-                    Op.EXEC, self._timeout(self.cell_timeout),
-                    index=cell.index, source=cell.source,
+                    Op.EXEC,
+                    self._timeout(self.cell_timeout),
+                    index=cell.index,
+                    source=cell.source,
                 )
             except SandboxTimeout:
-                self._skip(cell, "timeout", f"cell {cell.index} ran longer than "
-                           f"{self.cell_timeout:g} s and was skipped")
+                self._skip(
+                    cell,
+                    "timeout",
+                    f"cell {cell.index} ran longer than {self.cell_timeout:g} s and was skipped",
+                )
                 return None
             except SandboxCrashed as exc:
                 cause = "broke the grader's protocol" if exc.protocol else "crashed the sandbox"
@@ -200,8 +203,11 @@ class SubmissionSession:
             if exc.oom:
                 raise StudentError("oom", f"ran out of memory ({exc})") from exc
             if exc.protocol:
-                raise StudentError("crashed", "the submission wrote to the grader's channel "
-                                   f"itself and its sandbox was stopped: {exc}") from exc
+                raise StudentError(
+                    "crashed",
+                    "the submission wrote to the grader's channel "
+                    f"itself and its sandbox was stopped: {exc}",
+                ) from exc
             raise StudentError("crashed", f"the sandbox died: {exc}") from exc
         if reply.failure is not None:
             failure = reply.failure
@@ -217,9 +223,14 @@ class SubmissionSession:
 class Student:
     """What a hidden test may do with the submission."""
 
-    def __init__(self, session: SubmissionSession, call_timeout: float = 10.0,
-                 model_path: str | None = None, model_format: str | None = None,
-                 options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        session: SubmissionSession,
+        call_timeout: float = 10.0,
+        model_path: str | None = None,
+        model_format: str | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> None:
         self.session = session
         self.call_timeout = call_timeout
         self.last_mutated: list[int] = []
@@ -257,9 +268,14 @@ class Student:
         With keep=True the value stays in the sandbox and a Handle comes back.
         """
         reply = self.session.request(
-            Op.CALL, timeout or self.call_timeout,
-            target=target, method=method, args=self._prepare(list(args)),
-            kwargs=self._prepare(kwargs), seed=seed, keep=keep,
+            Op.CALL,
+            timeout or self.call_timeout,
+            target=target,
+            method=method,
+            args=self._prepare(list(args)),
+            kwargs=self._prepare(kwargs),
+            seed=seed,
+            keep=keep,
         )
         self.last_mutated = list(reply.mutated)
         if keep and not isinstance(reply.value, Handle):
@@ -267,32 +283,55 @@ class Student:
         return reply.value
 
     def construct(
-        self, name: str, *args: Any, seed: int | None = 0, timeout: float | None = None,
+        self,
+        name: str,
+        *args: Any,
+        seed: int | None = 0,
+        timeout: float | None = None,
         **kwargs: Any,
     ) -> Handle:
         """Instantiate a class the submission defines (e.g. DeepSet(3, 16, 2))."""
         reply = self.session.request(
-            Op.CONSTRUCT, timeout or self.call_timeout, source="student", name=name,
-            args=self._prepare(list(args)), kwargs=self._prepare(kwargs), seed=seed,
+            Op.CONSTRUCT,
+            timeout or self.call_timeout,
+            source="student",
+            name=name,
+            args=self._prepare(list(args)),
+            kwargs=self._prepare(kwargs),
+            seed=seed,
         )
         return _handle(reply)
 
     def build(self, spec: HelperSpec) -> Handle:
         """Build a public helper object (a SmallCNN with given weights) in the sandbox."""
         reply = self.session.request(
-            Op.CONSTRUCT, self.call_timeout, source="public", name=spec.target,
-            args=list(spec.args), kwargs=spec.kwargs, state=spec.state, eval=spec.eval,
+            Op.CONSTRUCT,
+            self.call_timeout,
+            source="public",
+            name=spec.target,
+            args=list(spec.args),
+            kwargs=spec.kwargs,
+            state=spec.state,
+            eval=spec.eval,
             seed=spec.seed,
         )
         return _handle(reply)
 
     def load_model(
-        self, path: str, file_format: str, architecture: str | None = None,
-        kwargs: dict[str, Any] | None = None, timeout: float | None = None,
+        self,
+        path: str,
+        file_format: str,
+        architecture: str | None = None,
+        kwargs: dict[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> Handle:
         reply = self.session.request(
-            Op.LOAD_MODEL, timeout or self.call_timeout, path=path, format=file_format,
-            architecture=architecture, kwargs=kwargs or {},
+            Op.LOAD_MODEL,
+            timeout or self.call_timeout,
+            path=path,
+            format=file_format,
+            architecture=architecture,
+            kwargs=kwargs or {},
         )
         return _handle(reply)
 

@@ -115,14 +115,14 @@ def _unsupported(obj: Any, description: str | None) -> msgpack.ExtType:
             description = repr(obj)[:UNSUPPORTED_TEXT]
         except Exception:
             description = "<repr failed>"
-    return msgpack.ExtType(EXT_UNSUPPORTED, _pack([type_name[:TYPE_NAME_CHARS],
-                                                   description[:UNSUPPORTED_TEXT]]))
+    return msgpack.ExtType(
+        EXT_UNSUPPORTED, _pack([type_name[:TYPE_NAME_CHARS], description[:UNSUPPORTED_TEXT]])
+    )
 
 
 def _pack(value: Any) -> bytes:
     # int keys would be lost by strict_map_key on the other side: keep maps str-keyed.
-    packed: bytes = msgpack.packb(value, default=_default, use_bin_type=True,
-                                  strict_types=True)
+    packed: bytes = msgpack.packb(value, default=_default, use_bin_type=True, strict_types=True)
     return packed
 
 
@@ -139,9 +139,14 @@ class _Decoder:
     def unpack(self, data: bytes) -> Any:
         limits = self.limits
         return msgpack.unpackb(
-            data, ext_hook=self.ext_hook, raw=False, strict_map_key=True,
-            max_str_len=limits.max_str_len, max_bin_len=limits.max_frame_bytes,
-            max_array_len=limits.max_container_len, max_map_len=limits.max_container_len,
+            data,
+            ext_hook=self.ext_hook,
+            raw=False,
+            strict_map_key=True,
+            max_str_len=limits.max_str_len,
+            max_bin_len=limits.max_frame_bytes,
+            max_array_len=limits.max_container_len,
+            max_map_len=limits.max_container_len,
             max_ext_len=limits.max_frame_bytes,
         )
 
@@ -172,21 +177,24 @@ class _Decoder:
             value = self.unpack(data)
             if not isinstance(value, list) or len(value) != 2:
                 raise DecodeError("an unsupported-value payload is not [type, text]")
-            return Unsupported(text.clean(value[0], TYPE_NAME_CHARS),
-                               text.clean(value[1], UNSUPPORTED_TEXT))
+            return Unsupported(
+                text.clean(value[0], TYPE_NAME_CHARS), text.clean(value[1], UNSUPPORTED_TEXT)
+            )
         raise DecodeError(f"unknown extension type {code}")
 
 
 def decode(data: bytes, limits: DecodeLimits) -> Any:
     """Decode one document, refusing it (DecodeError) if it breaks a rule of `limits`."""
     if len(data) > limits.max_frame_bytes:
-        raise DecodeError(f"a frame of {len(data)} bytes is over the limit of "
-                          f"{limits.max_frame_bytes}")
+        raise DecodeError(
+            f"a frame of {len(data)} bytes is over the limit of {limits.max_frame_bytes}"
+        )
     try:
         check(data, limits)
         return _Decoder(limits).unpack(data)
     except (DecodeError, ScanError) as exc:
         raise DecodeError(str(exc)) from exc
     except Exception as exc:  # msgpack, safetensors and numpy each raise their own
-        raise DecodeError(f"undecodable message: {type(exc).__name__}: "
-                          f"{text.clean(exc, 200)}") from exc
+        raise DecodeError(
+            f"undecodable message: {type(exc).__name__}: {text.clean(exc, 200)}"
+        ) from exc

@@ -15,8 +15,10 @@ class FrameTooLarge(ValueError):
     """An encoded value is over the frame size the reader accepts."""
 
     def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"the value takes {size / 2**20:.1f} MB to send, over the limit "
-                         f"of {limit / 2**20:.1f} MB for one answer")
+        super().__init__(
+            f"the value takes {size / 2**20:.1f} MB to send, over the limit "
+            f"of {limit / 2**20:.1f} MB for one answer"
+        )
         self.size = size
         self.limit = limit
 
@@ -50,6 +52,5 @@ def read_frame(stream: BinaryIO, limits: DecodeLimits) -> Any:
     """Read one frame; DecodeError if it is over the limits (nothing more is read)."""
     (size,) = HEADER.unpack(read_exact(stream, HEADER.size))
     if size > limits.max_frame_bytes:
-        raise DecodeError(f"a frame of {size} bytes is over the limit of "
-                          f"{limits.max_frame_bytes}")
+        raise DecodeError(f"a frame of {size} bytes is over the limit of {limits.max_frame_bytes}")
     return decode(read_exact(stream, size), limits)

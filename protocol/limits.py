@@ -23,13 +23,22 @@ class DecodeLimits:
     max_str_len: int = 1 * MIB
 
     def with_frame_bytes(self, size: int) -> DecodeLimits:
-        return DecodeLimits(size, self.max_depth, self.max_container_len, self.max_items,
-                            min(self.max_str_len, size))
+        return DecodeLimits(
+            size,
+            self.max_depth,
+            self.max_container_len,
+            self.max_items,
+            min(self.max_str_len, size),
+        )
 
 
 #: What the grader accepts from a sandbox unless an exercise asks for more.
 REPLY_LIMITS = DecodeLimits()
 #: What a sandbox accepts from the grader: trusted, but still bounded (model weights).
-REQUEST_LIMITS = DecodeLimits(max_frame_bytes=512 * MIB, max_depth=64,
-                              max_container_len=10_000_000, max_items=20_000_000,
-                              max_str_len=64 * MIB)
+REQUEST_LIMITS = DecodeLimits(
+    max_frame_bytes=512 * MIB,
+    max_depth=64,
+    max_container_len=10_000_000,
+    max_items=20_000_000,
+    max_str_len=64 * MIB,
+)

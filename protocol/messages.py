@@ -117,17 +117,23 @@ def parse_ready(raw: Any) -> Ready:
         raise ProtocolViolation(f"the sandbox's first frame is {_kind(raw)}")
     if raw.get("event") != "ready":
         reason = raw.get("error") if raw.get("event") == "failed" else None
-        raise ProtocolViolation(text.clean(reason or "the sandbox's first frame is not 'ready'",
-                                           ERROR_MESSAGE_CHARS))
+        raise ProtocolViolation(
+            text.clean(reason or "the sandbox's first frame is not 'ready'", ERROR_MESSAGE_CHARS)
+        )
     problems = raw.get("problems")
     stamps = raw.get("stamps")
     return Ready(
         isolation=text.clean(raw.get("isolation") or "", ISOLATION_CHARS),
         problems=tuple(text.clean(p, PROBLEM_CHARS) for p in problems[:MAX_PROBLEMS])
-        if isinstance(problems, list) else (),
-        stamps={text.clean(k, NAME_CHARS): float(v) for k, v in stamps.items()
-                if isinstance(v, int | float) and not isinstance(v, bool)}
-        if isinstance(stamps, dict) else {},
+        if isinstance(problems, list)
+        else (),
+        stamps={
+            text.clean(k, NAME_CHARS): float(v)
+            for k, v in stamps.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        if isinstance(stamps, dict)
+        else {},
     )
 
 
@@ -153,8 +159,9 @@ def _failure(error: Any) -> Failure:
     return Failure(
         type=text.clean(kind, ERROR_TYPE_CHARS),
         message=_optional_text(error, "message", ERROR_MESSAGE_CHARS),
-        traceback=text.clean_tail(_optional_text(error, "traceback", TRACEBACK_CHARS * 2),
-                                  TRACEBACK_CHARS),
+        traceback=text.clean_tail(
+            _optional_text(error, "traceback", TRACEBACK_CHARS * 2), TRACEBACK_CHARS
+        ),
     )
 
 
@@ -177,7 +184,10 @@ def _names(names: Any) -> frozenset[str]:
 def _mutated(mutated: Any) -> tuple[int, ...]:
     if mutated is None:
         return ()
-    if not isinstance(mutated, list) or len(mutated) > MAX_MUTATED or not all(
-            type(i) is int and 0 <= i < MAX_MUTATED for i in mutated):
+    if (
+        not isinstance(mutated, list)
+        or len(mutated) > MAX_MUTATED
+        or not all(type(i) is int and 0 <= i < MAX_MUTATED for i in mutated)
+    ):
         raise ProtocolViolation("the sandbox sent a list of changed inputs of the wrong shape")
     return tuple(mutated)

@@ -20,8 +20,21 @@ NESTED_EXTS = frozenset({2, 4})
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 # Fixed-size scalars: type byte -> bytes after it.
-_SCALARS = {0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4,
-            0xCF: 8, 0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8}
+_SCALARS = {
+    0xC0: 0,
+    0xC2: 0,
+    0xC3: 0,
+    0xCA: 4,
+    0xCB: 8,
+    0xCC: 1,
+    0xCD: 2,
+    0xCE: 4,
+    0xCF: 8,
+    0xD0: 1,
+    0xD1: 2,
+    0xD2: 4,
+    0xD3: 8,
+}
 _FIXEXT = {0xD4: 1, 0xD5: 2, 0xD6: 4, 0xD7: 8, 0xD8: 16}
 
 
@@ -109,10 +122,13 @@ def check(data: bytes | memoryview, limits: DecodeLimits) -> None:
             if pos > end:
                 raise ScanError("the reply is truncated")
             continue
-        if count // (2 if byte in (0xDE, 0xDF) or 0x80 <= byte <= 0x8F else 1) > \
-                limits.max_container_len:
+        if (
+            count // (2 if byte in (0xDE, 0xDF) or 0x80 <= byte <= 0x8F else 1)
+            > limits.max_container_len
+        ):
             raise ScanError(
-                f"a container of the reply holds more than {limits.max_container_len} values")
+                f"a container of the reply holds more than {limits.max_container_len} values"
+            )
         if count:
             if len(stack) >= limits.max_depth:
                 raise ScanError(f"the reply is nested deeper than {limits.max_depth} levels")

@@ -38,8 +38,8 @@ def clean_tail(value: object, limit: int) -> str:
     """Like clean(), but keeps the end (where a traceback says what went wrong)."""
     text = value if isinstance(value, str) else clean(value, limit)
     if len(text) > limit * 2:
-        text = text[-limit * 2:]
+        text = text[-limit * 2 :]
     text = _UNSAFE.sub("", text)
     if len(text) <= limit:
         return text
-    return "[...] " + text[-max(0, limit - 6):]
+    return "[...] " + text[-max(0, limit - 6) :]

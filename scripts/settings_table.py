@@ -38,10 +38,16 @@ UNDOCUMENTED = "(no description yet: add one to scripts/settings_table.py)"
 
 #: (module, class, the sentence above its table)
 SOURCES: tuple[tuple[str, str, str], ...] = (
-    ("core.settings", "Settings",
-     "Read by every process (`core/settings.py`, `core.settings.Settings`):"),
-    ("api.settings", "ApiSettings",
-     "Read by the API process only (`api/settings.py`, `api.settings.ApiSettings`):"),
+    (
+        "core.settings",
+        "Settings",
+        "Read by every process (`core/settings.py`, `core.settings.Settings`):",
+    ),
+    (
+        "api.settings",
+        "ApiSettings",
+        "Read by the API process only (`api/settings.py`, `api.settings.ApiSettings`):",
+    ),
 )
 
 #: Descriptions of the fields that have no pydantic `description`, per class.
@@ -51,113 +57,141 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
             "The instance's own folder: the embedded SQLite database (`autograder.db`), the "
             "folder blob store (`blobs/`), the embedded broker (`broker/`) and the workers' "
             "cache (`cache/`) live under it unless their own settings say otherwise. Two "
-            "instances with two data dirs never see each other. Never visible in a sandbox."),
+            "instances with two data dirs never see each other. Never visible in a sandbox."
+        ),
         "database_url": (
             "SQLAlchemy URL of the database, e.g. "
             "`postgresql+psycopg://user:password@db:5432/autograder`. Unset: SQLite in "
-            "`<data dir>/autograder.db` (embedded mode, one machine)."),
+            "`<data dir>/autograder.db` (embedded mode, one machine)."
+        ),
         "broker_url": (
             "Celery broker URL, e.g. `redis://redis:6379/0`. Unset: `filesystem://`, the "
-            "embedded broker in `<data dir>/broker` (one machine only)."),
+            "embedded broker in `<data dir>/broker` (one machine only)."
+        ),
         "blob_dir": (
             "Folder of the `folder` blob backend (uploads under their sha256). Unset: "
             "`<data dir>/blobs`. With this backend every API and worker machine must see "
-            "the same folder. Never visible in a sandbox."),
+            "the same folder. Never visible in a sandbox."
+        ),
         "course_dir": (
             "The course folder (`course.toml` and one folder per assignment), read by "
             "`autograder migrate`: it loads the metadata into the database and stores each "
             "assignment version as a bundle in the blob store. Workers grade from the "
             "bundle a job names, and read this folder only for a job that names none. "
-            "Never visible in a sandbox."),
+            "Never visible in a sandbox."
+        ),
         "max_upload_bytes": (
             "Largest submission accepted. A larger upload is answered 413 while it "
-            "arrives, before it is stored."),
+            "arrives, before it is stored."
+        ),
         "blob_backend": (
             "Where blobs (uploads, course bundles) are stored: `folder` (files under the blob "
             "folder), `database` (chunks in the service's database; `postgres` means the "
             "same), `s3` (an S3-compatible bucket), or `auto`: `database` when the database "
-            "is PostgreSQL, else `folder`."),
+            "is PostgreSQL, else `folder`."
+        ),
         "blob_max_bytes": "No blob larger than this is stored, whatever the backend.",
         "s3_bucket": (
             "Bucket of the `s3` blob backend. Credentials come from the usual "
-            "`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` variables."),
+            "`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` variables."
+        ),
         "s3_prefix": "Key prefix of the blobs in the `s3` bucket.",
         "s3_endpoint_url": (
             "Endpoint of an S3-compatible service other than AWS (e.g. a MinIO URL). "
-            "Unset: AWS's own."),
+            "Unset: AWS's own."
+        ),
         "s3_region": "Region of the `s3` bucket. Unset: the client's default.",
         "cache_dir": (
             "A worker's local copies of blobs and unpacked course bundles. Unset: "
-            "`<data dir>/cache`."),
+            "`<data dir>/cache`."
+        ),
         "cache_max_bytes": (
-            "Size of a worker's cache; beyond it the least recently used entries are "
-            "removed."),
+            "Size of a worker's cache; beyond it the least recently used entries are removed."
+        ),
         "lease_seconds": (
             "How long a running job may go without a heartbeat before the sweeper "
-            "re-queues it (the worker extends the lease every quarter of this)."),
+            "re-queues it (the worker extends the lease every quarter of this)."
+        ),
         "resend_after_seconds": (
             "How long a job may stay queued after it was sent before the sweeper sends it "
-            "again (only when its queue is empty: the message was lost, not waiting)."),
+            "again (only when its queue is empty: the message was lost, not waiting)."
+        ),
         "sweep_interval_seconds": (
-            "Seconds between two rounds of the sweeper, a thread of every API process."),
+            "Seconds between two rounds of the sweeper, a thread of every API process."
+        ),
         "max_attempts": (
             "Attempts per grading job. A job whose worker was lost, or whose grading failed "
             "for a reason that is not the student's, is retried up to this many times in "
-            "all, then marked `failed`."),
+            "all, then marked `failed`."
+        ),
         "sandbox_cell_timeout": (
             "Seconds one cell of a submission may run while it is loaded; a cell over it is "
-            "skipped and the sandbox restarted without it."),
+            "skipped and the sandbox restarted without it."
+        ),
         "sandbox_call_timeout": (
             "Seconds one call into the student's code may take (a test's call, a model's "
             "forward). An exercise's `timeout` in assignment.toml replaces it for that "
-            "exercise."),
+            "exercise."
+        ),
         "sandbox_job_timeout": (
             "Seconds of sandbox time for a whole grading job; once they are spent, the tests "
-            "left end with `timeout`."),
+            "left end with `timeout`."
+        ),
         "sandbox_memory_mb": (
             "Memory of one sandbox, in MiB (RLIMIT_AS on CPU jobs; the memory cgroup, where "
             "there is one, a little above it). An exercise's `memory_mb` raises it for the "
-            "jobs that grade that exercise."),
+            "jobs that grade that exercise."
+        ),
         "sandbox_isolation": (
             "`auto`: the strongest isolation the host allows (docs/operating.md, "
-            "\"The sandbox\"); `none`: a plain child process with rlimits only, for "
-            "debugging. Never `none` for real submissions."),
+            '"The sandbox"); `none`: a plain child process with rlimits only, for '
+            "debugging. Never `none` for real submissions."
+        ),
         "gpu_fallback_to_cpu": (
             "When no worker consumes the GPU queue: `true` sends jobs whose exercises ask for "
             "a GPU to `cpu` (graded on the CPU, with a note in the submission), `false` "
-            "lets them wait for a GPU worker."),
+            "lets them wait for a GPU worker."
+        ),
         "gpu_queue": (
-            "The queue that jobs with a `device = \"gpu\"` exercise are sent to while a "
-            "worker consumes it."),
+            'The queue that jobs with a `device = "gpu"` exercise are sent to while a '
+            "worker consumes it."
+        ),
         "worker_slots": (
             "`autograder up` only: the embedded worker's number of grading slots. "
-            "`autograder worker` takes `--concurrency` instead."),
+            "`autograder worker` takes `--concurrency` instead."
+        ),
         "worker_heartbeat_seconds": (
-            "How often each worker announces, in the database, the queues it consumes."),
+            "How often each worker announces, in the database, the queues it consumes."
+        ),
         "worker_expiry_seconds": (
             "A worker not heard of for this long is taken for gone (GPU routing, the "
-            "sweeper, /healthz)."),
+            "sweeper, /healthz)."
+        ),
     },
     "ApiSettings": {
         "inflight_limit": (
             "Requests inside the application at once; more wait their turn. 0: the "
             "database pool's size and overflow less a reserve (at least 4). Event streams, "
-            "/healthz and /metrics are not counted."),
+            "/healthz and /metrics are not counted."
+        ),
         "inflight_wait_seconds": (
-            "How long a request waits for its turn before it is answered 503 with "
-            "Retry-After."),
+            "How long a request waits for its turn before it is answered 503 with Retry-After."
+        ),
         "upload_idle_seconds": (
-            "An upload whose body sends no byte for this long is answered 408."),
+            "An upload whose body sends no byte for this long is answered 408."
+        ),
         "upload_total_seconds": (
-            "An upload whose body takes longer than this in all is answered 408."),
+            "An upload whose body takes longer than this in all is answered 408."
+        ),
     },
 }
 
 
 def settings_classes() -> list[tuple[type[Any], str]]:
     """The settings classes, each with the sentence above its table."""
-    return [(getattr(importlib.import_module(module), name), intro)
-            for module, name, intro in SOURCES]
+    return [
+        (getattr(importlib.import_module(module), name), intro) for module, name, intro in SOURCES
+    ]
 
 
 def env_name(cls: type[Any], name: str, field: FieldInfo) -> str:
@@ -192,8 +226,7 @@ def type_text(field: FieldInfo) -> str:
         for attr, words in _BOUNDS:
             value = getattr(item, attr, None)
             if value is not None:
-                text += f", {words} {value:g}" if isinstance(value, float) else \
-                    f", {words} {value}"
+                text += f", {words} {value:g}" if isinstance(value, float) else f", {words} {value}"
     return text
 
 
@@ -253,8 +286,10 @@ def table_of(cls: type[Any]) -> str:
     lines = ["| Variable | Type | Default | Description |", "|---|---|---|---|"]
     for name, field in cls.model_fields.items():
         text = description(cls, name, field) or UNDOCUMENTED
-        lines.append(f"| `{env_name(cls, name, field)}` | {_cell(type_text(field))} | "
-                     f"{_cell(default_text(name, field))} | {_cell(text)} |")
+        lines.append(
+            f"| `{env_name(cls, name, field)}` | {_cell(type_text(field))} | "
+            f"{_cell(default_text(name, field))} | {_cell(text)} |"
+        )
     return "\n".join(lines)
 
 
@@ -266,16 +301,23 @@ def table() -> str:
 
 def missing_descriptions() -> list[str]:
     """`Class.field` of every setting that has no description."""
-    return [f"{cls.__name__}.{name}" for cls, _ in settings_classes()
-            for name, field in cls.model_fields.items()
-            if not description(cls, name, field)]
+    return [
+        f"{cls.__name__}.{name}"
+        for cls, _ in settings_classes()
+        for name, field in cls.model_fields.items()
+        if not description(cls, name, field)
+    ]
 
 
 def stale_descriptions() -> list[str]:
     """`Class.field` of every entry of DESCRIPTIONS that names no setting."""
     fields = {cls.__name__: set(cls.model_fields) for cls, _ in settings_classes()}
-    return [f"{owner}.{name}" for owner, entries in DESCRIPTIONS.items()
-            for name in entries if name not in fields.get(owner, set())]
+    return [
+        f"{owner}.{name}"
+        for owner, entries in DESCRIPTIONS.items()
+        for name in entries
+        if name not in fields.get(owner, set())
+    ]
 
 
 def embedded_table(text: str) -> str | None:
@@ -283,14 +325,14 @@ def embedded_table(text: str) -> str | None:
     start, end = text.find(BEGIN), text.find(END)
     if start < 0 or end < start:
         return None
-    return text[start + len(BEGIN):end].strip("\n") + "\n"
+    return text[start + len(BEGIN) : end].strip("\n") + "\n"
 
 
 def with_table(text: str, block: str) -> str:
     start, end = text.find(BEGIN), text.find(END)
     if start < 0 or end < start:
         raise SystemExit(f"{DOC}: the markers {BEGIN!r} and {END!r} are missing")
-    return text[:start + len(BEGIN)] + "\n" + block + text[end:]
+    return text[: start + len(BEGIN)] + "\n" + block + text[end:]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,8 +348,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         same = embedded_table(DOC.read_text()) == block
         if not same:
-            print(f"{DOC.relative_to(ROOT)}: the settings table is out of date; run "
-                  "scripts/settings_table.py --write", file=sys.stderr)
+            print(
+                f"{DOC.relative_to(ROOT)}: the settings table is out of date; run "
+                "scripts/settings_table.py --write",
+                file=sys.stderr,
+            )
         return 0 if same else 1
     sys.stdout.write(block)
     return 0

@@ -21,16 +21,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         wanted = SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ()))
         if item.get_closest_marker("fast") and wanted:
-            raise pytest.UsageError(f"{item.nodeid} is marked fast but starts servers "
-                                    f"({', '.join(sorted(wanted))}): use `service`")
+            raise pytest.UsageError(
+                f"{item.nodeid} is marked fast but starts servers "
+                f"({', '.join(sorted(wanted))}): use `service`"
+            )
 
 
 @pytest.fixture(scope="session")
 def pg_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = distributed_stack(tmp_path_factory.mktemp("pg-stack"), concurrency=2)
     try:
-        for name, role in (("alice", "student"), ("bob", "student"), ("tina", "ta"),
-                           ("ivan", "instructor")):
+        for name, role in (
+            ("alice", "student"),
+            ("bob", "student"),
+            ("tina", "ta"),
+            ("ivan", "instructor"),
+        ):
             stack.add_user(name, role)
         yield stack
     finally:
@@ -66,8 +72,9 @@ def service_template(tmp_path_factory: pytest.TempPathFactory) -> InProcessServi
 
 
 @pytest.fixture(scope="module")
-def service(service_template: InProcessService,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessService]:
+def service(
+    service_template: InProcessService, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[InProcessService]:
     """The real app in this process over SQLite, an in-process queue that grades each
     job as it is sent (sandbox isolation none); users alice, bob (students), tina (TA),
     ivan (instructor) in course dlp. One per module: tests of a module share it."""

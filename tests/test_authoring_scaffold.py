@@ -23,8 +23,14 @@ pytestmark = pytest.mark.fast
 def test_the_scaffold_passes_the_self_check_as_generated(tmp_path: Path) -> None:
     out = tmp_path / "week-1"
     assert cli_main(["assignment", "new", "week-1", "--out", str(out)]) == 0
-    for path in ("assignment.toml", "reference.py", "tests.py", "notebooks/starter.ipynb",
-                 "notebooks/solution.ipynb", "public"):
+    for path in (
+        "assignment.toml",
+        "reference.py",
+        "tests.py",
+        "notebooks/starter.ipynb",
+        "notebooks/solution.ipynb",
+        "public",
+    ):
         assert (out / path).exists(), path
     assert len(list((out / "variants").glob("softplus__*.py"))) == 2
     result = check_assignment(out, sandbox_provider)

@@ -84,11 +84,11 @@ def l2_penalty(w, lam):
 
 
 @pytest.mark.parametrize("cheat", sorted(CHEATS))
-def test_a_cheat_in_the_submission_gets_no_credit(cheat: str,
-                                                  folders: dict[str, Path]) -> None:
+def test_a_cheat_in_the_submission_gets_no_credit(cheat: str, folders: dict[str, Path]) -> None:
     report = _grade_with(folders["nbgrader"], CHEATS[cheat])
     assert report.exercise_score("test_l2_penalty") == 0.0, [
-        (t.name, t.outcome, t.feedback) for t in report.tests]
+        (t.name, t.outcome, t.feedback) for t in report.tests
+    ]
     # The other exercises are graded as usual: nothing leaked out of the sandbox.
     assert report.exercise_score("test_clip_gradients") == 3.0
     assert report.exercise_score("test_tiny_mlp") == 2.0
@@ -102,7 +102,7 @@ def test_reading_the_graders_files_gives_nothing(folders: dict[str, Path]) -> No
 import torch
 def l2_penalty(w, lam):
     namespace = {{}}
-    for path in ({str(folder / 'reference.py')!r}, {str(folder / 'tests.py')!r}):
+    for path in ({str(folder / "reference.py")!r}, {str(folder / "tests.py")!r}):
         try:
             exec(open(path).read(), namespace)
         except Exception:
@@ -117,9 +117,10 @@ def l2_penalty(w, lam):
     assert report.exercise_score("test_l2_penalty") == 0.0
 
 
-def test_ok_format_answers_that_equal_everything_get_no_credit(
-        folders: dict[str, Path]) -> None:
-    report = _grade_with(folders["otter"], """
+def test_ok_format_answers_that_equal_everything_get_no_credit(folders: dict[str, Path]) -> None:
+    report = _grade_with(
+        folders["otter"],
+        """
 class Anything:
     def __eq__(self, other): return True
     def __float__(self): return 0.5
@@ -127,7 +128,8 @@ class Anything:
 temperature = Anything()
 def softmax(x):
     return Anything()
-""")
+""",
+    )
     assert report.exercise_score("temperature") == 0.0
     assert report.exercise_score("softmax") == 0.0
     assert report.exercise_score("accuracy") == 2.0
@@ -136,12 +138,15 @@ def softmax(x):
 
 
 def test_an_object_of_the_students_class_is_used_through_the_sandbox(
-        folders: dict[str, Path]) -> None:
+    folders: dict[str, Path],
+) -> None:
     # TinyMLP's test builds the student's model (a handle), calls it and its
     # submodules, and iterates over its parameters: all through the sandbox.
     report = _grade_with(folders["nbgrader"], "")
     assert report.exercise_score("test_tiny_mlp") == 2.0
-    report = _grade_with(folders["nbgrader"], """
+    report = _grade_with(
+        folders["nbgrader"],
+        """
 class TinyMLP(torch.nn.Module):
     def __init__(self, a, b, c):
         super().__init__()
@@ -149,39 +154,52 @@ class TinyMLP(torch.nn.Module):
         self.extra = torch.nn.Linear(1, 1)
     def forward(self, x):
         return self.fc2(torch.relu(self.fc1(x)))
-""")
+""",
+    )
     assert report.exercise_score("test_tiny_mlp") == 0.0  # two parameters too many
 
 
 def test_a_test_needing_what_a_proxy_cannot_carry_fails_the_self_check_with_a_sentence(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     source = nbgrader_notebook(
         tmp_path / "net.ipynb",
         ("code", "import torch\nnet = torch.nn.Linear(2, 1)", None),
-        solution("def count_parameters(model):\n    ### BEGIN SOLUTION\n"
-                 "    return sum(p.numel() for p in model.parameters())\n"
-                 "    ### END SOLUTION"),
-        graded_test("assert count_parameters(net) == 3", "count", 1))
+        solution(
+            "def count_parameters(model):\n    ### BEGIN SOLUTION\n"
+            "    return sum(p.numel() for p in model.parameters())\n"
+            "    ### END SOLUTION"
+        ),
+        graded_test("assert count_parameters(net) == 3", "count", 1),
+    )
     out = tmp_path / "net"
     import_notebook(source, "nbgrader", "net", out)  # the solution passes in the grader
     result = check_assignment(out, sandbox_provider)
     assert not result.ok
     row = next(r for r in result.rows if r.variant == "solution")
-    assert "cannot run in the grader: it passes a torch.nn.modules.linear.Linear to " \
-           "`count_parameters`" in row.problem
+    assert (
+        "cannot run in the grader: it passes a torch.nn.modules.linear.Linear to "
+        "`count_parameters`" in row.problem
+    )
 
 
 def test_the_students_exception_can_be_expected_by_a_test(tmp_path: Path) -> None:
     source = nbgrader_notebook(
         tmp_path / "raises.ipynb",
         ("code", "import torch", None),
-        solution("def safe_log(x):\n    ### BEGIN SOLUTION\n    if (x <= 0).any():\n"
-                 "        raise ValueError('log of a non-positive value')\n"
-                 "    return torch.log(x)\n    ### END SOLUTION"),
-        graded_test("try:\n    safe_log(torch.tensor([-1.0]))\n    raised = False\n"
-                  "except ValueError:\n    raised = True\nassert raised\n"
-                  "assert torch.allclose(safe_log(torch.tensor([1.0])), torch.tensor([0.0]))",
-                  "raises", 1))
+        solution(
+            "def safe_log(x):\n    ### BEGIN SOLUTION\n    if (x <= 0).any():\n"
+            "        raise ValueError('log of a non-positive value')\n"
+            "    return torch.log(x)\n    ### END SOLUTION"
+        ),
+        graded_test(
+            "try:\n    safe_log(torch.tensor([-1.0]))\n    raised = False\n"
+            "except ValueError:\n    raised = True\nassert raised\n"
+            "assert torch.allclose(safe_log(torch.tensor([1.0])), torch.tensor([0.0]))",
+            "raises",
+            1,
+        ),
+    )
     out = tmp_path / "raises"
     import_notebook(source, "nbgrader", "raises", out)
     assert check_assignment(out, sandbox_provider).ok

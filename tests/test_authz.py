@@ -33,8 +33,14 @@ from tests.support.staffing import (
 COURSE = "authz"
 OTHER = "authz-other"
 ROLES = ("anonymous", "other_student", "owner", "ta", "instructor", "foreign_staff")
-USERS = {"anonymous": None, "other_student": "bob", "owner": "alice", "ta": "tina",
-         "instructor": "ivan", "foreign_staff": "olga"}
+USERS = {
+    "anonymous": None,
+    "other_student": "bob",
+    "owner": "alice",
+    "ta": "tina",
+    "instructor": "ivan",
+    "foreign_staff": "olga",
+}
 
 
 pytestmark = pytest.mark.fast
@@ -49,11 +55,21 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(service: InProcessService) -> World:
-    clone_course(service, COURSE, {"alice": "student", "bob": "student", "dave": "student",
-                                    "tina": "ta", "ivan": "instructor"})
+    clone_course(
+        service,
+        COURSE,
+        {
+            "alice": "student",
+            "bob": "student",
+            "dave": "student",
+            "tina": "ta",
+            "ivan": "instructor",
+        },
+    )
     clone_course(service, OTHER, {"olga": "instructor", "otto": "student"})
-    patch_assignment(service, COURSE, due_at=iso(datetime.now(UTC) + timedelta(days=7)),
-                     released=False)
+    patch_assignment(
+        service, COURSE, due_at=iso(datetime.now(UTC) + timedelta(days=7)), released=False
+    )
     response = submit(service, "alice", COURSE, hw1_source(label_smoothing=False))
     assert response.status_code == 202, response.text
     sid = response.json()["id"]
@@ -80,8 +96,10 @@ class Case:
 
 def _put_extension(w: World) -> None:
     with w.stack.client("ivan") as c:
-        c.put(f"/api/v1/courses/{COURSE}/assignments/{HW1}/extensions/alice",
-              json={"due_at": "2030-01-01T00:00:00Z"}).raise_for_status()
+        c.put(
+            f"/api/v1/courses/{COURSE}/assignments/{HW1}/extensions/alice",
+            json={"due_at": "2030-01-01T00:00:00Z"},
+        ).raise_for_status()
 
 
 A = f"/api/v1/courses/{COURSE}/assignments/{HW1}"
@@ -91,8 +109,12 @@ CSV = {"file": ("roster.csv", b"id,name,email\n")}
 CASES = [
     # expected codes: anonymous, other student, owner, ta, instructor, staff of another course
     Case("health", "GET", "/healthz", (200, 200, 200, 200, 200, 200)),
-    Case("list assignments", "GET", f"/api/v1/courses/{COURSE}/assignments",
-         (401, 200, 200, 200, 200, 403)),
+    Case(
+        "list assignments",
+        "GET",
+        f"/api/v1/courses/{COURSE}/assignments",
+        (401, 200, 200, 200, 200, 403),
+    ),
     Case("assignment rules", "GET", A, (401, 200, 200, 200, 200, 403)),
     Case("list submissions", "GET", f"{A}/submissions", (401, 200, 200, 200, 200, 403)),
     Case("submit", "POST", f"{A}/submissions", (401, 202, 202, 202, 202, 403), files=PY),
@@ -100,47 +122,120 @@ CASES = [
     Case("submission events", "GET", S + "/events", (401, 404, 200, 200, 200, 404)),
     Case("submission jobs", "GET", S + "/jobs", (401, 404, 403, 200, 200, 404)),
     Case("submission history", "GET", S + "/history", (401, 404, 200, 200, 200, 404)),
-    Case("regrade submission", "POST", S + "/regrade", (401, 404, 403, 202, 202, 404),
-         json={"reason": "authz"}),
-    Case("regrade exercise", "POST", f"{A}/regrade", (401, 403, 403, 202, 202, 403),
-         json={"exercise": "early_stopping_epoch"}),
+    Case(
+        "regrade submission",
+        "POST",
+        S + "/regrade",
+        (401, 404, 403, 202, 202, 404),
+        json={"reason": "authz"},
+    ),
+    Case(
+        "regrade exercise",
+        "POST",
+        f"{A}/regrade",
+        (401, 403, 403, 202, 202, 403),
+        json={"exercise": "early_stopping_epoch"},
+    ),
     Case("regrade batch", "GET", "/api/v1/regrades/{batch}", (401, 403, 403, 200, 200, 404)),
-    Case("gradebook", "GET", f"/api/v1/courses/{COURSE}/gradebook.csv",
-         (401, 403, 403, 200, 200, 403)),
-    Case("gradebook long", "GET", f"/api/v1/courses/{COURSE}/gradebook.csv",
-         (401, 403, 403, 200, 200, 403), params={"format": "long"}),
+    Case(
+        "gradebook",
+        "GET",
+        f"/api/v1/courses/{COURSE}/gradebook.csv",
+        (401, 403, 403, 200, 200, 403),
+    ),
+    Case(
+        "gradebook long",
+        "GET",
+        f"/api/v1/courses/{COURSE}/gradebook.csv",
+        (401, 403, 403, 200, 200, 403),
+        params={"format": "long"},
+    ),
     Case("change assignment", "PATCH", A, (401, 403, 403, 200, 200, 403), json={}),
     Case("list extensions", "GET", f"{A}/extensions", (401, 403, 403, 200, 200, 403)),
-    Case("grant extension", "PUT", f"{A}/extensions/alice", (401, 403, 403, 200, 200, 403),
-         json={"due_at": "2030-01-01T00:00:00Z"}),
-    Case("remove extension", "DELETE", f"{A}/extensions/alice",
-         (401, 403, 403, 200, 200, 403), before=_put_extension),
+    Case(
+        "grant extension",
+        "PUT",
+        f"{A}/extensions/alice",
+        (401, 403, 403, 200, 200, 403),
+        json={"due_at": "2030-01-01T00:00:00Z"},
+    ),
+    Case(
+        "remove extension",
+        "DELETE",
+        f"{A}/extensions/alice",
+        (401, 403, 403, 200, 200, 403),
+        before=_put_extension,
+    ),
     Case("members", "GET", f"/api/v1/courses/{COURSE}/users", (401, 403, 403, 200, 200, 403)),
-    Case("import roster", "POST", f"/api/v1/courses/{COURSE}/roster",
-         (401, 403, 403, 403, 200, 403), files=CSV),
-    Case("issue token", "POST", f"/api/v1/courses/{COURSE}/users/dave/token",
-         (401, 403, 403, 403, 200, 403)),
-    Case("revoke tokens", "DELETE", f"/api/v1/courses/{COURSE}/users/dave/token",
-         (401, 403, 403, 403, 200, 403)),
+    Case(
+        "import roster",
+        "POST",
+        f"/api/v1/courses/{COURSE}/roster",
+        (401, 403, 403, 403, 200, 403),
+        files=CSV,
+    ),
+    Case(
+        "issue token",
+        "POST",
+        f"/api/v1/courses/{COURSE}/users/dave/token",
+        (401, 403, 403, 403, 200, 403),
+    ),
+    Case(
+        "revoke tokens",
+        "DELETE",
+        f"/api/v1/courses/{COURSE}/users/dave/token",
+        (401, 403, 403, 403, 200, 403),
+    ),
     Case("audit log", "GET", f"/api/v1/courses/{COURSE}/audit", (401, 403, 403, 403, 200, 403)),
-    Case("leaderboard", "GET", f"{A}/exercises/early_stopping_epoch/leaderboard",
-         (401, 200, 200, 200, 200, 403)),
+    Case(
+        "leaderboard",
+        "GET",
+        f"{A}/exercises/early_stopping_epoch/leaderboard",
+        (401, 200, 200, 200, 200, 403),
+    ),
     # Publishing: an archive that is not one is refused (422) before any self-check.
-    Case("publish assignment", "POST", f"/api/v1/courses/{COURSE}/assignments",
-         (401, 403, 403, 403, 422, 403), files={"bundle": ("hw.zip", b"not an archive")}),
+    Case(
+        "publish assignment",
+        "POST",
+        f"/api/v1/courses/{COURSE}/assignments",
+        (401, 403, 403, 403, 422, 403),
+        files={"bundle": ("hw.zip", b"not an archive")},
+    ),
     Case("starter notebook", "GET", f"{A}/starter", (401, 200, 200, 200, 200, 403)),
     # Manual grading (hw1 has no manual exercise: staff get 404 for an automatic one;
     # tests/test_manual_grading_api.py covers a real one, roles and release included).
-    Case("manual grading list", "GET", f"{A}/exercises/early_stopping_epoch/grading",
-         (401, 403, 403, 404, 404, 403)),
-    Case("manual rubric", "GET", f"{A}/exercises/early_stopping_epoch/rubric",
-         (401, 403, 403, 404, 404, 403)),
-    Case("replace manual rubric", "PUT", f"{A}/exercises/early_stopping_epoch/rubric",
-         (401, 403, 403, 404, 404, 403), json=[]),
-    Case("manual answer", "GET", S + "/exercises/early_stopping_epoch/answer",
-         (401, 404, 404, 404, 404, 404)),
-    Case("manual grade", "PUT", S + "/exercises/early_stopping_epoch/manual",
-         (401, 404, 404, 404, 404, 404), json={"rubric": []}),
+    Case(
+        "manual grading list",
+        "GET",
+        f"{A}/exercises/early_stopping_epoch/grading",
+        (401, 403, 403, 404, 404, 403),
+    ),
+    Case(
+        "manual rubric",
+        "GET",
+        f"{A}/exercises/early_stopping_epoch/rubric",
+        (401, 403, 403, 404, 404, 403),
+    ),
+    Case(
+        "replace manual rubric",
+        "PUT",
+        f"{A}/exercises/early_stopping_epoch/rubric",
+        (401, 403, 403, 404, 404, 403),
+        json=[],
+    ),
+    Case(
+        "manual answer",
+        "GET",
+        S + "/exercises/early_stopping_epoch/answer",
+        (401, 404, 404, 404, 404, 404),
+    ),
+    Case(
+        "manual grade",
+        "PUT",
+        S + "/exercises/early_stopping_epoch/manual",
+        (401, 404, 404, 404, 404, 404),
+        json={"rubric": []},
+    ),
 ]
 
 
@@ -154,8 +249,9 @@ def test_authorization_matrix(world: World, case: Case) -> None:
         user = USERS[role]
         # Who may ask is the question here: the jobs a request sends are not graded.
         with world.stack.jobs_held(), world.stack.client(user) as c:
-            response = c.request(case.method, path, json=case.json, files=case.files,
-                                 params=case.params)
+            response = c.request(
+                case.method, path, json=case.json, files=case.files, params=case.params
+            )
         got[role] = response.status_code
         if response.status_code >= 400:
             detail = response.json().get("detail")
@@ -168,8 +264,12 @@ def test_authorization_matrix(world: World, case: Case) -> None:
 def test_every_api_route_is_in_the_matrix(world: World) -> None:
     """A new endpoint must be added to the table above (pages and metrics aside)."""
     schema = world.stack.client().get("/openapi.json").json()
-    routes = {(m.upper(), p) for p, item in schema["paths"].items() for m in item
-              if p.startswith("/api/") or p == "/healthz"}
+    routes = {
+        (m.upper(), p)
+        for p, item in schema["paths"].items()
+        for m in item
+        if p.startswith("/api/") or p == "/healthz"
+    }
 
     def template(path: str) -> str:
         path = path.replace(world.submission, "{submission_id}")
@@ -178,8 +278,9 @@ def test_every_api_route_is_in_the_matrix(world: World) -> None:
         path = path.replace("/dave/", "/{name}/").replace("early_stopping_epoch", "{exercise}")
         return path
 
-    covered = {(c.method, template(c.path.format(sid=world.submission, batch=world.batch)))
-               for c in CASES}
+    covered = {
+        (c.method, template(c.path.format(sid=world.submission, batch=world.batch))) for c in CASES
+    }
     missing = sorted(r for r in routes if r not in covered)
     assert not missing, f"routes with no row in the authorization matrix: {missing}"
 
@@ -200,22 +301,26 @@ def test_a_student_sees_only_their_own_and_no_hidden_details(world: World) -> No
     with stack.client("tina") as c:
         staff = c.get(f"/api/v1/submissions/{sid}").json()
     assert {t["visibility"] for ex in mine["exercises"] for t in ex["tests"]} == {"visible"}
-    secret = {t["name"] for ex in staff["exercises"] for t in ex["tests"]
-              if t["visibility"] != "visible"}
+    secret = {
+        t["name"] for ex in staff["exercises"] for t in ex["tests"] if t["visibility"] != "visible"
+    }
     assert secret and not any(name in str(mine) for name in secret)
-    assert sum(ex["hidden_tests"]["count"] for ex in mine["exercises"]
-               if ex["hidden_tests"]) == len(secret)
+    assert sum(
+        ex["hidden_tests"]["count"] for ex in mine["exercises"] if ex["hidden_tests"]
+    ) == len(secret)
     assert mine["score"] == staff["score"]
     # Other students appear on the leaderboard under pseudonyms, never by name.
     assert not any(row["name"] in ("bob", "dave") for row in board["rows"])
 
 
-def test_tokens_and_rosters(world: World, tmp_path: Any,
-                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_tokens_and_rosters(
+    world: World, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     stack = world.stack
     with stack.client("ivan") as c:
-        issued = c.post(f"/api/v1/courses/{COURSE}/users/dave/token",
-                        json={"revoke_existing": True}).json()
+        issued = c.post(
+            f"/api/v1/courses/{COURSE}/users/dave/token", json={"revoke_existing": True}
+        ).json()
     assert issued["user"] == "dave" and issued["token"].startswith("ag_")
     assignments = f"/api/v1/courses/{COURSE}/assignments"
     assert stack.client(token=issued["token"]).get(assignments).status_code == 200
@@ -235,9 +340,16 @@ def test_tokens_and_rosters(world: World, tmp_path: Any,
             response = c.request(method, f"/api/v1/courses/{COURSE}/users/multi/token")
             assert response.status_code == 403 and OTHER in response.json()["detail"]
         # The roster enrolls them here but leaves their details (set elsewhere) alone.
-        response = c.post(f"/api/v1/courses/{COURSE}/roster", files={"file": (
-            "r.csv", b'id,name,email\nmulti,"Changed, Name",x@y.org\ntina,T,t@x.org\n'
-                     b'newbie,"New, ""Kid""",new@x.org\n')})
+        response = c.post(
+            f"/api/v1/courses/{COURSE}/roster",
+            files={
+                "file": (
+                    "r.csv",
+                    b'id,name,email\nmulti,"Changed, Name",x@y.org\ntina,T,t@x.org\n'
+                    b'newbie,"New, ""Kid""",new@x.org\n',
+                )
+            },
+        )
     assert response.status_code == 200, response.text
     rows = {r["id"]: r for r in response.json()["rows"]}
     assert rows["multi"]["status"] == "unchanged" and rows["multi"]["token"] is None
@@ -250,12 +362,14 @@ def test_tokens_and_rosters(world: World, tmp_path: Any,
 
     # Bad rosters change nothing and say why.
     with stack.client("ivan") as c:
-        for data, words in [(b"name,email\nx,y\n", "id"),
-                            (b"id,name,email\nok1,A,a@x.org\nok1,B,b@x.org\n", "line 3"),
-                            (b"id,name,email\n,A,a@x.org\n", "line 2"),
-                            (b"\xff\xfe", "UTF-8"), (b"", "empty")]:
-            response = c.post(f"/api/v1/courses/{COURSE}/roster",
-                              files={"file": ("r.csv", data)})
+        for data, words in [
+            (b"name,email\nx,y\n", "id"),
+            (b"id,name,email\nok1,A,a@x.org\nok1,B,b@x.org\n", "line 3"),
+            (b"id,name,email\n,A,a@x.org\n", "line 2"),
+            (b"\xff\xfe", "UTF-8"),
+            (b"", "empty"),
+        ]:
+            response = c.post(f"/api/v1/courses/{COURSE}/roster", files={"file": ("r.csv", data)})
             assert response.status_code == 422, (data, response.text)
             assert words in response.json()["detail"], response.json()
         assert c.post(f"/api/v1/courses/{COURSE}/roster").status_code == 422

@@ -73,16 +73,20 @@ def test_huge_chunked_upload_is_refused(pg_stack: Stack) -> None:
     boundary = "XyZ"
 
     def body():  # type: ignore[no-untyped-def]
-        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-               f"filename=\"big.ipynb\"\r\n\r\n").encode()
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="big.ipynb"\r\n\r\n'
+        ).encode()
         for _ in range(40):
             yield b" " * (1024 * 1024)
         yield f"\r\n--{boundary}--\r\n".encode()
 
     with pg_stack.client("alice") as c:
-        response = c.post(f"/api/v1/courses/dlp/assignments/{HW1}/submissions",
-                          content=body(),
-                          headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        response = c.post(
+            f"/api/v1/courses/dlp/assignments/{HW1}/submissions",
+            content=body(),
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
     assert response.status_code == 413, response.text
 
 
@@ -93,8 +97,10 @@ def test_unknown_course_and_assignment_are_404(service: InProcessService) -> Non
     assert response.status_code == 404
     assert "hw99-nope" in response.json()["detail"]
     with service.client("alice") as c:
-        response = c.post("/api/v1/courses/nope/assignments/hw1-training-basics/submissions",
-                          files={"file": ("a.ipynb", nb)})
+        response = c.post(
+            "/api/v1/courses/nope/assignments/hw1-training-basics/submissions",
+            files={"file": ("a.ipynb", nb)},
+        )
     assert response.status_code == 404
     assert "nope" in response.json()["detail"]
 
@@ -102,15 +108,19 @@ def test_unknown_course_and_assignment_are_404(service: InProcessService) -> Non
 @pytest.mark.fast
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer wrong-token"}, {"Authorization": "Basic abc"},
-     {"Authorization": "Token abc"}],
+    [
+        {},
+        {"Authorization": "Bearer wrong-token"},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Token abc"},
+    ],
 )
-def test_missing_or_wrong_token_is_401(service: InProcessService,
-                                       headers: dict[str, str]) -> None:
+def test_missing_or_wrong_token_is_401(service: InProcessService, headers: dict[str, str]) -> None:
     before = submission_count(service)
     response = service.client().post(
         f"/api/v1/courses/dlp/assignments/{HW1}/submissions",
-        files={"file": ("a.ipynb", course_notebook(HW1, "solution"))}, headers=headers,
+        files={"file": ("a.ipynb", course_notebook(HW1, "solution"))},
+        headers=headers,
     )
     assert response.status_code == 401
     assert response.json()["detail"]
@@ -120,8 +130,10 @@ def test_missing_or_wrong_token_is_401(service: InProcessService,
 @pytest.mark.fast
 def test_missing_file_field_is_422(service: InProcessService) -> None:
     with service.client("alice") as c:
-        response = c.post(f"/api/v1/courses/dlp/assignments/{HW1}/submissions",
-                          files={"notebook": ("a.ipynb", b"{}")})
+        response = c.post(
+            f"/api/v1/courses/dlp/assignments/{HW1}/submissions",
+            files={"notebook": ("a.ipynb", b"{}")},
+        )
     assert response.status_code == 422
     assert "'file'" in response.json()["detail"]
 
@@ -142,10 +154,12 @@ def test_service_still_answers_after_bad_input(pg_stack: Stack) -> None:
 
 @pytest.mark.fast
 def test_a_model_file_for_an_assignment_without_model_exercises_is_422(
-        service: InProcessService) -> None:
+    service: InProcessService,
+) -> None:
     before = submission_count(service)
-    response = service.submit("alice", "hw3-architectures", "model.safetensors",
-                              save({"weight": torch.zeros(4, 4)}))
+    response = service.submit(
+        "alice", "hw3-architectures", "model.safetensors", save({"weight": torch.zeros(4, 4)})
+    )
     assert response.status_code == 422, response.text
     assert "answers none of the exercises" in response.json()["detail"]
     assert submission_count(service) == before

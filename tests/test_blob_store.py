@@ -72,8 +72,9 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip("moto[server] is not installed (pip install -e '.[dev]')")
     port = free_port()
     log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
-    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [server, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -93,10 +94,17 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 #: folder and SQLite need no server: the fast tier (`make test-fast`) has them.
-@pytest.fixture(params=[pytest.param("folder", marks=pytest.mark.fast), "database-postgresql",
-                        pytest.param("database-sqlite", marks=pytest.mark.fast), "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path,
-          monkeypatch: pytest.MonkeyPatch) -> Iterator[Blobs]:
+@pytest.fixture(
+    params=[
+        pytest.param("folder", marks=pytest.mark.fast),
+        "database-postgresql",
+        pytest.param("database-sqlite", marks=pytest.mark.fast),
+        "s3",
+    ]
+)
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Blobs]:
     kind = request.param
     if kind == "folder":
         yield FolderBlobStore(tmp_path / "blobs", max_bytes=CAP)
@@ -114,11 +122,19 @@ def store(request: pytest.FixtureRequest, tmp_path: Path,
         engine.dispose()
     else:
         endpoint = request.getfixturevalue("s3_endpoint")
-        for key, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"),
-                           ("AWS_DEFAULT_REGION", "us-east-1")):
+        for key, value in (
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+        ):
             monkeypatch.setenv(key, value)
-        s3 = S3BlobStore(bucket=f"b{os.urandom(6).hex()}", prefix="blobs/",
-                         endpoint_url=endpoint, region="us-east-1", max_bytes=CAP)
+        s3 = S3BlobStore(
+            bucket=f"b{os.urandom(6).hex()}",
+            prefix="blobs/",
+            endpoint_url=endpoint,
+            region="us-east-1",
+            max_bytes=CAP,
+        )
         s3.prepare()
         yield s3
 
@@ -128,6 +144,7 @@ def sha(data: bytes) -> str:
 
 
 # -- the contract -----------------------------------------------------------------------
+
 
 def test_write_read_exists(store: Blobs, tmp_path: Path) -> None:
     data = os.urandom(2 * CHUNK + 777)  # several chunks, the last one short
@@ -188,10 +205,16 @@ def test_concurrent_writers_of_the_same_content(store: Blobs) -> None:
     assert store.read(sha(data)) == data
     if isinstance(store, DatabaseBlobStore):  # stored once: one row, one set of chunks
         with store.engine.connect() as conn:
-            assert conn.scalar(select(func.count()).select_from(Blob)
-                               .where(Blob.sha256 == sha(data))) == 1
-            assert conn.scalar(select(func.count()).select_from(BlobChunk)
-                               .where(BlobChunk.sha256 == sha(data))) == 4
+            assert (
+                conn.scalar(select(func.count()).select_from(Blob).where(Blob.sha256 == sha(data)))
+                == 1
+            )
+            assert (
+                conn.scalar(
+                    select(func.count()).select_from(BlobChunk).where(BlobChunk.sha256 == sha(data))
+                )
+                == 4
+            )
     if isinstance(store, FolderBlobStore):  # no temporary file left behind
         assert [p.name for p in store.root.rglob("*") if p.is_file()] == [sha(data)]
 
@@ -202,20 +225,24 @@ def test_damaged_blob_is_refused(store: Blobs, tmp_path: Path) -> None:
     if isinstance(store, FolderBlobStore):
         store.path_for(digest).write_bytes(b"tampered" + data[8:])
     elif isinstance(store, S3BlobStore):
-        store.client.put_object(Bucket=store.bucket, Key=store.key(digest),
-                                Body=b"tampered" + data[8:])
+        store.client.put_object(
+            Bucket=store.bucket, Key=store.key(digest), Body=b"tampered" + data[8:]
+        )
     else:
         assert isinstance(store, DatabaseBlobStore)
         with store.engine.begin() as conn:
-            conn.execute(BlobChunk.__table__.update().where(BlobChunk.sha256 == digest,
-                                                            BlobChunk.seq == 0)
-                         .values(data=b"tampered"))
+            conn.execute(
+                BlobChunk.__table__.update()
+                .where(BlobChunk.sha256 == digest, BlobChunk.seq == 0)
+                .values(data=b"tampered")
+            )
     with pytest.raises(BlobNotFound):
         store.save_to(digest, tmp_path / "copy")
     assert not (tmp_path / "copy").exists()
 
 
 # -- bundles and the worker's cache -------------------------------------------------------
+
 
 @pytest.mark.fast
 def test_bundle_is_deterministic_and_unpacks_to_the_same_version(tmp_path: Path) -> None:
@@ -238,8 +265,12 @@ def test_cache_fetches_once_unpacks_atomically_and_stays_bounded(tmp_path: Path)
     cache = LocalCache(tmp_path / "cache", max_bytes=3 * CHUNK, keep_seconds=0)
 
     with ThreadPoolExecutor(4) as pool:  # four pool processes asking at once
-        folders = list(pool.map(lambda _: cache.assignment_folder(
-            store, bundle_sha, HW1_DIR.name, version), range(4)))
+        folders = list(
+            pool.map(
+                lambda _: cache.assignment_folder(store, bundle_sha, HW1_DIR.name, version),
+                range(4),
+            )
+        )
     assert len(set(folders)) == 1 and folder_version(folders[0]) == version
     assert list((tmp_path / "cache" / "tmp").iterdir()) == []
     with pytest.raises(MissingContent):  # the job names another version than the bundle's

@@ -36,14 +36,23 @@ def queued_job(session: Session, queue: str) -> GradingJob:
     course = Course(slug=f"c{queue}", title="c")
     session.add(course)
     session.flush()
-    assignment = Assignment(course_id=course.id, slug="a", title="a",
-                            exercises=[Exercise(slug="e", kind="function", max_score=1,
-                                                device="gpu")])
+    assignment = Assignment(
+        course_id=course.id,
+        slug="a",
+        title="a",
+        exercises=[Exercise(slug="e", kind="function", max_score=1, device="gpu")],
+    )
     user = User(name=f"u{queue}")
     session.add_all([assignment, user])
     session.flush()
-    sub = Submission(assignment_id=assignment.id, user_id=user.id, sha256="0" * 64,
-                     filename="x.py", file_kind="python", size_bytes=1)
+    sub = Submission(
+        assignment_id=assignment.id,
+        user_id=user.id,
+        sha256="0" * 64,
+        filename="x.py",
+        file_kind="python",
+        size_bytes=1,
+    )
     session.add(sub)
     session.flush()
     job = GradingJob(submission_id=sub.id, queue=queue, status="queued")
@@ -56,8 +65,9 @@ def test_heartbeats_expire_and_name_the_queues_without_consumers(session: Sessio
     assert capacity.queues_without_consumers(session) == ["cpu", "gpu"]
     capacity.announce(session, "w1", "h", ["cpu"], 2, "cpu")
     capacity.announce(session, "w1", "h", ["cpu"], 2, "cpu")  # a second beat: one row
-    capacity.announce(session, "g1", "h", ["gpu"], 1, "cuda x1",
-                      now=utcnow() - timedelta(seconds=30))  # heard of 30 s ago: gone
+    capacity.announce(
+        session, "g1", "h", ["gpu"], 1, "cuda x1", now=utcnow() - timedelta(seconds=30)
+    )  # heard of 30 s ago: gone
     assert [w.id for w in capacity.live_workers(session)] == ["w1"]
     assert capacity.queues_without_consumers(session) == ["gpu"]
     assert capacity.capacity(session)["slots"] == {"cpu": 2, "gpu": 0}
@@ -68,7 +78,8 @@ def test_heartbeats_expire_and_name_the_queues_without_consumers(session: Sessio
 
 
 def test_gpu_jobs_route_to_gpu_only_while_a_gpu_worker_lives(
-        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert capacity.route(session, wants_gpu=False) == "cpu"
     assert capacity.route(session, wants_gpu=True) == "cpu"  # nobody on gpu: fall back
     capacity.announce(session, "g1", "h", ["gpu"], 1, "cuda x1")
@@ -80,7 +91,8 @@ def test_gpu_jobs_route_to_gpu_only_while_a_gpu_worker_lives(
 
 
 def test_sweeper_moves_jobs_off_queues_nobody_consumes(
-        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
     on_gpu = queued_job(session, "gpu")
     assert capacity.reroute(session) == []  # no worker at all: nowhere better
     assert "Waiting for a GPU worker" in (capacity.waiting_note(session, on_gpu) or "")

@@ -36,11 +36,14 @@ def new_course(stack: Stack, name: str, student: str, **caps: Any) -> str:
     return course
 
 
-def held_body(data: bytes, boundary: str, release: threading.Event,
-              ready: threading.Semaphore) -> Iterator[bytes]:
+def held_body(
+    data: bytes, boundary: str, release: threading.Event, ready: threading.Semaphore
+) -> Iterator[bytes]:
     """A multipart body whose last bytes wait for `release` (sent chunked)."""
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-            f"filename=\"hw1.py\"\r\nContent-Type: text/x-python\r\n\r\n").encode()
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        f'filename="hw1.py"\r\nContent-Type: text/x-python\r\n\r\n'
+    ).encode()
     body += data + f"\r\n--{boundary}--\r\n".encode()
     yield body[:-10]
     ready.release()
@@ -58,10 +61,14 @@ def race(stack: Stack, user: str, course: str, uploads: int) -> list[httpx.Respo
         boundary = uuid.uuid4().hex
         data = hw1_source() + f"\n# upload {k}\n".encode()
         with httpx.Client(timeout=60) as client:
-            return client.post(url, content=held_body(data, boundary, release, ready),
-                               headers={"Authorization": f"Bearer {stack.tokens[user]}",
-                                        "Content-Type": f"multipart/form-data; "
-                                                        f"boundary={boundary}"})
+            return client.post(
+                url,
+                content=held_body(data, boundary, release, ready),
+                headers={
+                    "Authorization": f"Bearer {stack.tokens[user]}",
+                    "Content-Type": f"multipart/form-data; boundary={boundary}",
+                },
+            )
 
     with ThreadPoolExecutor(uploads) as pool:
         futures = [pool.submit(one, k) for k in range(uploads)]
@@ -76,25 +83,32 @@ def stored(stack: Stack, course: str) -> int:
     """Submissions to the course's hw1 stored in the database."""
     with stack_db(stack) as db:
         course_id = db.scalar(select(Course.id).where(Course.slug == course))
-        assignment_id = db.scalar(select(Assignment.id).where(
-            Assignment.course_id == course_id, Assignment.slug == HW1))
+        assignment_id = db.scalar(
+            select(Assignment.id).where(Assignment.course_id == course_id, Assignment.slug == HW1)
+        )
         users = select(Enrollment.user_id).where(Enrollment.course_id == course_id)
-        return int(db.scalar(select(func.count()).select_from(Submission).where(
-            Submission.assignment_id == assignment_id, Submission.user_id.in_(users))) or 0)
+        return int(
+            db.scalar(
+                select(func.count())
+                .select_from(Submission)
+                .where(Submission.assignment_id == assignment_id, Submission.user_id.in_(users))
+            )
+            or 0
+        )
 
 
 def exactly_one_accepted(responses: list[httpx.Response], phrase: str) -> None:
     codes = sorted(r.status_code for r in responses)
-    assert codes == [202] + [429] * (len(responses) - 1), [(r.status_code, r.text[:200])
-                                                           for r in responses]
+    assert codes == [202] + [429] * (len(responses) - 1), [
+        (r.status_code, r.text[:200]) for r in responses
+    ]
     for r in responses:
         if r.status_code == 429:
             assert phrase in r.json()["detail"], r.text
 
 
 @pytest.mark.parametrize("uploads", [2, 10])
-def test_uploads_at_the_total_caps_edge_accept_exactly_one(any_stack: Stack,
-                                                          uploads: int) -> None:
+def test_uploads_at_the_total_caps_edge_accept_exactly_one(any_stack: Stack, uploads: int) -> None:
     student = f"racer{uploads}-{uuid.uuid4().hex[:6]}"
     course = new_course(any_stack, f"caps-race-{uploads}", student, cap_total=3)
     for _ in range(2):  # one left below the cap

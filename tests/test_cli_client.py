@@ -19,15 +19,22 @@ from tests.support.stack import Stack, free_port
 SOLUTION = HW1_DIR / "notebooks" / "solution.ipynb"
 
 
-def client(stack: Stack, user: str | None, *args: str, server: str | None = None,
-           timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def client(
+    stack: Stack, user: str | None, *args: str, server: str | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOGRADER_")}
     env["AUTOGRADER_SERVER"] = server or stack.base_url
     if user is not None:
         env["AUTOGRADER_TOKEN"] = stack.tokens.get(user, user)
     env["COLUMNS"] = "160"
-    return subprocess.run([str(BIN / "autograder"), *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(BIN / "autograder"), *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_submit_waits_for_grading_and_prints_the_feedback(embedded: Stack) -> None:
@@ -52,10 +59,28 @@ def test_submit_waits_for_grading_and_prints_the_feedback(embedded: Stack) -> No
 
 
 def test_submit_without_waiting_and_the_same_idempotency_key(embedded: Stack) -> None:
-    first = client(embedded, "bob", "submit", str(SOLUTION), "-a", HW1, "--no-wait",
-                   "--idempotency-key", "cli-test-once")
-    again = client(embedded, "bob", "submit", str(SOLUTION), "-a", HW1, "--no-wait",
-                   "--idempotency-key", "cli-test-once")
+    first = client(
+        embedded,
+        "bob",
+        "submit",
+        str(SOLUTION),
+        "-a",
+        HW1,
+        "--no-wait",
+        "--idempotency-key",
+        "cli-test-once",
+    )
+    again = client(
+        embedded,
+        "bob",
+        "submit",
+        str(SOLUTION),
+        "-a",
+        HW1,
+        "--no-wait",
+        "--idempotency-key",
+        "cli-test-once",
+    )
     assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
     assert first.stdout.strip() == again.stdout.strip() != ""
     waited = client(embedded, "bob", "status", first.stdout.strip(), "--wait")
@@ -81,8 +106,7 @@ def test_errors_are_the_api_sentence_with_a_nonzero_exit(embedded: Stack, tmp_pa
     r = client(embedded, "alice", "submit", str(tmp_path / "missing.ipynb"), "-a", HW1)
     assert r.returncode == 2 and "there is no file" in r.stderr
 
-    r = client(embedded, "alice", "status", "0" * 32,
-               server=f"http://127.0.0.1:{free_port()}")
+    r = client(embedded, "alice", "status", "0" * 32, server=f"http://127.0.0.1:{free_port()}")
     assert r.returncode == 4 and "cannot reach the autograder" in r.stderr
 
     r = client(embedded, "alice", "regrade", "--assignment", HW1)
@@ -94,14 +118,31 @@ def test_errors_are_the_api_sentence_with_a_nonzero_exit(embedded: Stack, tmp_pa
 
 def test_regrade_an_assignment_and_a_submission_with_wait(embedded: Stack) -> None:
     graded = embedded.grade("bob", HW1, "starter.ipynb", course_notebook(HW1, "starter"))
-    r = client(embedded, "tina", "regrade", "--assignment", HW1, "--wait",
-               "--reason", "cli test", timeout=600)
+    r = client(
+        embedded,
+        "tina",
+        "regrade",
+        "--assignment",
+        HW1,
+        "--wait",
+        "--reason",
+        "cli test",
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr + r.stdout
     assert "regrade of hw1-training-basics: batch" in r.stdout
     assert ", 0 failed" in r.stdout and "done:" in r.stdout
 
-    r = client(embedded, "tina", "regrade", "--submission", graded["id"], "--wait",
-               "--exercise", "early_stopping_epoch")
+    r = client(
+        embedded,
+        "tina",
+        "regrade",
+        "--submission",
+        graded["id"],
+        "--wait",
+        "--exercise",
+        "early_stopping_epoch",
+    )
     assert r.returncode == 0, r.stderr + r.stdout
     assert f"regrade of submission {graded['id']} queued as job" in r.stdout
     assert "Score: 0 / " in r.stdout
@@ -110,8 +151,7 @@ def test_regrade_an_assignment_and_a_submission_with_wait(embedded: Stack) -> No
     assert [j["reason"] for j in jobs][-2:] == ["cli test", "regrade"]
     assert jobs[-1]["exercises"] == ["early_stopping_epoch"]
 
-    r = client(embedded, "tina", "regrade", "--submission", graded["id"],
-               "--version", "f" * 64)
+    r = client(embedded, "tina", "regrade", "--submission", graded["id"], "--version", "f" * 64)
     assert r.returncode != 0 and "has no version" in r.stderr, r.stderr + r.stdout
 
 

@@ -40,9 +40,23 @@ WORKERS = ("worker-cpu", "worker-gpu")
 #: What the workers' sandboxes use (docker-compose.yml says why for each).
 WORKER_CAPS = {"SYS_ADMIN", "SETUID", "SETGID", "KILL", "SETFCAP"}
 #: Syscalls the zygote makes to build each sandbox: the profile must not deny them.
-ZYGOTE_NEEDS = {"unshare", "mount", "umount2", "pivot_root", "sethostname", "clone",
-                "seccomp", "prctl", "capset", "setresuid", "setresgid", "setgroups",
-                "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self"}
+ZYGOTE_NEEDS = {
+    "unshare",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "sethostname",
+    "clone",
+    "seccomp",
+    "prctl",
+    "capset",
+    "setresuid",
+    "setresgid",
+    "setgroups",
+    "landlock_create_ruleset",
+    "landlock_add_rule",
+    "landlock_restrict_self",
+}
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +79,11 @@ def readme_commands() -> list[list[str]]:
 
 
 def autograder_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {name: s for name, s in services(compose).items()
-            if str(s.get("image", "")).startswith("dlp-autograder")}
+    return {
+        name: s
+        for name, s in services(compose).items()
+        if str(s.get("image", "")).startswith("dlp-autograder")
+    }
 
 
 @pytest.mark.fast
@@ -84,7 +101,8 @@ def test_every_service_runs_a_documented_command(compose: dict[str, Any]) -> Non
             assert health[0] == "CMD" and health[1] == "autograder", name
             parser.parse_args(health[2:])
             assert [w for w in health[1:] if not w.startswith("http")][:3] in [
-                c[:3] for c in documented], f"{name}: healthcheck {health} is not documented"
+                c[:3] for c in documented
+            ], f"{name}: healthcheck {health} is not documented"
     for command in documented:
         parser.parse_args(command[1:])
 
@@ -98,8 +116,10 @@ def test_only_real_settings_and_no_shared_volume(compose: dict[str, Any]) -> Non
             assert key in fields, f"{name}: {key} is not a setting"
         assert service["environment"]["AUTOGRADER_DATABASE_URL"].startswith("postgresql")
         assert service["environment"]["AUTOGRADER_BROKER_URL"].startswith("redis://")
-    mounts = {name: {str(v).split(":", 1)[0] for v in service.get("volumes", [])}
-              for name, service in ours.items()}
+    mounts = {
+        name: {str(v).split(":", 1)[0] for v in service.get("volumes", [])}
+        for name, service in ours.items()
+    }
     for worker in WORKERS:
         assert not mounts[worker] & mounts["api"], f"{worker} shares a volume with the api"
         assert not mounts[worker], f"{worker} mounts {mounts[worker]}: nothing is shared"
@@ -107,8 +127,7 @@ def test_only_real_settings_and_no_shared_volume(compose: dict[str, Any]) -> Non
 
 
 @pytest.mark.fast
-def test_nothing_privileged_and_workers_get_what_the_sandbox_uses(
-        compose: dict[str, Any]) -> None:
+def test_nothing_privileged_and_workers_get_what_the_sandbox_uses(compose: dict[str, Any]) -> None:
     for name, service in services(compose).items():
         assert not service.get("privileged"), f"{name} is privileged"
         assert "pid" not in service and "network_mode" not in service, name
@@ -137,8 +156,9 @@ def test_nothing_privileged_and_workers_get_what_the_sandbox_uses(
 @pytest.mark.fast
 def test_gpu_worker_has_the_cuda_build_and_a_gpu(compose: dict[str, Any]) -> None:
     cpu, gpu = (services(compose)[w] for w in WORKERS)
-    assert cpu["command"][2:4] == ["--queues", "cpu"] and cpu["build"]["args"]["TORCH_INDEX"] \
-        == "cpu"
+    assert (
+        cpu["command"][2:4] == ["--queues", "cpu"] and cpu["build"]["args"]["TORCH_INDEX"] == "cpu"
+    )
     assert gpu["command"][2:4] == ["--queues", "gpu"]
     assert gpu["build"]["args"]["TORCH_INDEX"].startswith("cu")
     assert gpu["image"] != cpu["image"]
@@ -155,8 +175,12 @@ def test_gpu_worker_has_the_cuda_build_and_a_gpu(compose: dict[str, Any]) -> Non
 def test_seccomp_profile_denies_the_risky_and_keeps_what_the_zygote_needs() -> None:
     profile = json.loads((ROOT / "scripts" / "seccomp-worker.json").read_text())
     assert profile["defaultAction"] == "SCMP_ACT_ALLOW"
-    denied = {n for rule in profile["syscalls"] if rule["action"] == "SCMP_ACT_ERRNO"
-              for n in rule["names"]}
+    denied = {
+        n
+        for rule in profile["syscalls"]
+        if rule["action"] == "SCMP_ACT_ERRNO"
+        for n in rule["names"]
+    }
     assert not denied & ZYGOTE_NEEDS, denied & ZYGOTE_NEEDS
     # Everything the sandbox denies its children, the container denies the worker,
     # except what the zygote needs to build them.
@@ -172,14 +196,26 @@ def test_sandbox_attack_suite_passes_under_the_workers_limits(compose: dict[str,
     worker = services(compose)["worker-cpu"]
     caps = ",".join(f"+{c.lower()}" for c in sorted(worker["cap_add"]))
     profile = next(o for o in worker["security_opt"] if o.startswith("seccomp=")).split("=", 1)[1]
-    argv = [setpriv, f"--bounding-set=-all,{caps}", "--inh-caps=-all", "--ambient-caps=-all",
-            sys.executable, str(ROOT / "tests" / "support" / "compose_limits.py"),
-            str(ROOT / profile),
-            "--", sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-            "tests/sandbox/test_attacks.py",
-            "tests/sandbox/test_layers.py::test_isolation_string_names_every_layer",
-            "tests/sandbox/test_layers.py::test_deadline_kills_the_whole_sandbox",
-            "tests/sandbox/test_layers.py::test_degraded_mode_still_guards"]
+    argv = [
+        setpriv,
+        f"--bounding-set=-all,{caps}",
+        "--inh-caps=-all",
+        "--ambient-caps=-all",
+        sys.executable,
+        str(ROOT / "tests" / "support" / "compose_limits.py"),
+        str(ROOT / profile),
+        "--",
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/sandbox/test_attacks.py",
+        "tests/sandbox/test_layers.py::test_isolation_string_names_every_layer",
+        "tests/sandbox/test_layers.py::test_deadline_kills_the_whole_sandbox",
+        "tests/sandbox/test_layers.py::test_degraded_mode_still_guards",
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOGRADER_")}
     if full_isolation_expected():  # the inner run fails on a missing layer too
         env[EXPECT_VARIABLE] = "1"

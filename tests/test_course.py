@@ -18,8 +18,15 @@ COURSE = load_course(REFERENCE)
 def test_the_course_has_all_seven_assignments() -> None:
     assert COURSE.slug == "dlp"
     slugs = [a.slug for a in COURSE.assignments]
-    assert slugs == ["hw1-training-basics", "hw2-interpretability", "hw3-architectures",
-                     "hw4-small-data", "hw5-physics", "hw6-generative", "hw7-guarantees"]
+    assert slugs == [
+        "hw1-training-basics",
+        "hw2-interpretability",
+        "hw3-architectures",
+        "hw4-small-data",
+        "hw5-physics",
+        "hw6-generative",
+        "hw7-guarantees",
+    ]
 
 
 @pytest.mark.parametrize("assignment", [a.slug for a in COURSE.assignments])
@@ -31,7 +38,8 @@ def test_course_check(assignment: str) -> None:
     variants = [r for r in result.rows if r.variant.startswith("variant ")]
     alternatives = [r for r in result.rows if r.variant.startswith("alternative ")]
     exercises = {v.variant.split()[1].split("__")[0] for v in variants}
-    code_exercises = [e.slug for e in COURSE.assignment(assignment).exercises
-                      if e.kind in ("function", "class")]
+    code_exercises = [
+        e.slug for e in COURSE.assignment(assignment).exercises if e.kind in ("function", "class")
+    ]
     assert exercises == set(code_exercises)
     assert {a.variant.split()[1].split("__")[0] for a in alternatives} == set(code_exercises)

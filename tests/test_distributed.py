@@ -55,8 +55,14 @@ EXPIRY = 4.0  # AUTOGRADER_WORKER_EXPIRY_SECONDS: a silent worker is gone after 
 def start(stack: Stack, name: str, env: dict[str, str], *args: str) -> subprocess.Popen[Any]:
     """Stack.start with an environment of the process's own (its data folder)."""
     log = open(stack.workdir / f"{name}.log", "ab")  # lives with the process
-    proc = subprocess.Popen([str(BIN / "autograder"), *args], env=env, cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(BIN / "autograder"), *args],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     stack.procs[name] = proc
     return proc
 
@@ -69,8 +75,7 @@ def worker_env(stack: Stack, name: str) -> dict[str, str]:
 
 
 def start_worker(stack: Stack, name: str, queues: str = "cpu") -> None:
-    start(stack, name, worker_env(stack, name), "worker", "--queues", queues,
-          "--concurrency", "1")
+    start(stack, name, worker_env(stack, name), "worker", "--queues", queues, "--concurrency", "1")
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +89,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env["AUTOGRADER_WORKER_HEARTBEAT_SECONDS"] = "1"
     env["AUTOGRADER_WORKER_EXPIRY_SECONDS"] = str(EXPIRY)
     port = free_port()
-    s = Stack(base_url=f"http://127.0.0.1:{port}", env=env, workdir=workdir,
-              database=database, owned_redis=env["AUTOGRADER_BROKER_URL"])
+    s = Stack(
+        base_url=f"http://127.0.0.1:{port}",
+        env=env,
+        workdir=workdir,
+        database=database,
+        owned_redis=env["AUTOGRADER_BROKER_URL"],
+    )
     try:
         cli(env, "migrate")
         api = start(s, "api", env, "serve", "--port", str(port))
@@ -134,13 +144,18 @@ def wait_workers(db: Engine, queues: set[str], timeout: float = 90) -> None:
 
 def jobs_of(db: Engine, submission_id: str) -> list[GradingJob]:
     with Session(db) as session:
-        return list(session.scalars(select(GradingJob)
-                                    .where(GradingJob.submission_id == submission_id)
-                                    .order_by(GradingJob.created_at)))
+        return list(
+            session.scalars(
+                select(GradingJob)
+                .where(GradingJob.submission_id == submission_id)
+                .order_by(GradingJob.created_at)
+            )
+        )
 
 
-def wait_jobs(stack: Stack, db: Engine, submission_id: str, n: int,
-              timeout: float = 120) -> list[GradingJob]:
+def wait_jobs(
+    stack: Stack, db: Engine, submission_id: str, n: int, timeout: float = 120
+) -> list[GradingJob]:
     deadline = time.monotonic() + timeout
     jobs: list[GradingJob] = []
     while time.monotonic() < deadline:
@@ -148,8 +163,10 @@ def wait_jobs(stack: Stack, db: Engine, submission_id: str, n: int,
         if len(jobs) >= n and all(j.status in ("graded", "failed") for j in jobs):
             return jobs
         time.sleep(0.3)
-    raise TimeoutError(f"{submission_id}: {[(j.status, j.error) for j in jobs]}\n"
-                       + "\n".join(stack.log(w)[-2000:] for w in ("worker", "worker1")))
+    raise TimeoutError(
+        f"{submission_id}: {[(j.status, j.error) for j in jobs]}\n"
+        + "\n".join(stack.log(w)[-2000:] for w in ("worker", "worker1"))
+    )
 
 
 def grade_all(stack: Stack, files: list[tuple[str, str, bytes]]) -> list[dict[str, Any]]:
@@ -172,9 +189,15 @@ def check_graded(bodies: list[dict[str, Any]]) -> None:
 
 
 def test_graded_with_nothing_shared_but_postgresql_and_redis(
-        stack: Stack, db: Engine, model_file: bytes) -> None:
-    bodies = grade_all(stack, [(HW1, "solution.ipynb", course_notebook(HW1, "solution")),
-                               (HW1, "model.safetensors", model_file)])
+    stack: Stack, db: Engine, model_file: bytes
+) -> None:
+    bodies = grade_all(
+        stack,
+        [
+            (HW1, "solution.ipynb", course_notebook(HW1, "solution")),
+            (HW1, "model.safetensors", model_file),
+        ],
+    )
     check_graded(bodies)
     with Session(db) as session:
         versions = {v.slug: v for v in session.scalars(select(AssignmentVersion))}
@@ -190,8 +213,10 @@ def test_graded_with_nothing_shared_but_postgresql_and_redis(
     assert not (stack.workdir / "no-course-here").exists()
     # The containers' healthchecks (docker-compose.yml) say the same.
     assert "consumes cpu" in cli(worker_env(stack, "worker"), "healthcheck", "worker").stdout
-    assert cli(stack.env, "healthcheck", "api", "--url", f"{stack.base_url}/healthz").stdout \
-        .strip() == "ok"
+    assert (
+        cli(stack.env, "healthcheck", "api", "--url", f"{stack.base_url}/healthz").stdout.strip()
+        == "ok"
+    )
 
     # A regrade: a new job, graded the same, the first kept.
     with stack.client("tina") as c:
@@ -203,13 +228,21 @@ def test_graded_with_nothing_shared_but_postgresql_and_redis(
 
 
 def test_graded_after_the_workers_restart_on_empty_data_folders(
-        stack: Stack, db: Engine, model_file: bytes) -> None:
+    stack: Stack, db: Engine, model_file: bytes
+) -> None:
     for name in ("worker", "worker1"):
         stack.kill(name, signal.SIGTERM)
         shutil.rmtree(stack.workdir / f"{name}-data", ignore_errors=True)
         start_worker(stack, name)
-    check_graded(grade_all(stack, [(HW1, "again.ipynb", course_notebook(HW1, "solution")),
-                                   (HW1, "again.safetensors", model_file)]))
+    check_graded(
+        grade_all(
+            stack,
+            [
+                (HW1, "again.ipynb", course_notebook(HW1, "solution")),
+                (HW1, "again.safetensors", model_file),
+            ],
+        )
+    )
 
 
 def test_gpu_exercises_graded_on_the_cpu_without_a_gpu_worker(stack: Stack, db: Engine) -> None:
@@ -221,17 +254,18 @@ def test_gpu_exercises_graded_on_the_cpu_without_a_gpu_worker(stack: Stack, db: 
     took = time.monotonic() - started
     assert body["status"] == "graded", dump(body)
     # Full automatic marks (10); the manual exercise's 3 points wait for a grader.
-    assert body["max_score"] == pytest.approx(13) and body["score"] == pytest.approx(10), \
-        dump(body)
-    assert any("asks for a GPU" in n and "graded on the CPU" in n for n in body["notes"]), \
-        dump(body)
+    assert body["max_score"] == pytest.approx(13) and body["score"] == pytest.approx(10), dump(body)
+    assert any("asks for a GPU" in n and "graded on the CPU" in n for n in body["notes"]), dump(
+        body
+    )
     (job,) = jobs_of(db, body["id"])
     assert job.queue == "cpu" and job.device == "cpu"
     print(f"hw2 on the CPU, no GPU worker: graded in {took:.1f} s")
 
 
 def test_gpu_worker_takes_gpu_jobs_and_the_sweeper_moves_them_when_it_is_gone(
-        stack: Stack, db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    stack: Stack, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     start_worker(stack, "gpu-worker", queues="gpu")
     wait_workers(db, {"cpu", "gpu"})
     response = stack.submit("alice", HW2, "hw2.ipynb", course_notebook(HW2, "solution"))
@@ -262,8 +296,7 @@ def test_gpu_worker_takes_gpu_jobs_and_the_sweeper_moves_them_when_it_is_gone(
             with Session(db) as session:
                 assert capacity.queues_without_consumers(session) == ["gpu"]
                 waiting = GradingJob(queue="gpu", status="queued")
-                assert "Waiting for a GPU worker" in (capacity.waiting_note(session, waiting)
-                                                      or "")
+                assert "Waiting for a GPU worker" in (capacity.waiting_note(session, waiting) or "")
         finally:
             monkeypatch.delenv("AUTOGRADER_WORKER_EXPIRY_SECONDS")
             get_settings.cache_clear()

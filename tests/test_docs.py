@@ -25,8 +25,18 @@ SCRIPT = ROOT / "scripts" / "settings_table.py"
 #: Never scanned: git's own data and the virtual environment.
 SKIPPED_DIRS = frozenset({".git", ".venv"})
 #: Left out by the fallback walk when git is not available (the ignored folders).
-IGNORED_DIRS = frozenset({"var", "test-artifacts", "build", "__pycache__", ".pytest_cache",
-                          ".ruff_cache", ".mypy_cache", "node_modules"})
+IGNORED_DIRS = frozenset(
+    {
+        "var",
+        "test-artifacts",
+        "build",
+        "__pycache__",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".mypy_cache",
+        "node_modules",
+    }
+)
 
 # A path into the folder beside the repository that holds the design documents: a
 # mention of it, with or without leading "../" parts, but not as the tail of a longer
@@ -56,13 +66,16 @@ def repository_files() -> list[Path]:
     if shutil.which("git") and (ROOT / ".git").exists():
         listed = subprocess.run(
             ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=ROOT, capture_output=True, check=True).stdout.decode()
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout.decode()
         paths = [ROOT / name for name in listed.split("\0") if name]
     else:
-        paths = [p for p in ROOT.rglob("*")
-                 if not IGNORED_DIRS & set(p.relative_to(ROOT).parts)]
-    return sorted(p for p in paths
-                  if p.is_file() and not SKIPPED_DIRS & set(p.relative_to(ROOT).parts))
+        paths = [p for p in ROOT.rglob("*") if not IGNORED_DIRS & set(p.relative_to(ROOT).parts)]
+    return sorted(
+        p for p in paths if p.is_file() and not SKIPPED_DIRS & set(p.relative_to(ROOT).parts)
+    )
 
 
 def text_of(path: Path) -> str | None:
@@ -84,26 +97,32 @@ def links(markdown: str) -> list[str]:
 
 # -- the settings table -------------------------------------------------------------------
 
+
 def test_operating_md_holds_the_generated_settings_table() -> None:
     script = load_script()
     held = script.embedded_table((DOCS / "operating.md").read_text())
     assert held is not None, (
-        f"docs/operating.md lacks the markers {script.BEGIN!r} ... {script.END!r}")
+        f"docs/operating.md lacks the markers {script.BEGIN!r} ... {script.END!r}"
+    )
     assert held == script.table(), (
         "docs/operating.md's settings table differs from what the settings classes say; "
-        "run: .venv/bin/python scripts/settings_table.py --write")
+        "run: .venv/bin/python scripts/settings_table.py --write"
+    )
 
 
 def test_every_setting_has_a_description() -> None:
     script = load_script()
     assert script.missing_descriptions() == [], (
         "settings without a description: give the field a pydantic `description` or add "
-        "it to DESCRIPTIONS in scripts/settings_table.py")
+        "it to DESCRIPTIONS in scripts/settings_table.py"
+    )
     assert script.stale_descriptions() == [], (
-        "DESCRIPTIONS in scripts/settings_table.py names settings that no longer exist")
+        "DESCRIPTIONS in scripts/settings_table.py names settings that no longer exist"
+    )
 
 
 # -- links ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("page", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_relative_links_resolve_to_files_of_the_repository(page: Path) -> None:
@@ -125,6 +144,7 @@ def test_relative_links_resolve_to_files_of_the_repository(page: Path) -> None:
 
 # -- nothing points outside the repository --------------------------------------------------
 
+
 def _mentions(pattern: re.Pattern[str], allowed: set[str] | None = None) -> list[str]:
     found = []
     for path in repository_files():
@@ -144,7 +164,8 @@ def test_no_file_points_to_the_folder_beside_the_repository() -> None:
     found = _mentions(OUTSIDE_FOLDER)
     assert found == [], (
         "these lines point to documents outside the repository; point to docs/ instead:\n"
-        + "\n".join(found))
+        + "\n".join(found)
+    )
 
 
 def test_documents_named_in_capitals_are_files_of_the_repository() -> None:
@@ -152,4 +173,5 @@ def test_documents_named_in_capitals_are_files_of_the_repository() -> None:
     found = _mentions(DOCUMENT_NAME, allowed=names)
     assert found == [], (
         "these lines name documents that are not in the repository (say what they say in "
-        "docs/, and point there):\n" + "\n".join(found))
+        "docs/, and point there):\n" + "\n".join(found)
+    )

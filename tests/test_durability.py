@@ -46,8 +46,10 @@ MAX_ATTEMPTS = 2
 def hw1_py(prelude: str = "") -> bytes:
     """A small, correct .py submission for hw1; `prelude` runs first (its own cell)."""
     cells = [prelude] if prelude else []
-    cells += [(ALTERNATIVES / "label_smoothing_ce__torch_builtin.py").read_text(),
-              (ALTERNATIVES / "early_stopping_epoch__while_loop.py").read_text()]
+    cells += [
+        (ALTERNATIVES / "label_smoothing_ce__torch_builtin.py").read_text(),
+        (ALTERNATIVES / "early_stopping_epoch__while_loop.py").read_text(),
+    ]
     return "".join(f"# %%\n{cell}\n" for cell in cells).encode()
 
 
@@ -57,6 +59,7 @@ def sleepy(seconds: float) -> bytes:
 
 
 # -- the deployment ---------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def own_pg() -> Iterator[PostgresCluster]:
@@ -79,10 +82,13 @@ def own_redis() -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, own_pg: PostgresCluster,
-          own_redis: RedisServer) -> Iterator[Stack]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, own_pg: PostgresCluster, own_redis: RedisServer
+) -> Iterator[Stack]:
     s = distributed_stack(
-        tmp_path_factory.mktemp("durability"), workers=0, pg_admin_url=own_pg.admin_url,
+        tmp_path_factory.mktemp("durability"),
+        workers=0,
+        pg_admin_url=own_pg.admin_url,
         broker_url=own_redis.url,
         extra_env={
             "AUTOGRADER_LEASE_SECONDS": str(LEASE),
@@ -149,12 +155,17 @@ def ledger(db: Engine, submission_ids: list[str]) -> dict[str, list[tuple[str, i
     out: dict[str, list[tuple[str, int, int]]] = {sid: [] for sid in submission_ids}
     with Session(db) as session:
         rows = session.execute(
-            select(GradingJob.submission_id, GradingJob.status, GradingJob.attempt,
-                   func.count(TestResult.id))
+            select(
+                GradingJob.submission_id,
+                GradingJob.status,
+                GradingJob.attempt,
+                func.count(TestResult.id),
+            )
             .outerjoin(TestResult, TestResult.job_id == GradingJob.id)
             .where(GradingJob.submission_id.in_(submission_ids))
-            .group_by(GradingJob.id, GradingJob.submission_id, GradingJob.status,
-                      GradingJob.attempt)
+            .group_by(
+                GradingJob.id, GradingJob.submission_id, GradingJob.status, GradingJob.attempt
+            )
         ).all()
     for sid, status, attempt, results in rows:
         out[sid].append((status, attempt, results))
@@ -164,16 +175,20 @@ def ledger(db: Engine, submission_ids: list[str]) -> dict[str, list[tuple[str, i
 def wait_all_final(db: Engine, submission_ids: list[str], timeout: float) -> dict[str, Any]:
     def done() -> dict[str, Any] | None:
         book = ledger(db, submission_ids)
-        final = all(jobs and all(j[0] in ("graded", "failed") for j in jobs)
-                    for jobs in book.values())
+        final = all(
+            jobs and all(j[0] in ("graded", "failed") for j in jobs) for jobs in book.values()
+        )
         return book if final else None
 
     try:
         return wait_for(f"{len(submission_ids)} submissions graded", done, timeout, every=0.5)
     except TimeoutError:
         book = ledger(db, submission_ids)
-        waiting = {sid: jobs for sid, jobs in book.items()
-                   if not jobs or any(j[0] not in ("graded", "failed") for j in jobs)}
+        waiting = {
+            sid: jobs
+            for sid, jobs in book.items()
+            if not jobs or any(j[0] not in ("graded", "failed") for j in jobs)
+        }
         raise AssertionError(f"not graded in {timeout} s: {dump(waiting)}") from None
 
 
@@ -194,18 +209,24 @@ def results_per_job(stack: Stack, db: Engine) -> int:
     return _results_of_one_grading(stack, db)
 
 
-def assert_graded_exactly_once(db: Engine, submission_ids: list[str], per_job: int,
-                               max_attempt: int = 1) -> None:
+def assert_graded_exactly_once(
+    db: Engine, submission_ids: list[str], per_job: int, max_attempt: int = 1
+) -> None:
     book = ledger(db, submission_ids)
     problems = {}
     for sid, jobs in book.items():
-        if (len(jobs) != 1 or jobs[0][0] != "graded" or jobs[0][2] != per_job
-                or not 1 <= jobs[0][1] <= max_attempt):
+        if (
+            len(jobs) != 1
+            or jobs[0][0] != "graded"
+            or jobs[0][2] != per_job
+            or not 1 <= jobs[0][1] <= max_attempt
+        ):
             problems[sid] = jobs
     assert not problems, f"not graded exactly once: {dump(problems)}"
     with Session(db) as session:
-        scored = session.scalars(select(Submission.current_job_id)
-                                 .where(Submission.id.in_(submission_ids))).all()
+        scored = session.scalars(
+            select(Submission.current_job_id).where(Submission.id.in_(submission_ids))
+        ).all()
     assert all(scored), "a graded submission has no current score"
 
 
@@ -252,8 +273,10 @@ def kill_grading_process(stack: Stack, worker: str) -> None:
 
 # -- the tests ----------------------------------------------------------------------------
 
-def test_worker_killed_mid_job_is_graded_exactly_once(stack: Stack, db: Engine,
-                                                      results_per_job: int) -> None:
+
+def test_worker_killed_mid_job_is_graded_exactly_once(
+    stack: Stack, db: Engine, results_per_job: int
+) -> None:
     student = add_students(stack, db, "killed", 1)[0]
     run_workers(stack, "w1")
     response = stack.submit(student, HW1, "sleepy.py", sleepy(4))
@@ -265,8 +288,11 @@ def test_worker_killed_mid_job_is_graded_exactly_once(stack: Stack, db: Engine,
     stack.kill("w1", signal.SIGKILL)  # the whole worker: main process and pool
 
     # Nobody is left to grade it: the sweeper must notice the lease ran out.
-    job = wait_for("re-queued after the lease", lambda: next(
-        (j for j in jobs_of(stack, sid) if j["status"] == "queued"), None), LEASE + 10)
+    job = wait_for(
+        "re-queued after the lease",
+        lambda: next((j for j in jobs_of(stack, sid) if j["status"] == "queued"), None),
+        LEASE + 10,
+    )
     requeued_after = time.monotonic() - killed_at
     assert requeued_after <= LEASE + 3 * SWEEP + 1, requeued_after
     assert job["attempt"] == 1 and "lost during attempt 1" in job["error"], dump(job)
@@ -280,25 +306,33 @@ def test_worker_killed_mid_job_is_graded_exactly_once(stack: Stack, db: Engine,
     assert jobs[0]["attempt"] == 2 and jobs[0]["error"] is None, dump(jobs)
     time.sleep(2 * SWEEP)  # a late duplicate (the killed worker's message) changes nothing
     assert_graded_exactly_once(db, [sid], results_per_job, max_attempt=2)
-    print(f"\nworker SIGKILLed mid-job: re-queued {requeued_after:.1f} s later "
-          f"(lease {LEASE:g} s), graded once on attempt 2")
+    print(
+        f"\nworker SIGKILLed mid-job: re-queued {requeued_after:.1f} s later "
+        f"(lease {LEASE:g} s), graded once on attempt 2"
+    )
 
 
-def test_a_job_that_keeps_killing_its_worker_fails_with_a_reason(stack: Stack,
-                                                                 db: Engine) -> None:
+def test_a_job_that_keeps_killing_its_worker_fails_with_a_reason(stack: Stack, db: Engine) -> None:
     student = add_students(stack, db, "crasher", 1)[0]
     run_workers(stack, "w2")
     response = stack.submit(student, HW1, "crasher.py", sleepy(30))
     assert response.status_code == 202, response.text
     sid = response.json()["id"]
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        wait_for(f"attempt {attempt} running", lambda a=attempt: any(
-            j["status"] == "running" and j["attempt"] == a for j in jobs_of(stack, sid)),
-            LEASE + 60)
+        wait_for(
+            f"attempt {attempt} running",
+            lambda a=attempt: any(
+                j["status"] == "running" and j["attempt"] == a for j in jobs_of(stack, sid)
+            ),
+            LEASE + 60,
+        )
         time.sleep(0.5)
         kill_grading_process(stack, "w2")
-    job = wait_for("the job failed", lambda: next(
-        (j for j in jobs_of(stack, sid) if j["status"] == "failed"), None), LEASE + 15)
+    job = wait_for(
+        "the job failed",
+        lambda: next((j for j in jobs_of(stack, sid) if j["status"] == "failed"), None),
+        LEASE + 15,
+    )
     assert job["attempt"] == MAX_ATTEMPTS, dump(job)
     assert f"gave up after {MAX_ATTEMPTS} attempts" in job["error"], dump(job)
     assert "worker grading it was lost" in job["error"], dump(job)
@@ -314,9 +348,11 @@ def test_a_job_that_keeps_killing_its_worker_fails_with_a_reason(stack: Stack,
     print(f"\njob killing its worker: failed after {MAX_ATTEMPTS} attempts: {job['error']}")
 
 
-def upload_all(stack: Stack, jobs: list[tuple[str, bytes]], clients: int,
-               name: str = "hw1.py") -> list[tuple[int, str, float]]:
+def upload_all(
+    stack: Stack, jobs: list[tuple[str, bytes]], clients: int, name: str = "hw1.py"
+) -> list[tuple[int, str, float]]:
     """Upload concurrently; (status, body, seconds) per upload, in order."""
+
     def one(item: tuple[str, bytes]) -> tuple[int, str, float]:
         student, data = item
         started = time.perf_counter()
@@ -330,16 +366,19 @@ def upload_all(stack: Stack, jobs: list[tuple[str, bytes]], clients: int,
         return list(pool.map(one, jobs))
 
 
-def test_redis_restart_during_50_uploads_loses_nothing(stack: Stack, db: Engine,
-                                                       own_redis: RedisServer,
-                                                       results_per_job: int) -> None:
+def test_redis_restart_during_50_uploads_loses_nothing(
+    stack: Stack, db: Engine, own_redis: RedisServer, results_per_job: int
+) -> None:
     students = add_students(stack, db, "redis", 5)
     run_workers(stack, "w3")
     # Keep the only worker busy, so the next uploads wait in Redis when it stops.
     busy = stack.submit(students[0], HW1, "busy.py", sleepy(6))
     assert busy.status_code == 202
-    wait_for("the busy job running",
-             lambda: jobs_of(stack, busy.json()["id"])[0]["status"] == "running", 60)
+    wait_for(
+        "the busy job running",
+        lambda: jobs_of(stack, busy.json()["id"])[0]["status"] == "running",
+        60,
+    )
     plan = [(students[i % 5], hw1_py(f"x = {i}")) for i in range(50)]
     before = upload_all(stack, plan[:15], clients=5)  # queued in Redis, then lost
     own_redis.stop()
@@ -350,9 +389,11 @@ def test_redis_restart_during_50_uploads_loses_nothing(stack: Stack, db: Engine,
     # sweeper (which, once Redis is back, may send them before we look).
     during_ids = [json.loads(text)["id"] for code, text, _ in during if code == 202]
     with Session(db) as session:
-        unsent = session.scalar(select(func.count()).select_from(GradingJob)
-                                .where(GradingJob.submission_id.in_(during_ids),
-                                       GradingJob.sent_at.is_(None)))
+        unsent = session.scalar(
+            select(func.count())
+            .select_from(GradingJob)
+            .where(GradingJob.submission_id.in_(during_ids), GradingJob.sent_at.is_(None))
+        )
     own_redis.start()
     after = upload_all(stack, plan[35:], clients=5)
     results = before + during + after
@@ -365,21 +406,23 @@ def test_redis_restart_during_50_uploads_loses_nothing(stack: Stack, db: Engine,
     started = time.monotonic()
     wait_all_final(db, ids, timeout=150)
     assert_graded_exactly_once(db, ids, results_per_job, max_attempt=MAX_ATTEMPTS)
-    print(f"\nRedis down {down_for:.1f} s during 50 uploads: 50 x 202 "
-          f"(slowest while down {max(t for _, _, t in during):.2f} s), "
-          f"all graded once {time.monotonic() - started:.1f} s after Redis returned")
+    print(
+        f"\nRedis down {down_for:.1f} s during 50 uploads: 50 x 202 "
+        f"(slowest while down {max(t for _, _, t in during):.2f} s), "
+        f"all graded once {time.monotonic() - started:.1f} s after Redis returned"
+    )
 
 
-def test_postgres_restart_during_uploads(stack: Stack, db: Engine, own_pg: PostgresCluster,
-                                         results_per_job: int) -> None:
+def test_postgres_restart_during_uploads(
+    stack: Stack, db: Engine, own_pg: PostgresCluster, results_per_job: int
+) -> None:
     students = add_students(stack, db, "pg", 10)
     run_workers(stack, "w5")
     # A long job keeps running across the restart: its heartbeat must carry on.
     long = stack.submit(students[0], HW1, "long.py", sleepy(3 * LEASE))
     assert long.status_code == 202
     long_id = long.json()["id"]
-    wait_for("the long job running", lambda: jobs_of(stack, long_id)[0]["status"] == "running",
-             60)
+    wait_for("the long job running", lambda: jobs_of(stack, long_id)[0]["status"] == "running", 60)
 
     outcomes: list[tuple[int, str, float]] = []
     finished: list[float] = []
@@ -435,13 +478,15 @@ def test_postgres_restart_during_uploads(stack: Stack, db: Engine, own_pg: Postg
             now = session.scalar(select(func.now()))
             assert job.lease_expires_at is not None and now is not None
             return (job.lease_expires_at - now).total_seconds() > LEASE - 2.5
+
     wait_for("a heartbeat after the restart", lease_extended, 10)
 
     # The sweeper survived too: a job committed but never sent (as if the API died
     # right after the commit) is sent by it.
     with Session(db) as session:
-        orphan = GradingJob(submission_id=accepted[-1], queue="cpu",
-                            reason="test: committed, never sent")
+        orphan = GradingJob(
+            submission_id=accepted[-1], queue="cpu", reason="test: committed, never sent"
+        )
         session.add(orphan)
         session.commit()
         orphan_id = orphan.id
@@ -449,11 +494,14 @@ def test_postgres_restart_during_uploads(stack: Stack, db: Engine, own_pg: Postg
     # Nothing half-written: every submission has its job; every 202 is graded once
     # (and so is an upload whose commit landed just as the connection was cut, if any).
     with Session(db) as session:
-        stored = list(session.scalars(
-            select(Submission.id).join(Submission.user)
-            .where(User.name.in_(students))).all())
-        jobless = session.scalars(select(Submission.id).where(
-            ~exists().where(GradingJob.submission_id == Submission.id))).all()
+        stored = list(
+            session.scalars(
+                select(Submission.id).join(Submission.user).where(User.name.in_(students))
+            ).all()
+        )
+        jobless = session.scalars(
+            select(Submission.id).where(~exists().where(GradingJob.submission_id == Submission.id))
+        ).all()
     assert not jobless, jobless
     assert set(accepted) <= set(stored)
     assert len(stored) - len(accepted) - 1 <= len(refused)
@@ -461,24 +509,31 @@ def test_postgres_restart_during_uploads(stack: Stack, db: Engine, own_pg: Postg
     singles = [sid for sid in accepted if sid != accepted[-1]]
     assert_graded_exactly_once(db, singles, results_per_job, max_attempt=MAX_ATTEMPTS)
     with Session(db) as session:
-        long_job = session.scalar(select(GradingJob)
-                                  .where(GradingJob.submission_id == long_id))
+        long_job = session.scalar(select(GradingJob).where(GradingJob.submission_id == long_id))
         orphan_job = session.get(GradingJob, orphan_id)
         assert long_job is not None and orphan_job is not None
-        assert long_job.status == "graded" and long_job.attempt == 1, \
+        assert long_job.status == "graded" and long_job.attempt == 1, (
             "the long job was re-queued: its heartbeat stopped after the restart"
+        )
         assert orphan_job.status == "graded", orphan_job.error
     slowest_503 = max((t for code, _, t in outcomes if code == 503), default=0.0)
-    first_ok = next((t for t, (code, _, _) in zip(finished, outcomes, strict=True)
-                     if code == 202 and t > restarted_at), None)
-    print(f"\nPostgreSQL restarted during {len(outcomes)} uploads: {len(accepted)} x 202 "
-          f"(all graded once), {len(refused)} x 503 with a sentence (slowest "
-          f"{slowest_503:.2f} s); first 202 "
-          f"{(first_ok or restarted_at) - restarted_at:.1f} s after the restart")
+    first_ok = next(
+        (
+            t
+            for t, (code, _, _) in zip(finished, outcomes, strict=True)
+            if code == 202 and t > restarted_at
+        ),
+        None,
+    )
+    print(
+        f"\nPostgreSQL restarted during {len(outcomes)} uploads: {len(accepted)} x 202 "
+        f"(all graded once), {len(refused)} x 503 with a sentence (slowest "
+        f"{slowest_503:.2f} s); first 202 "
+        f"{(first_ok or restarted_at) - restarted_at:.1f} s after the restart"
+    )
 
 
-def test_upload_rush_200_from_100_clients(stack: Stack, db: Engine,
-                                          results_per_job: int) -> None:
+def test_upload_rush_200_from_100_clients(stack: Stack, db: Engine, results_per_job: int) -> None:
     # More clients than pooled connections (30) plus thread-pool threads (40): without
     # api/inflight.py every thread ended up waiting for a connection held by a request
     # waiting for a thread, and the API answered nothing but 500s after 30 s.
@@ -497,8 +552,10 @@ def test_upload_rush_200_from_100_clients(stack: Stack, db: Engine,
     assert len(set(ids)) == 200
     wait_all_final(db, ids, timeout=180)
     assert_graded_exactly_once(db, ids, results_per_job)
-    print(f"\nrush: 200 uploads from 100 clients in {wall:.1f} s = {200 / wall:.0f}/s, "
-          f"latency p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms; all graded once")
+    print(
+        f"\nrush: 200 uploads from 100 clients in {wall:.1f} s = {200 / wall:.0f}/s, "
+        f"latency p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms; all graded once"
+    )
 
 
 def test_metrics_and_json_logs(stack: Stack, db: Engine) -> None:
@@ -512,10 +569,12 @@ def test_metrics_and_json_logs(stack: Stack, db: Engine) -> None:
             name, value = line.rsplit(" ", 1)
             samples[name] = float(value)
     with Session(db) as session:
-        graded = session.scalar(select(func.count()).select_from(GradingJob)
-                                .where(GradingJob.status == "graded"))
-        failed = session.scalar(select(func.count()).select_from(GradingJob)
-                                .where(GradingJob.status == "failed"))
+        graded = session.scalar(
+            select(func.count()).select_from(GradingJob).where(GradingJob.status == "graded")
+        )
+        failed = session.scalar(
+            select(func.count()).select_from(GradingJob).where(GradingJob.status == "failed")
+        )
     assert samples['autograder_jobs{queue="cpu",status="graded"}'] == graded
     assert samples['autograder_jobs{queue="cpu",status="failed"}'] == failed >= 1
     assert samples["autograder_database_up"] == 1 and samples["autograder_broker_up"] == 1
@@ -531,12 +590,17 @@ def test_metrics_and_json_logs(stack: Stack, db: Engine) -> None:
     assert 500 < samples["autograder_upload_bytes_sum"] / samples["autograder_upload_bytes_count"]
 
     # Every worker line is a JSON object; a grading line names its job.
-    lines = [json.loads(line) for name in stack.procs if name.startswith("w")
-             for line in stack.log(name).splitlines() if line.startswith("{")]
+    lines = [
+        json.loads(line)
+        for name in stack.procs
+        if name.startswith("w")
+        for line in stack.log(name).splitlines()
+        if line.startswith("{")
+    ]
     assert lines
     graded_lines = [e for e in lines if e.get("msg", "").endswith(": graded")]
     assert graded_lines and all(e["job_id"] and e["attempt"] for e in graded_lines)
-    api_lines = [json.loads(line) for line in stack.log("api").splitlines()
-                 if line.startswith("{")]
-    assert any(e.get("logger") == "core.jobs" and e.get("job_id") for e in api_lines), \
+    api_lines = [json.loads(line) for line in stack.log("api").splitlines() if line.startswith("{")]
+    assert any(e.get("logger") == "core.jobs" and e.get("job_id") for e in api_lines), (
         "the sweeper's lines about re-queued jobs name them"
+    )

@@ -15,15 +15,17 @@ ASSIGNMENTS = ["hw1-training-basics", "hw4-small-data"]
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_solution_full_marks_and_starter_zero(any_stack: Stack, assignment: str) -> None:
-    solution = any_stack.grade("alice", assignment, "solution.ipynb",
-                               course_notebook(assignment, "solution"))
+    solution = any_stack.grade(
+        "alice", assignment, "solution.ipynb", course_notebook(assignment, "solution")
+    )
     assert solution["status"] == "graded", dump(solution)
     assert solution["score"] == pytest.approx(solution["max_score"]), dump(solution)
     assert solution["max_score"] > 0
     assert all(ex["score"] == pytest.approx(ex["max_score"]) for ex in solution["exercises"])
 
-    starter = any_stack.grade("alice", assignment, "starter.ipynb",
-                              course_notebook(assignment, "starter"))
+    starter = any_stack.grade(
+        "alice", assignment, "starter.ipynb", course_notebook(assignment, "starter")
+    )
     assert starter["status"] == "graded", dump(starter)
     assert starter["score"] == 0, dump(starter)
     outcomes = {t["outcome"] for ex in starter["exercises"] for t in ex["tests"]}
@@ -37,8 +39,9 @@ def test_each_buggy_variant_loses_points_on_its_exercise(pg_stack: Stack, assign
     assert len(found) >= 4
     for path in found:
         exercise = path.stem.split("__")[0]
-        body = pg_stack.grade("bob", assignment, f"{path.stem}.ipynb",
-                              with_extra_cell(solution, path.read_text()))
+        body = pg_stack.grade(
+            "bob", assignment, f"{path.stem}.ipynb", with_extra_cell(solution, path.read_text())
+        )
         assert body["status"] == "graded", dump(body)
         scores = {ex["slug"]: (ex["score"], ex["max_score"]) for ex in body["exercises"]}
         got, best = scores[exercise]
@@ -94,8 +97,12 @@ def test_python_file_submission(pg_stack: Stack) -> None:
 
 
 def test_job_record_explains_the_score(pg_stack: Stack) -> None:
-    body = pg_stack.grade("alice", "hw1-training-basics", "solution.ipynb",
-                          course_notebook("hw1-training-basics", "solution"))
+    body = pg_stack.grade(
+        "alice",
+        "hw1-training-basics",
+        "solution.ipynb",
+        course_notebook("hw1-training-basics", "solution"),
+    )
     with pg_stack.client("tina") as c:
         jobs = c.get(f"/api/v1/submissions/{body['id']}/jobs").json()
     assert len(jobs) == 1

@@ -52,19 +52,25 @@ LEASE = 8.0  # AUTOGRADER_LEASE_SECONDS of the `up` below: a killed job is re-qu
 
 # -- the transport on its own ---------------------------------------------------------
 
+
 def broker_options(folder: Path) -> dict[str, Any]:
     """The transport options core/queue.py gives the embedded broker."""
     for sub in ("queue", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    return {"data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
-            "processed_folder": str(folder / "processed"),
-            "control_folder": str(folder / "control"), "store_processed": False,
-            "polling_interval": 0.05}
+    return {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
+        "store_processed": False,
+        "polling_interval": 0.05,
+    }
 
 
 def connect(folder: Path, transport: type = embedded_broker.Transport) -> Connection:
-    return Connection("filesystem://", transport=transport,
-                      transport_options=broker_options(folder))
+    return Connection(
+        "filesystem://", transport=transport, transport_options=broker_options(folder)
+    )
 
 
 def a_message_file(folder: Path, body: dict[str, Any]) -> bytes:
@@ -122,11 +128,20 @@ def test_a_file_being_written_is_not_read_and_a_broken_one_set_aside(tmp_path: P
 @pytest.mark.fast
 def test_install_makes_filesystem_urls_use_it(tmp_path: Path) -> None:
     """The worker's Celery app (and anything after install()) gets our transport."""
-    code = ("from worker.celery_app import app\n"
-            "with app.connection_for_write() as conn:\n"
-            "    print(type(conn.transport).__module__)\n")
-    out = subprocess.run([sys.executable, "-c", code], env=base_env(tmp_path), cwd=ROOT, check=True,
-                         capture_output=True, text=True, timeout=120)
+    code = (
+        "from worker.celery_app import app\n"
+        "with app.connection_for_write() as conn:\n"
+        "    print(type(conn.transport).__module__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=base_env(tmp_path),
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.stdout.split()[-1] == "worker.embedded_broker", out.stdout + out.stderr
 
 
@@ -140,13 +155,24 @@ def _produce(folder: str, producer: int, count: int, go: Any) -> None:
         publish = conn.Producer().publish
         for i in range(count):
             roll = rng.random()
-            size = (rng.randint(1 << 18, 1 << 20) if roll < 0.04 else
-                    rng.randint(2048, 65536) if roll < 0.3 else rng.randint(0, 2048))
+            size = (
+                rng.randint(1 << 18, 1 << 20)
+                if roll < 0.04
+                else rng.randint(2048, 65536)
+                if roll < 0.3
+                else rng.randint(0, 2048)
+            )
             pad = rng.randbytes(size // 2).hex()
-            publish({"id": f"{producer}-{i}", "pad": pad,
-                     "sha": hashlib.sha256(pad.encode()).hexdigest()},
-                    exchange=HAMMER_QUEUE.exchange, routing_key="hammer",
-                    declare=[HAMMER_QUEUE])
+            publish(
+                {
+                    "id": f"{producer}-{i}",
+                    "pad": pad,
+                    "sha": hashlib.sha256(pad.encode()).hexdigest(),
+                },
+                exchange=HAMMER_QUEUE.exchange,
+                routing_key="hammer",
+                declare=[HAMMER_QUEUE],
+            )
 
 
 def _consume(folder: str, total: int, taken: Any, go: Any, results: Any) -> None:
@@ -179,10 +205,14 @@ def test_concurrent_producers_and_consumers_lose_and_repeat_nothing(tmp_path: Pa
     total = producers * per_producer
     ctx = mp.get_context("fork")
     go, taken, results = ctx.Event(), ctx.Value("i", 0), ctx.Queue()
-    procs = [ctx.Process(target=_produce, args=(str(tmp_path), p, per_producer, go))
-             for p in range(producers)]
-    procs += [ctx.Process(target=_consume, args=(str(tmp_path), total, taken, go, results))
-              for _ in range(consumers)]
+    procs = [
+        ctx.Process(target=_produce, args=(str(tmp_path), p, per_producer, go))
+        for p in range(producers)
+    ]
+    procs += [
+        ctx.Process(target=_consume, args=(str(tmp_path), total, taken, go, results))
+        for _ in range(consumers)
+    ]
     for proc in procs:
         proc.start()
     started = time.perf_counter()
@@ -204,11 +234,14 @@ def test_concurrent_producers_and_consumers_lose_and_repeat_nothing(tmp_path: Pa
         assert not os.listdir(tmp_path / sub), f"left in {sub}/: {os.listdir(tmp_path / sub)}"
     assert not (tmp_path / "corrupt").exists() or not os.listdir(tmp_path / "corrupt")
     per_consumer = [len(got) for got, _ in outcomes]
-    print(f"\nhammer: {total} messages from {producers} producer processes to {consumers} "
-          f"consumer processes in {wall:.1f} s, each delivered once ({per_consumer})")
+    print(
+        f"\nhammer: {total} messages from {producers} producer processes to {consumers} "
+        f"consumer processes in {wall:.1f} s, each delivered once ({per_consumer})"
+    )
 
 
 # -- `autograder up` ----------------------------------------------------------------------
+
 
 def children_of(pid: int) -> list[int]:
     kids = []
@@ -254,8 +287,15 @@ def alive(pid: int, started: str) -> bool:
 
 def worker_pids(stack: Stack) -> list[int]:
     """The worker pids `autograder up` reported, in order (started, then restarted)."""
-    return [int(m) for m in re.findall(r"^autograder up: worker (?:started|restarted) "
-                                       r"\(pid (\d+)", stack.log("up"), re.M)]
+    return [
+        int(m)
+        for m in re.findall(
+            r"^autograder up: worker (?:started|restarted) "
+            r"\(pid (\d+)",
+            stack.log("up"),
+            re.M,
+        )
+    ]
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.2) -> Any:
@@ -273,8 +313,11 @@ class Up:
 
     def __init__(self, workdir: Path) -> None:
         env = base_env(workdir)
-        env.update(AUTOGRADER_WORKER_SLOTS="2", AUTOGRADER_LEASE_SECONDS=str(LEASE),
-                   AUTOGRADER_RESEND_AFTER_SECONDS="10")
+        env.update(
+            AUTOGRADER_WORKER_SLOTS="2",
+            AUTOGRADER_LEASE_SECONDS=str(LEASE),
+            AUTOGRADER_RESEND_AFTER_SECONDS="10",
+        )
         port = free_port()
         self.stack = Stack(base_url=f"http://127.0.0.1:{port}", env=env, workdir=workdir)
         self.data = workdir / "var"
@@ -297,8 +340,7 @@ class Up:
         try:
             with Session(engine) as session:
                 for name in names:
-                    self.stack.tokens[name] = add_user(session, name, "student",
-                                                       self.stack.course)
+                    self.stack.tokens[name] = add_user(session, name, "student", self.stack.course)
                 session.commit()
         finally:
             engine.dispose()
@@ -313,30 +355,47 @@ class Up:
                 "SELECT j.id, j.submission_id, j.status, j.attempt, j.score, j.max_score, "
                 "(SELECT COUNT(*) FROM test_results r WHERE r.job_id = j.id) "
                 f"FROM grading_jobs j WHERE j.submission_id IN ({marks})",
-                submission_ids).fetchall()
+                submission_ids,
+            ).fetchall()
         db.close()
         for job_id, sid, status, attempt, score, max_score, results in rows:
-            out[sid].append({"id": job_id, "status": status, "attempt": attempt,
-                             "score": score, "max_score": max_score, "results": results})
+            out[sid].append(
+                {
+                    "id": job_id,
+                    "status": status,
+                    "attempt": attempt,
+                    "score": score,
+                    "max_score": max_score,
+                    "results": results,
+                }
+            )
         return out
 
-    def wait_all_final(self, submission_ids: list[str], timeout: float
-                       ) -> dict[str, list[dict[str, Any]]]:
+    def wait_all_final(
+        self, submission_ids: list[str], timeout: float
+    ) -> dict[str, list[dict[str, Any]]]:
         def done() -> dict[str, list[dict[str, Any]]] | None:
             book = self.jobs(submission_ids)
-            final = all(jobs and all(j["status"] in ("graded", "failed") for j in jobs)
-                        for jobs in book.values())
+            final = all(
+                jobs and all(j["status"] in ("graded", "failed") for j in jobs)
+                for jobs in book.values()
+            )
             return book if final else None
 
         try:
             return wait_for(f"{len(submission_ids)} submissions graded", done, timeout, 0.5)
         except TimeoutError:
             book = self.jobs(submission_ids)
-            waiting = {s: j for s, j in book.items()
-                       if not j or any(x["status"] not in ("graded", "failed") for x in j)}
-            raise AssertionError(f"{len(waiting)} not graded in {timeout} s: "
-                                 f"{dump(dict(list(waiting.items())[:5]))}\n"
-                                 f"{self.stack.log('up')[-4000:]}") from None
+            waiting = {
+                s: j
+                for s, j in book.items()
+                if not j or any(x["status"] not in ("graded", "failed") for x in j)
+            }
+            raise AssertionError(
+                f"{len(waiting)} not graded in {timeout} s: "
+                f"{dump(dict(list(waiting.items())[:5]))}\n"
+                f"{self.stack.log('up')[-4000:]}"
+            ) from None
 
     def graded_lines(self) -> Counter[str]:
         """job id -> how many times a worker logged it graded (any attempt)."""
@@ -353,16 +412,20 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
         u.stack.stop()
 
 
-def upload(client: httpx.Client, data: bytes, name: str = "solution.ipynb",
-           patience: float = 120) -> str:
+def upload(
+    client: httpx.Client, data: bytes, name: str = "solution.ipynb", patience: float = 120
+) -> str:
     """One upload; a 503 (busy) or a broken connection is retried with the same
     Idempotency-Key, so it is still one submission. Returns its id."""
     key = uuid.uuid4().hex
     deadline = time.monotonic() + patience
     while True:
         try:
-            r = client.post(f"/api/v1/courses/dlp/assignments/{HW1}/submissions",
-                            files={"file": (name, data)}, headers={"Idempotency-Key": key})
+            r = client.post(
+                f"/api/v1/courses/dlp/assignments/{HW1}/submissions",
+                files={"file": (name, data)},
+                headers={"Idempotency-Key": key},
+            )
             if r.status_code == 202:
                 return str(r.json()["id"])
             if r.status_code != 503 or time.monotonic() > deadline:
@@ -381,10 +444,15 @@ def test_500_submissions_in_bursts_worker_never_dies(up: Up) -> None:
     worker_started = start_time(worker)
     log_from = len(up.stack.log("up"))
     students = up.add_students("burst", 25)  # 20 submissions each
-    clients = {s: httpx.Client(base_url=up.stack.base_url, timeout=60,
-                               headers={"Authorization": f"Bearer {up.stack.tokens[s]}"},
-                               limits=httpx.Limits(max_connections=per_burst))
-               for s in students}
+    clients = {
+        s: httpx.Client(
+            base_url=up.stack.base_url,
+            timeout=60,
+            headers={"Authorization": f"Bearer {up.stack.tokens[s]}"},
+            limits=httpx.Limits(max_connections=per_burst),
+        )
+        for s in students
+    }
     ids: list[str] = []
     owners: list[str] = []
     # The messages waiting in the queue folder, as the API wrote them (for the names).
@@ -400,9 +468,13 @@ def test_500_submissions_in_bursts_worker_never_dies(up: Up) -> None:
     try:
         with ThreadPoolExecutor(per_burst) as pool:
             for burst in range(bursts):
-                plan = [(students[i % len(students)],
-                         with_extra_cell(solution, f"marker = {burst}_{i}"))
-                        for i in range(per_burst)]
+                plan = [
+                    (
+                        students[i % len(students)],
+                        with_extra_cell(solution, f"marker = {burst}_{i}"),
+                    )
+                    for i in range(per_burst)
+                ]
                 ids += pool.map(lambda item: upload(clients[item[0]], item[1]), plan)
                 owners += [student for student, _ in plan]
                 time.sleep(random.uniform(0.2, 1.0))  # a pause, then the next burst
@@ -416,31 +488,39 @@ def test_500_submissions_in_bursts_worker_never_dies(up: Up) -> None:
 
     log = up.stack.log("up")[log_from:]
     assert len(set(ids)) == bursts * per_burst
-    assert worker_pids(up.stack)[-1] == worker and alive(worker, worker_started), \
+    assert worker_pids(up.stack)[-1] == worker and alive(worker, worker_started), (
         f"the worker died: {log[-3000:]}"
+    )
     assert "restarting it" not in log and "Unrecoverable error" not in log
     assert "JSONDecodeError" not in log
     per_job = {j["results"] for jobs in book.values() for j in jobs}
     assert len(per_job) == 1 and per_job.pop() > 0, per_job
-    not_once = {sid: jobs for sid, jobs in book.items()
-                if len(jobs) != 1 or jobs[0]["status"] != "graded"}
+    not_once = {
+        sid: jobs for sid, jobs in book.items() if len(jobs) != 1 or jobs[0]["status"] != "graded"
+    }
     assert not not_once, f"not graded exactly once: {dump(not_once)}"
     graded = up.graded_lines()
-    twice = {j["id"]: graded[j["id"]] for jobs in book.values() for j in jobs
-             if graded[j["id"]] != 1}
+    twice = {
+        j["id"]: graded[j["id"]] for jobs in book.values() for j in jobs if graded[j["id"]] != 1
+    }
     assert not twice, f"jobs finished other than once: {twice}"
-    short = {sid: jobs[0] for sid, jobs in book.items()
-             if jobs[0]["score"] != pytest.approx(jobs[0]["max_score"])}
+    short = {
+        sid: jobs[0]
+        for sid, jobs in book.items()
+        if jobs[0]["score"] != pytest.approx(jobs[0]["max_score"])
+    }
     assert not short, f"the solution lost points: {dump(dict(list(short.items())[:5]))}"
-    with httpx.Client(base_url=up.stack.base_url, headers={
-            "Authorization": f"Bearer {up.stack.tokens[owners[-1]]}"}) as c:
+    with httpx.Client(
+        base_url=up.stack.base_url,
+        headers={"Authorization": f"Bearer {up.stack.tokens[owners[-1]]}"},
+    ) as c:
         seen = c.get(f"/api/v1/submissions/{ids[-1]}").json()
     assert seen["status"] == "graded" and seen["score"] == pytest.approx(seen["max_score"])
     # Names of our writer (zero-padded time), not kombu's: the API sent through it.
-    assert seen_names and all(re.match(r"0\d{14}_", n) for n in seen_names), \
-        sorted(seen_names)[:5]
+    assert seen_names and all(re.match(r"0\d{14}_", n) for n in seen_names), sorted(seen_names)[:5]
     corrupt = up.data / "broker" / "corrupt"
     assert not corrupt.exists() or not os.listdir(corrupt)
+
     # Every message the broker delivered was sent once: the extra deliveries are the
     # sweeper's sends (a job whose sending it saw unrecorded: the claim skips it; or a
     # job re-queued after its lease ran out on a busy machine: graded again).
@@ -457,44 +537,64 @@ def test_500_submissions_in_bursts_worker_never_dies(up: Up) -> None:
         return d if received == len(ids) + resent and skipped == resent - requeued else None
 
     try:  # a late re-send may still be on its way
-        received, resent, requeued, skipped = wait_for("the re-sends delivered", all_delivered,
-                                                       20)
+        received, resent, requeued, skipped = wait_for("the re-sends delivered", all_delivered, 20)
     except TimeoutError:
         pytest.fail(f"deliveries (received, sent again, re-queued, skipped): {deliveries()}")
-    print(f"\n{bursts * per_burst} submissions in {bursts} bursts of {per_burst}: uploaded "
-          f"in {uploaded:.1f} s, all graded once in {wall:.1f} s; worker pid {worker} "
-          f"never died; {received} deliveries = {len(ids)} + {resent} sent again by the "
-          f"sweeper ({skipped} skipped by the claim, {requeued} after a lease ran out)")
+    print(
+        f"\n{bursts * per_burst} submissions in {bursts} bursts of {per_burst}: uploaded "
+        f"in {uploaded:.1f} s, all graded once in {wall:.1f} s; worker pid {worker} "
+        f"never died; {received} deliveries = {len(ids)} + {resent} sent again by the "
+        f"sweeper ({skipped} skipped by the claim, {requeued} after a lease ran out)"
+    )
 
 
 def test_killed_worker_is_restarted_and_grading_goes_on(up: Up) -> None:
     stack = up.stack
     before = worker_pids(stack)
     old = before[-1]
-    wait_for("the worker ready", lambda: f"autograder-{old}@" in stack.log("up")
-             and "ready." in stack.log("up") and len(children_of(old)) >= 2, 60)
+    wait_for(
+        "the worker ready",
+        lambda: (
+            f"autograder-{old}@" in stack.log("up")
+            and "ready." in stack.log("up")
+            and len(children_of(old)) >= 2
+        ),
+        60,
+    )
     tree = process_tree(old)  # its pool, and the pool's sandbox zygotes
-    client = httpx.Client(base_url=stack.base_url, timeout=30,
-                          headers={"Authorization": f"Bearer {stack.tokens['alice']}"})
+    client = httpx.Client(
+        base_url=stack.base_url,
+        timeout=30,
+        headers={"Authorization": f"Bearer {stack.tokens['alice']}"},
+    )
     try:
         sleepy = with_extra_cell(course_notebook(HW1, "solution"), "import time\ntime.sleep(4)")
         sid = upload(client, sleepy, "sleepy.ipynb")
-        wait_for("the job running",
-                 lambda: any(j["status"] == "running" for j in up.jobs([sid])[sid]), 60, 0.1)
+        wait_for(
+            "the job running",
+            lambda: any(j["status"] == "running" for j in up.jobs([sid])[sid]),
+            60,
+            0.1,
+        )
         time.sleep(0.5)
         os.kill(old, signal.SIGKILL)  # the worker's main process, as the OOM killer would
         killed_at = time.monotonic()
 
         # The API keeps serving while the worker is away.
         assert httpx.get(f"{stack.base_url}/healthz", timeout=5).status_code < 500
-        new = wait_for("the worker restarted",
-                       lambda: worker_pids(stack)[len(before):], 30, 0.1)[-1]
+        new = wait_for("the worker restarted", lambda: worker_pids(stack)[len(before) :], 30, 0.1)[
+            -1
+        ]
         restarted_after = time.monotonic() - killed_at
         assert new != old and start_time(new)
-        assert re.search(rf"the worker process \(pid {old}\) exited \(-9\).*restarting it in",
-                         stack.log("up")), stack.log("up")[-2000:]
-        wait_for("the dead worker's processes gone",
-                 lambda: not any(alive(p, s) for p, s in tree.items()), 15)
+        assert re.search(
+            rf"the worker process \(pid {old}\) exited \(-9\).*restarting it in", stack.log("up")
+        ), stack.log("up")[-2000:]
+        wait_for(
+            "the dead worker's processes gone",
+            lambda: not any(alive(p, s) for p, s in tree.items()),
+            15,
+        )
 
         # The job it was grading is graded once (attempt 2 after the lease ran out; or
         # later if a heartbeat came late on a busy machine: a lease of LEASE s is short).
@@ -512,8 +612,10 @@ def test_killed_worker_is_restarted_and_grading_goes_on(up: Up) -> None:
         assert up.graded_lines()[job["id"]] == 1
     finally:
         client.close()
-    print(f"\nworker SIGKILLed: restarted in {restarted_after:.1f} s (pid {old} -> {new}); "
-          f"its job graded once on attempt {attempts}; a new submission graded")
+    print(
+        f"\nworker SIGKILLed: restarted in {restarted_after:.1f} s (pid {old} -> {new}); "
+        f"its job graded once on attempt {attempts}; a new submission graded"
+    )
 
 
 def test_sigterm_stops_everything(up: Up) -> None:
@@ -522,6 +624,7 @@ def test_sigterm_stops_everything(up: Up) -> None:
     os.killpg(up.proc.pid, signal.SIGTERM)
     code = up.proc.wait(30)
     assert code == 0, up.stack.log("up")[-2000:]
+
     def left() -> list[int]:
         return [p for p, s in tree.items() if alive(p, s)]
 

@@ -37,8 +37,9 @@ def test_a_valid_cell_is_left_exactly_as_written() -> None:
         ("%time y = 3\n", "%time", {"y": 3}),
     ],
 )
-def test_magics_and_shell_lines_become_harmless_python(source: str, absent: str,
-                                                       defined: dict[str, object]) -> None:
+def test_magics_and_shell_lines_become_harmless_python(
+    source: str, absent: str, defined: dict[str, object]
+) -> None:
     """The magic or shell line is gone; the Python around it runs as written."""
     out = plain_python(source)
     assert absent not in out.replace("# cell magic %%bash", "")
@@ -80,8 +81,7 @@ def test_percent_markers_split_a_python_file_into_cells() -> None:
         ("a.onnx", b"\xff" * 32, "ONNX"),
     ],
 )
-def test_unreadable_uploads_are_refused_with_a_sentence(name: str, data: bytes,
-                                                         words: str) -> None:
+def test_unreadable_uploads_are_refused_with_a_sentence(name: str, data: bytes, words: str) -> None:
     with pytest.raises(IntakeError) as info:
         detect_kind(name, data)
     assert words in str(info.value)
@@ -94,8 +94,9 @@ def test_unreadable_uploads_are_refused_with_a_sentence(name: str, data: bytes,
 def test_shape_then_dtype_then_values() -> None:
     expected = torch.zeros(3, 2)
     assert "shape (2, 3)" in compare(torch.zeros(2, 3), expected).message
-    assert "dtype torch.float64" in compare(torch.zeros(3, 2, dtype=torch.float64),
-                                            expected).message
+    assert (
+        "dtype torch.float64" in compare(torch.zeros(3, 2, dtype=torch.float64), expected).message
+    )
     got = expected.clone()
     got[2, 1] = 0.5
     verdict = compare(got, expected)
@@ -129,15 +130,18 @@ def test_exercises_declare_device_memory_and_time() -> None:
     hw1 = load_assignment_meta(reference / "hw1-training-basics")
     digits = next(e for e in hw1.exercises if e.slug == "digits-classifier")
     assert (digits.memory_mb, digits.timeout) == (3072, 20)
-    assert load_assignment(reference / "hw1-training-basics").exercises[
-        "digits-classifier"].timeout == 20
+    assert (
+        load_assignment(reference / "hw1-training-basics").exercises["digits-classifier"].timeout
+        == 20
+    )
     hw2 = load_assignment_meta(reference / "hw2-interpretability")
     assert {e.slug: e.device for e in hw2.exercises}["grad_cam"] == "gpu"
 
 
 def test_an_unreadable_notebook_is_graded_as_the_students_not_failed() -> None:
-    hw1 = load_assignment(Path(__file__).resolve().parent.parent / "reference"
-                          / "hw1-training-basics")
+    hw1 = load_assignment(
+        Path(__file__).resolve().parent.parent / "reference" / "hw1-training-basics"
+    )
 
     def no_sandbox() -> None:
         raise AssertionError("an unreadable file must not start a sandbox")

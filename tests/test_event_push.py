@@ -41,6 +41,7 @@ from tests.support.staffing import hw1_source, parse_time, stack_db, wait_graded
 
 # -- the transports ---------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
     name = create_database()
@@ -105,15 +106,25 @@ def test_postgres_listener_reconnects_and_says_so(pg_url: str) -> None:
 
     async def run() -> None:
         stopped = asyncio.Event()
-        task = asyncio.create_task(notify.listen_postgres(
-            pg_url, received.append, lambda: connects.append(time.monotonic()), stopped,
-            retry_seconds=0.2))
+        task = asyncio.create_task(
+            notify.listen_postgres(
+                pg_url,
+                received.append,
+                lambda: connects.append(time.monotonic()),
+                stopped,
+                retry_seconds=0.2,
+            )
+        )
         deadline = time.monotonic() + 10
         while not connects and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         with engine.begin() as conn:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                              "WHERE query LIKE 'LISTEN %' AND datname = current_database()"))
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query LIKE 'LISTEN %' AND datname = current_database()"
+                )
+            )
         while len(connects) < 2 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         with Session(engine) as session:
@@ -133,7 +144,8 @@ def test_postgres_listener_reconnects_and_says_so(pg_url: str) -> None:
 
 
 def test_embedded_datagrams_after_the_commit_and_stale_sockets_removed(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = tmp_path / "notify"
     monkeypatch.setattr(notify, "socket_folder", lambda: folder)
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
@@ -168,11 +180,19 @@ def test_embedded_datagrams_after_the_commit_and_stale_sockets_removed(
 
 # -- through the API ----------------------------------------------------------------------
 
-def read_events(stack: Stack, user: str, submission_id: str,
-                out: list[tuple[float, str, str]], done: threading.Event) -> None:
+
+def read_events(
+    stack: Stack,
+    user: str,
+    submission_id: str,
+    out: list[tuple[float, str, str]],
+    done: threading.Event,
+) -> None:
     """Collect (time received, event, data) of the stream until it ends."""
-    with stack.client(user) as c, c.stream(
-            "GET", f"/api/v1/submissions/{submission_id}/events", timeout=120) as r:
+    with (
+        stack.client(user) as c,
+        c.stream("GET", f"/api/v1/submissions/{submission_id}/events", timeout=120) as r,
+    ):
         assert r.status_code == 200
         event = ""
         for line in r.iter_lines():
@@ -186,8 +206,9 @@ def read_events(stack: Stack, user: str, submission_id: str,
 def test_the_stream_delivers_graded_promptly(any_stack: Stack) -> None:
     slow = b"# %%\nimport time\ntime.sleep(1.5)\n" + hw1_source()  # the stream opens first
     with any_stack.client("alice") as c:
-        r = c.post(f"/api/v1/courses/dlp/assignments/{HW1}/submissions",
-                   files={"file": ("hw1.py", slow)})
+        r = c.post(
+            f"/api/v1/courses/dlp/assignments/{HW1}/submissions", files={"file": ("hw1.py", slow)}
+        )
     assert r.status_code == 202, r.text
     sid = r.json()["id"]
     events: list[tuple[float, str, str]] = []
@@ -213,14 +234,21 @@ def api_cpu_seconds(pid: int) -> float:
 
 def test_idle_streams_cost_next_to_nothing(pg_stack: Stack) -> None:
     with pg_stack.client("bob") as c:
-        r = c.post(f"/api/v1/courses/dlp/assignments/{HW1}/submissions",
-                   files={"file": ("hw1.py", hw1_source())})
+        r = c.post(
+            f"/api/v1/courses/dlp/assignments/{HW1}/submissions",
+            files={"file": ("hw1.py", hw1_source())},
+        )
     assert r.status_code == 202
     sid = r.json()["id"]
     wait_graded(pg_stack, "bob", sid)
     with stack_db(pg_stack) as db:  # a job that stays running while the streams are open
-        stuck = GradingJob(submission_id=sid, status="running", attempt=1, reason="test",
-                           lease_expires_at=datetime(2100, 1, 1, tzinfo=UTC))
+        stuck = GradingJob(
+            submission_id=sid,
+            status="running",
+            attempt=1,
+            reason="test",
+            lease_expires_at=datetime(2100, 1, 1, tzinfo=UTC),
+        )
         db.add(stuck)
         db.flush()
         stuck_id = stuck.id
@@ -228,8 +256,9 @@ def test_idle_streams_cost_next_to_nothing(pg_stack: Stack) -> None:
     async def idle(streams: int, seconds: float) -> float:
         headers = {"Authorization": f"Bearer {pg_stack.tokens['bob']}"}
         limits = httpx.Limits(max_connections=streams + 5)
-        async with httpx.AsyncClient(base_url=pg_stack.base_url, timeout=60,
-                                     limits=limits, headers=headers) as client:
+        async with httpx.AsyncClient(
+            base_url=pg_stack.base_url, timeout=60, limits=limits, headers=headers
+        ) as client:
             opened: list[httpx.Response] = []
 
             async def open_one() -> None:
@@ -252,8 +281,11 @@ def test_idle_streams_cost_next_to_nothing(pg_stack: Stack) -> None:
         share = asyncio.run(idle(50, 4.0))
     finally:
         with stack_db(pg_stack) as db:
-            db.execute(update(GradingJob).where(GradingJob.id == stuck_id)
-                       .values(status="failed", error="test", lease_expires_at=None))
+            db.execute(
+                update(GradingJob)
+                .where(GradingJob.id == stuck_id)
+                .values(status="failed", error="test", lease_expires_at=None)
+            )
     # The API's sweeper (every second here) runs meanwhile; 50 streams polling every
     # 0.1 s cost most of a core.
     assert share < 0.10, f"50 idle streams used {share:.1%} of a core"
@@ -263,14 +295,21 @@ def test_a_burst_of_page_streams_does_not_run_the_pool_dry(pg_stack: Stack) -> N
     """120 pages open their event stream at once (more than the connection pool and the
     thread pool hold): every stream opens, and the service answers meanwhile."""
     with pg_stack.client("alice") as c:
-        r = c.post(f"/api/v1/courses/dlp/assignments/{HW1}/submissions",
-                   files={"file": ("hw1.py", hw1_source())})
+        r = c.post(
+            f"/api/v1/courses/dlp/assignments/{HW1}/submissions",
+            files={"file": ("hw1.py", hw1_source())},
+        )
     assert r.status_code == 202
     sid = r.json()["id"]
     wait_graded(pg_stack, "alice", sid)
     with stack_db(pg_stack) as db:  # a job that stays running while the streams are open
-        stuck = GradingJob(submission_id=sid, status="running", attempt=1, reason="test",
-                           lease_expires_at=datetime(2100, 1, 1, tzinfo=UTC))
+        stuck = GradingJob(
+            submission_id=sid,
+            status="running",
+            attempt=1,
+            reason="test",
+            lease_expires_at=datetime(2100, 1, 1, tzinfo=UTC),
+        )
         db.add(stuck)
         db.flush()
         stuck_id = stuck.id
@@ -278,8 +317,9 @@ def test_a_burst_of_page_streams_does_not_run_the_pool_dry(pg_stack: Stack) -> N
     async def burst(streams: int) -> tuple[list[int], list[int]]:
         cookies = {"ag_session": pg_stack.tokens["alice"]}
         limits = httpx.Limits(max_connections=streams + 10)
-        async with httpx.AsyncClient(base_url=pg_stack.base_url, timeout=60, limits=limits,
-                                     cookies=cookies) as client:
+        async with httpx.AsyncClient(
+            base_url=pg_stack.base_url, timeout=60, limits=limits, cookies=cookies
+        ) as client:
             opened: list[httpx.Response] = []
 
             async def open_one() -> int:
@@ -302,7 +342,10 @@ def test_a_burst_of_page_streams_does_not_run_the_pool_dry(pg_stack: Stack) -> N
         codes, probes = asyncio.run(burst(120))
     finally:
         with stack_db(pg_stack) as db:
-            db.execute(update(GradingJob).where(GradingJob.id == stuck_id)
-                       .values(status="failed", error="test", lease_expires_at=None))
+            db.execute(
+                update(GradingJob)
+                .where(GradingJob.id == stuck_id)
+                .values(status="failed", error="test", lease_expires_at=None)
+            )
     assert codes == [200] * 120, sorted(set(codes))
     assert probes == [200] * 3, probes

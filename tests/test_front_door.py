@@ -44,9 +44,15 @@ UPLOAD = f"/api/v1/courses/dlp/assignments/{HW1}/submissions"
 
 # -- payloads ---------------------------------------------------------------------------
 
+
 def deep_notebook(levels: int) -> bytes:
-    return (b'{"cells": [], "nbformat": 4, "nbformat_minor": 5, "metadata": '
-            + b'{"a": ' * levels + b"1" + b"}" * levels + b"}")
+    return (
+        b'{"cells": [], "nbformat": 4, "nbformat_minor": 5, "metadata": '
+        + b'{"a": ' * levels
+        + b"1"
+        + b"}" * levels
+        + b"}"
+    )
 
 
 def nested_metadata(notebook: bytes, levels: int) -> bytes:
@@ -68,13 +74,15 @@ def many_cells(notebook: bytes, total: int, broken: bool = False) -> bytes:
 
 
 def safetensors_of(entries: int, header_only: bool = True) -> bytes:
-    header = {f"t{i}": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}
-              for i in range(entries)}
+    header = {
+        f"t{i}": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]} for i in range(entries)
+    }
     raw = json.dumps(header, separators=(",", ":")).encode()
     return struct.pack("<Q", len(raw)) + raw
 
 
 # -- the in-flight limit, in process ------------------------------------------------------
+
 
 @pytest.mark.fast
 def test_permits_wait_a_bounded_time_in_order_and_pass_on_when_cancelled() -> None:
@@ -113,18 +121,22 @@ SOLUTION = course_notebook(HW1, "solution")
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize(("name", "data", "limit", "words"), [
-    ("deep.ipynb", deep_notebook(100_000), "max_depth", "nested too deeply"),
-    ("deep493.ipynb", nested_metadata(SOLUTION, 493), "max_depth", "64 levels"),
-    ("cells.ipynb", many_cells(SOLUTION, 150_000, broken=True), "max_cells", "limit is 2000"),
-    ("long.ipynb", code_notebook("x = 1\n" * 400_000), "max_source_chars", "too long"),
-    ("long.py", b"x = 1\n" * 400_000, "max_source_chars", "too long"),
-    ("many.py", b"# %%\nx = 1\n" * 2001, "max_cells", "limit is 2000"),
-    ("many.safetensors", safetensors_of(300_000), "max_tensor_header_bytes", "header"),
-    ("count.safetensors", safetensors_of(10_001), "max_tensors", "10,000"),
-])
-def test_intake_refuses_past_each_limit_quickly(name: str, data: bytes, limit: str,
-                                                 words: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "data", "limit", "words"),
+    [
+        ("deep.ipynb", deep_notebook(100_000), "max_depth", "nested too deeply"),
+        ("deep493.ipynb", nested_metadata(SOLUTION, 493), "max_depth", "64 levels"),
+        ("cells.ipynb", many_cells(SOLUTION, 150_000, broken=True), "max_cells", "limit is 2000"),
+        ("long.ipynb", code_notebook("x = 1\n" * 400_000), "max_source_chars", "too long"),
+        ("long.py", b"x = 1\n" * 400_000, "max_source_chars", "too long"),
+        ("many.py", b"# %%\nx = 1\n" * 2001, "max_cells", "limit is 2000"),
+        ("many.safetensors", safetensors_of(300_000), "max_tensor_header_bytes", "header"),
+        ("count.safetensors", safetensors_of(10_001), "max_tensors", "10,000"),
+    ],
+)
+def test_intake_refuses_past_each_limit_quickly(
+    name: str, data: bytes, limit: str, words: str
+) -> None:
     started = time.monotonic()
     with pytest.raises(IntakeLimit) as refused:
         detect_kind(name, data)
@@ -150,23 +162,38 @@ def test_intake_never_lets_a_recursion_error_out_and_agrees_with_the_worker() ->
 
 @pytest.mark.fast
 def test_safetensors_header_is_checked_against_the_file_without_loading_it() -> None:
-    good = save({"w": torch.zeros(3, 4), "b": torch.ones(4, dtype=torch.float16),
-                 "flag": torch.zeros(2, dtype=torch.bool)}, metadata={"by": "test"})
+    good = save(
+        {
+            "w": torch.zeros(3, 4),
+            "b": torch.ones(4, dtype=torch.float16),
+            "flag": torch.zeros(2, dtype=torch.bool),
+        },
+        metadata={"by": "test"},
+    )
     assert set(check_safetensors(good)) == {"w", "b", "flag"}
-    for bad, words in ((good[:-1], "cover"), (good + b"\0", "cover"),
-                       (struct.pack("<Q", 2**40) + b"{}", "limit"),
-                       (struct.pack("<Q", 2) + b"[]", "not a JSON object")):
+    for bad, words in (
+        (good[:-1], "cover"),
+        (good + b"\0", "cover"),
+        (struct.pack("<Q", 2**40) + b"{}", "limit"),
+        (struct.pack("<Q", 2) + b"[]", "not a JSON object"),
+    ):
         with pytest.raises(IntakeError, match=words):
             check_safetensors(bad)
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize(("raw", "clean"), [
-    ("a\x00b.ipynb", "ab.ipynb"), ("../../etc/passwd", "passwd"),
-    ("C:\\Users\\x\\hw.ipynb", "hw.ipynb"), ("\u202egnp.ipynb", "gnp.ipynb"),
-    ("x\x1b[31m.py", "x[31m.py"), ("  spaced   name.py ", "spaced name.py"),
-    ("a" * 300 + ".ipynb", "a" * 249 + ".ipynb"),
-])
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("a\x00b.ipynb", "ab.ipynb"),
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\x\\hw.ipynb", "hw.ipynb"),
+        ("\u202egnp.ipynb", "gnp.ipynb"),
+        ("x\x1b[31m.py", "x[31m.py"),
+        ("  spaced   name.py ", "spaced name.py"),
+        ("a" * 300 + ".ipynb", "a" * 249 + ".ipynb"),
+    ],
+)
 def test_file_names_are_cleaned(raw: str, clean: str) -> None:
     assert clean_filename(raw) == clean
 
@@ -180,14 +207,18 @@ def test_a_file_name_with_nothing_left_is_refused(raw: str) -> None:
 
 # -- a service of its own: every permit held --------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def small_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """`autograder serve` alone (SQLite, folder broker, no worker) with 4 permits, a 2 s
     wait for one, and uploads cut off after 4 s without data."""
     workdir = tmp_path_factory.mktemp("small-service")
     env = base_env(workdir)
-    env.update(AUTOGRADER_INFLIGHT_LIMIT="4", AUTOGRADER_INFLIGHT_WAIT_SECONDS="2",
-               AUTOGRADER_UPLOAD_IDLE_SECONDS="4")
+    env.update(
+        AUTOGRADER_INFLIGHT_LIMIT="4",
+        AUTOGRADER_INFLIGHT_WAIT_SECONDS="2",
+        AUTOGRADER_UPLOAD_IDLE_SECONDS="4",
+    )
     port = free_port()
     stack = Stack(base_url=f"http://127.0.0.1:{port}", env=env, workdir=workdir)
     try:
@@ -204,14 +235,19 @@ def stalled_upload(stack: Stack, user: str) -> socket.socket:
     """An upload whose body stops after its first bytes: it holds a permit."""
     port = int(stack.base_url.rsplit(":", 1)[1])
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    part = (b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.ipynb"'
-            b'\r\n\r\n{"cells": [')
+    part = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.ipynb"'
+        b'\r\n\r\n{"cells": ['
+    )
     sock.sendall(
         f"POST {UPLOAD} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Authorization: Bearer {stack.tokens[user]}\r\n"
         "Content-Type: multipart/form-data; boundary=XyZ\r\n"
         "Transfer-Encoding: chunked\r\n\r\n".encode()
-        + f"{len(part):x}\r\n".encode() + part + b"\r\n")
+        + f"{len(part):x}\r\n".encode()
+        + part
+        + b"\r\n"
+    )
     return sock
 
 
@@ -220,7 +256,8 @@ def inflight(stack: Stack) -> dict[str, int]:
 
 
 def test_every_permit_held_health_answers_and_the_service_frees_itself(
-        small_service: Stack) -> None:
+    small_service: Stack,
+) -> None:
     stack = small_service
     assert inflight(stack) == {"limit": 4, "in_use": 0, "waiting": 0}
     sockets = [stalled_upload(stack, "sam") for _ in range(4)]
@@ -270,8 +307,7 @@ def chunked_upload(stack: Stack, user: str, megabytes: int) -> tuple[httpx.Respo
 
     def body() -> Iterator[bytes]:
         nonlocal sent
-        head = (b'--XyZ\r\nContent-Disposition: form-data; name="file"; '
-                b'filename="big.ipynb"\r\n\r\n')
+        head = b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="big.ipynb"\r\n\r\n'
         sent += len(head)
         yield head
         for _ in range(megabytes):
@@ -280,8 +316,9 @@ def chunked_upload(stack: Stack, user: str, megabytes: int) -> tuple[httpx.Respo
         yield b"\r\n--XyZ--\r\n"
 
     with stack.client(user) as c:
-        response = c.post(UPLOAD, content=body(), headers={
-            "Content-Type": "multipart/form-data; boundary=XyZ"})
+        response = c.post(
+            UPLOAD, content=body(), headers={"Content-Type": "multipart/form-data; boundary=XyZ"}
+        )
     return response, sent
 
 
@@ -295,13 +332,19 @@ def test_a_300_mb_chunked_body_is_cut_off_before_64_mb(small_service: Stack) -> 
     print(f"\n300 MB chunked: 413 after {sent / 2**20:.1f} MB handed over by the client")
     # Refused before the body: the connection is closed, not drained.
     with httpx.Client(base_url=small_service.base_url, timeout=30) as c:
-        r = c.post(UPLOAD, content=(b" " * 2**20 for _ in range(300)),
-                   headers={"Content-Type": "multipart/form-data; boundary=XyZ",
-                            "Authorization": "Bearer nope"})
+        r = c.post(
+            UPLOAD,
+            content=(b" " * 2**20 for _ in range(300)),
+            headers={
+                "Content-Type": "multipart/form-data; boundary=XyZ",
+                "Authorization": "Bearer nope",
+            },
+        )
     assert r.status_code == 401 and r.headers["connection"] == "close"
 
 
 # -- hostile uploads against the distributed stack ----------------------------------------
+
 
 def submission_count(stack: Stack) -> int:
     with stack.client("tina") as c:
@@ -326,10 +369,12 @@ HOSTILE = [
 ]
 
 
-@pytest.mark.parametrize(("filename", "make", "status", "words"), HOSTILE,
-                         ids=[h[0] for h in HOSTILE])
+@pytest.mark.parametrize(
+    ("filename", "make", "status", "words"), HOSTILE, ids=[h[0] for h in HOSTILE]
+)
 def test_hostile_uploads_are_refused_fast_with_a_sentence(
-        pg_stack: Stack, filename: str, make: Any, status: int, words: str) -> None:
+    pg_stack: Stack, filename: str, make: Any, status: int, words: str
+) -> None:
     data = make()
     before, blobs_before = submission_count(pg_stack), blob_count(pg_stack)
     started = time.monotonic()
@@ -363,15 +408,20 @@ def test_files_just_inside_the_limits_are_graded_never_failed(pg_stack: Stack) -
 
 def test_a_nul_in_the_file_name_or_the_path_is_not_an_outage(pg_stack: Stack) -> None:
     # Written by hand: httpx would percent-encode the NUL; curl and browsers may not.
-    body = (b'--XyZ\r\nContent-Disposition: form-data; name="file"; '
-            b'filename="../x/home\x00work\x1b.py"\r\n\r\n' + hw1_source() + b"\r\n--XyZ--\r\n")
+    body = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="file"; '
+        b'filename="../x/home\x00work\x1b.py"\r\n\r\n' + hw1_source() + b"\r\n--XyZ--\r\n"
+    )
     with pg_stack.client("alice") as c:
-        response = c.post(UPLOAD, content=body,
-                          headers={"Content-Type": "multipart/form-data; boundary=XyZ"})
+        response = c.post(
+            UPLOAD, content=body, headers={"Content-Type": "multipart/form-data; boundary=XyZ"}
+        )
     assert response.status_code == 202, response.text
     with pg_stack.client("alice") as c:
-        assert c.get(f"/api/v1/submissions/{response.json()['id']}").json()[
-            "filename"] == "homework.py"
+        assert (
+            c.get(f"/api/v1/submissions/{response.json()['id']}").json()["filename"]
+            == "homework.py"
+        )
         for path in ("/api/v1/courses/a%00b/assignments", "/api/v1/submissions/x%00y"):
             r = c.get(path)
             assert r.status_code in (404, 422), (path, r.status_code, r.text)
@@ -383,25 +433,35 @@ def test_a_nul_in_the_file_name_or_the_path_is_not_an_outage(pg_stack: Stack) ->
 STUDENTS = 100
 
 
-async def _rush(stack: Stack, course: str, names: list[str], staff: str,
-                data: bytes) -> dict[str, Any]:
+async def _rush(
+    stack: Stack, course: str, names: list[str], staff: str, data: bytes
+) -> dict[str, Any]:
     url = f"/ui/courses/{course}/assignments/{HW1}/submissions"
     start = asyncio.Event()
     limits = httpx.Limits(max_connections=STUDENTS + 10, max_keepalive_connections=0)
     probes: list[tuple[float, int]] = []
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=120, limits=limits) as c:
+
         async def student(name: str) -> tuple[int, str, float]:
             await start.wait()
             began = time.monotonic()
-            r = await c.post(url, files={"file": ("hw1.py", data)}, headers={
-                "Origin": stack.base_url, "Cookie": f"ag_session={stack.tokens[name]}"})
-            return r.status_code, r.headers.get("location", r.text[:200]), (
-                time.monotonic() - began)
+            r = await c.post(
+                url,
+                files={"file": ("hw1.py", data)},
+                headers={"Origin": stack.base_url, "Cookie": f"ag_session={stack.tokens[name]}"},
+            )
+            return (
+                r.status_code,
+                r.headers.get("location", r.text[:200]),
+                (time.monotonic() - began),
+            )
 
         async def one_probe() -> None:
             began = time.monotonic()
-            r = await c.get(f"/api/v1/courses/{course}/assignments",
-                            headers={"Authorization": f"Bearer {stack.tokens[staff]}"})
+            r = await c.get(
+                f"/api/v1/courses/{course}/assignments",
+                headers={"Authorization": f"Bearer {stack.tokens[staff]}"},
+            )
             probes.append((time.monotonic() - began, r.status_code))
 
         async def probe(stop: asyncio.Event) -> None:
@@ -438,10 +498,12 @@ def test_a_hundred_students_post_the_upload_form_at_once(any_stack: Stack) -> No
     result = asyncio.run(_rush(stack, course, names, staff, hw1_source()))
     answers, probes = result["answers"], result["probes"]
     latencies = sorted(a[2] for a in answers)
-    print(f"\nrush ({stack.env.get('AUTOGRADER_DATABASE_URL', 'embedded')[:10]}): "
-          f"{STUDENTS} uploads answered in {result['total']:.1f} s, latency p50 "
-          f"{latencies[len(latencies) // 2]:.2f} s, max {latencies[-1]:.2f} s; JSON probes "
-          f"during: {len(probes)}, max {max(p[0] for p in probes):.2f} s")
+    print(
+        f"\nrush ({stack.env.get('AUTOGRADER_DATABASE_URL', 'embedded')[:10]}): "
+        f"{STUDENTS} uploads answered in {result['total']:.1f} s, latency p50 "
+        f"{latencies[len(latencies) // 2]:.2f} s, max {latencies[-1]:.2f} s; JSON probes "
+        f"during: {len(probes)}, max {max(p[0] for p in probes):.2f} s"
+    )
     wrong = [a for a in answers if a[0] != 303 or not a[1].startswith("/ui/submissions/")]
     assert not wrong, wrong[:5]
     assert latencies[-1] < 60 and result["total"] < 60

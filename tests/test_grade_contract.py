@@ -40,8 +40,10 @@ from protocol.limits import REPLY_LIMITS
 from tests.support.paths import REFERENCE
 from worker.sandbox.launcher import sandbox_provider
 
-pytestmark = [pytest.mark.fast,
-              pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:DeprecationWarning")]
+pytestmark = [
+    pytest.mark.fast,
+    pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:DeprecationWarning"),
+]
 
 
 def grade_with(assignment: str, variant_source: str | None) -> GradeReport:
@@ -90,8 +92,10 @@ def test_an_attached_result_fails_only_where_the_contract_says_detached() -> Non
     assert "still attached to the autograd graph" in verdict.message
     assert compare(attached.detach(), expected, detached=True).passed
     # Inside a tuple too, and after shape and dtype: a wrong shape says so first.
-    assert "element 1 of the result" in compare(
-        (expected, attached), (expected, expected), detached=True).message
+    assert (
+        "element 1 of the result"
+        in compare((expected, attached), (expected, expected), detached=True).message
+    )
     assert "shape" in compare(attached[:2], expected, detached=True).message
     # A tensor decoded from the sandbox carries the protocol's flag.
     decoded = decode(encode(expected.clone().requires_grad_(True) * 1), REPLY_LIMITS)
@@ -103,32 +107,71 @@ def test_an_attached_result_fails_only_where_the_contract_says_detached() -> Non
 
 #: (assignment, variant, exercise, the tests that must fail, a sentence each must hold)
 ONLY_THE_NEW_CHECK = [
-    ("hw2-interpretability", "fgsm__attached_result", "fgsm", None,
-     "still attached to the autograd graph"),
-    ("hw3-architectures", "conv2d_output_shape__numpy_floor", "conv2d_output_shape", None,
-     "should be a Python int, got float"),
-    ("hw3-architectures", "gcn_layer__float64_large_graphs", "gcn_layer",
-     ["permutation equivariance: permuting the nodes permutes the output"],
-     "has dtype torch.float64, expected torch.float32"),
-    ("hw4-small-data", "sinkhorn__float64_large_problems", "sinkhorn",
-     ["the plan's columns sum to b (after the v update)",
-      "once converged, the plan's rows sum to a"],
-     "the plan has dtype torch.float64, expected torch.float32"),
-    ("hw4-small-data", "DeepSet__float64_model", "DeepSet", None,
-     "forward's output has dtype torch.float64, expected torch.float32"),
-    ("hw6-generative", "affine_coupling__inverse_float64_large_batches", "affine_coupling",
-     ["inverse(forward(x)) gives x back", "forward(inverse(y)) gives y back"],
-     "affine_coupling_inverse's result has dtype torch.float64, expected torch.float32"),
-    ("hw7-guarantees", "empirical_ntk__float64_many_points", "empirical_ntk",
-     ["NTK(x2, x1) is the transpose of NTK(x1, x2)", "NTK(x, x) is symmetric",
-      "NTK(x, x) is positive semi-definite",
-      "a block of NTK(x1, x2) is the NTK of the sub-batches"],
-     "the kernel has dtype torch.float64, expected torch.float32"),
+    (
+        "hw2-interpretability",
+        "fgsm__attached_result",
+        "fgsm",
+        None,
+        "still attached to the autograd graph",
+    ),
+    (
+        "hw3-architectures",
+        "conv2d_output_shape__numpy_floor",
+        "conv2d_output_shape",
+        None,
+        "should be a Python int, got float",
+    ),
+    (
+        "hw3-architectures",
+        "gcn_layer__float64_large_graphs",
+        "gcn_layer",
+        ["permutation equivariance: permuting the nodes permutes the output"],
+        "has dtype torch.float64, expected torch.float32",
+    ),
+    (
+        "hw4-small-data",
+        "sinkhorn__float64_large_problems",
+        "sinkhorn",
+        [
+            "the plan's columns sum to b (after the v update)",
+            "once converged, the plan's rows sum to a",
+        ],
+        "the plan has dtype torch.float64, expected torch.float32",
+    ),
+    (
+        "hw4-small-data",
+        "DeepSet__float64_model",
+        "DeepSet",
+        None,
+        "forward's output has dtype torch.float64, expected torch.float32",
+    ),
+    (
+        "hw6-generative",
+        "affine_coupling__inverse_float64_large_batches",
+        "affine_coupling",
+        ["inverse(forward(x)) gives x back", "forward(inverse(y)) gives y back"],
+        "affine_coupling_inverse's result has dtype torch.float64, expected torch.float32",
+    ),
+    (
+        "hw7-guarantees",
+        "empirical_ntk__float64_many_points",
+        "empirical_ntk",
+        [
+            "NTK(x2, x1) is the transpose of NTK(x1, x2)",
+            "NTK(x, x) is symmetric",
+            "NTK(x, x) is positive semi-definite",
+            "a block of NTK(x1, x2) is the NTK of the sub-batches",
+        ],
+        "the kernel has dtype torch.float64, expected torch.float32",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("assignment", "name", "exercise", "failing", "says"),
-                         ONLY_THE_NEW_CHECK, ids=[row[1] for row in ONLY_THE_NEW_CHECK])
+@pytest.mark.parametrize(
+    ("assignment", "name", "exercise", "failing", "says"),
+    ONLY_THE_NEW_CHECK,
+    ids=[row[1] for row in ONLY_THE_NEW_CHECK],
+)
 def test_a_variant_caught_only_by_a_new_check_loses_points_there_alone(
     assignment: str, name: str, exercise: str, failing: list[str] | None, says: str
 ) -> None:
@@ -145,8 +188,9 @@ def test_a_variant_caught_only_by_a_new_check_loses_points_there_alone(
 
 
 def test_a_failed_property_names_the_property_and_the_inputs_shapes_never_values() -> None:
-    report = grade_with("hw7-guarantees", variant("hw7-guarantees",
-                                                  "empirical_ntk__float64_many_points"))
+    report = grade_with(
+        "hw7-guarantees", variant("hw7-guarantees", "empirical_ntk__float64_many_points")
+    )
     test = next(t for t in report.tests if t.name.startswith("NTK(x2, x1)"))
     assert test.visibility == "hidden"
     assert test.feedback.startswith(
@@ -159,14 +203,16 @@ def test_a_failed_property_names_the_property_and_the_inputs_shapes_never_values
 
     # A property that fails on its values says where it fails by size, not by value.
     report = grade_with("hw4-small-data", variant("hw4-small-data", "sinkhorn__v_first"))
-    columns = next(t for t in report.tests
-                   if t.name == "the plan's columns sum to b (after the v update)")
+    columns = next(
+        t for t in report.tests if t.name == "the plan's columns sum to b (after the v update)"
+    )
     assert columns.outcome == "failed"
     assert columns.feedback.startswith(
         'property "the plan\'s columns sum to b (after the v update)" does not hold on '
         "sinkhorn(a float32 tensor of shape (40,), a float32 tensor of shape (50,), "
         "a float32 tensor of shape (40, 50), a Python float, a Python int): "
-        "the column sums of the plan: "), columns.feedback
+        "the column sums of the plan: "
+    ), columns.feedback
     assert "after the last v update the columns must sum to b" in columns.feedback
 
 
@@ -184,7 +230,6 @@ def hw1_tests() -> types.ModuleType:
     loaded = load_assignment(REFERENCE / "hw1-training-basics")
     key = loaded.meta.slug.replace("-", "_") + "_" + loaded.meta.version
     return sys.modules[f"_dlp_tests_{key}"]
-
 
 
 def test_the_evaluation_digits_are_a_secret_perturbation_of_the_held_out_split() -> None:
@@ -232,8 +277,7 @@ def test_a_lookup_table_of_the_public_digits_scores_clearly_below_full_marks(
     path = submission / "lookup.pt"
     torch.jit.script(table).save(str(path))
     report = grade_model_file(loaded, path, sandbox_provider, "digits-classifier")
-    accuracy = float(re.search(r"accuracy (\d\.\d+)",
-                               report.tests[1].feedback).group(1))
+    accuracy = float(re.search(r"accuracy (\d\.\d+)", report.tests[1].feedback).group(1))
     assert accuracy < 0.85, report.tests[1].feedback
     assert report.score <= 0.5 * 5.0, [t.feedback[:200] for t in report.tests]
     assert report.max_score == 5.0
@@ -244,8 +288,9 @@ def test_a_lookup_table_of_the_public_digits_scores_clearly_below_full_marks(
 
 def test_the_course_check_reports_points_lost_and_flags_a_weak_variant(tmp_path: Path) -> None:
     folder = tmp_path / "hw3-architectures"
-    shutil.copytree(REFERENCE / "hw3-architectures", folder,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REFERENCE / "hw3-architectures", folder, ignore=shutil.ignore_patterns("__pycache__")
+    )
     (folder / "variants" / "conv2d_output_shape__wrong_for_stride_3.py").write_text(
         "# Wrong for one small case only: loses 0.125 of 2 points.\n"
         "def conv2d_output_shape(h, w, kernel, stride=1, padding=0, dilation=1):\n"

@@ -37,23 +37,42 @@ ODD = 'O\'Brien, "Bo" Zoë'
 T0 = datetime(2027, 1, 10, 12, 0, tzinfo=UTC)
 
 
-def add_graded(stack: Deployment, course: str, student: str, kind: str, at: datetime,
-               scores: dict[str, float], penalty: float = 0.0,
-               status: str = "graded") -> str:
+def add_graded(
+    stack: Deployment,
+    course: str,
+    student: str,
+    kind: str,
+    at: datetime,
+    scores: dict[str, float],
+    penalty: float = 0.0,
+    status: str = "graded",
+) -> str:
     """A submission with one job in `status` and, when graded, its test results."""
     with stack_db(stack) as db:
         course_id = db.scalar(select(Course.id).where(Course.slug == course))
-        assignment = db.scalar(select(Assignment).where(Assignment.course_id == course_id,
-                                                        Assignment.slug == HW1))
+        assignment = db.scalar(
+            select(Assignment).where(Assignment.course_id == course_id, Assignment.slug == HW1)
+        )
         user = db.scalar(select(User).where(User.name == student))
         assert assignment is not None and user is not None
-        submission = Submission(assignment_id=assignment.id, user_id=user.id, sha256="0" * 64,
-                                filename="x", file_kind=kind, size_bytes=1, submitted_at=at)
+        submission = Submission(
+            assignment_id=assignment.id,
+            user_id=user.id,
+            sha256="0" * 64,
+            filename="x",
+            file_kind=kind,
+            size_bytes=1,
+            submitted_at=at,
+        )
         db.add(submission)
         db.flush()
         raw = round(sum(scores.values()), 6)
-        job = GradingJob(submission_id=submission.id, status=status, created_at=at,
-                         finished_at=at + timedelta(minutes=1))
+        job = GradingJob(
+            submission_id=submission.id,
+            status=status,
+            created_at=at,
+            finished_at=at + timedelta(minutes=1),
+        )
         if status == "graded":
             job.raw_score, job.penalty_percent = raw, penalty
             job.late_seconds = 3600.0 if penalty else 0.0
@@ -61,9 +80,19 @@ def add_graded(stack: Deployment, course: str, student: str, kind: str, at: date
             for position, (slug, score) in enumerate(scores.items()):
                 # Two tests per exercise, as the real grader writes them.
                 for half in range(2):
-                    db.add(TestResult(job=job, position=2 * position + half, exercise_slug=slug,
-                                      name=f"{slug} {half}", outcome="passed", score=score / 2,
-                                      max_score=5, visibility="hidden", feedback=""))
+                    db.add(
+                        TestResult(
+                            job=job,
+                            position=2 * position + half,
+                            exercise_slug=slug,
+                            name=f"{slug} {half}",
+                            outcome="passed",
+                            score=score / 2,
+                            max_score=5,
+                            visibility="hidden",
+                            feedback="",
+                        )
+                    )
         db.add(job)
         db.flush()
         if status == "graded":
@@ -75,8 +104,11 @@ def add_graded(stack: Deployment, course: str, student: str, kind: str, at: date
 def book(service: InProcessService) -> dict[str, Any]:
     """Course gb-lab: students with submissions of each kind and policy, a staff member,
     a student with no submission, one with an odd name, one enrolled elsewhere only."""
-    course = clone_course(service, "gb-lab", {"gina": "student", "hank": "student",
-                                               "tina": "ta", "ivan": "instructor"})
+    course = clone_course(
+        service,
+        "gb-lab",
+        {"gina": "student", "hank": "student", "tina": "ta", "ivan": "instructor"},
+    )
     with stack_db(service) as db:
         lab = db.scalar(select(Course).where(Course.slug == course))
         odd = get_or_create_user(db, ODD)
@@ -86,24 +118,56 @@ def book(service: InProcessService) -> dict[str, Any]:
         enroll(db, get_or_create_user(db, "outsider-gb"), other, "student")
     ids = {
         # gina: a good notebook, then a worse one, then a failed one; a late model file.
-        "gina_good": add_graded(service, course, "gina", "notebook", T0,
-                                {"label_smoothing_ce": 3.0, "early_stopping_epoch": 2.0}),
-        "gina_worse": add_graded(service, course, "gina", "python", T0 + timedelta(hours=1),
-                                 {"label_smoothing_ce": 1.0, "early_stopping_epoch": 2.0}),
-        "gina_failed": add_graded(service, course, "gina", "notebook",
-                                  T0 + timedelta(hours=2), {}, status="failed"),
-        "gina_queued": add_graded(service, course, "gina", "notebook",
-                                  T0 + timedelta(hours=3), {}, status="queued"),
-        "gina_model": add_graded(service, course, "gina", "safetensors",
-                                 T0 + timedelta(hours=4), {"digits-classifier": 4.0},
-                                 penalty=10),
+        "gina_good": add_graded(
+            service,
+            course,
+            "gina",
+            "notebook",
+            T0,
+            {"label_smoothing_ce": 3.0, "early_stopping_epoch": 2.0},
+        ),
+        "gina_worse": add_graded(
+            service,
+            course,
+            "gina",
+            "python",
+            T0 + timedelta(hours=1),
+            {"label_smoothing_ce": 1.0, "early_stopping_epoch": 2.0},
+        ),
+        "gina_failed": add_graded(
+            service, course, "gina", "notebook", T0 + timedelta(hours=2), {}, status="failed"
+        ),
+        "gina_queued": add_graded(
+            service, course, "gina", "notebook", T0 + timedelta(hours=3), {}, status="queued"
+        ),
+        "gina_model": add_graded(
+            service,
+            course,
+            "gina",
+            "safetensors",
+            T0 + timedelta(hours=4),
+            {"digits-classifier": 4.0},
+            penalty=10,
+        ),
         # The odd name: one late notebook (20 %).
-        "odd": add_graded(service, course, ODD, "notebook", T0,
-                          {"label_smoothing_ce": 2.5, "early_stopping_epoch": 1.5},
-                          penalty=20),
+        "odd": add_graded(
+            service,
+            course,
+            ODD,
+            "notebook",
+            T0,
+            {"label_smoothing_ce": 2.5, "early_stopping_epoch": 1.5},
+            penalty=20,
+        ),
         # Staff submissions never appear in the gradebook.
-        "tina": add_graded(service, course, "tina", "notebook", T0,
-                           {"label_smoothing_ce": 3.0, "early_stopping_epoch": 2.0}),
+        "tina": add_graded(
+            service,
+            course,
+            "tina",
+            "notebook",
+            T0,
+            {"label_smoothing_ce": 3.0, "early_stopping_epoch": 2.0},
+        ),
     }
     return {"course": course, "ids": ids}
 
@@ -121,8 +185,9 @@ def as_dicts(rows: list[list[str]]) -> list[dict[str, str]]:
     return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
 
 
-def test_wide_gradebook_counts_the_last_graded_submission(service: InProcessService,
-                                                          book: dict[str, Any]) -> None:
+def test_wide_gradebook_counts_the_last_graded_submission(
+    service: InProcessService, book: dict[str, Any]
+) -> None:
     patch_assignment(service, book["course"], counting_policy="last")
     rows = fetch(service, book["course"])
     assert rows[0] == ["student", HW1, *(f"{HW1}/{e}" for e in EXERCISES)]
@@ -136,39 +201,57 @@ def test_wide_gradebook_counts_the_last_graded_submission(service: InProcessServ
     assert gina[f"{HW1}/digits-classifier"] == "3.6"
     assert gina[HW1] == "6.6"
     odd = by_student[ODD]
-    assert (odd[f"{HW1}/label_smoothing_ce"], odd[f"{HW1}/early_stopping_epoch"],
-            odd[HW1]) == ("2", "1.2", "3.2")
+    assert (odd[f"{HW1}/label_smoothing_ce"], odd[f"{HW1}/early_stopping_epoch"], odd[HW1]) == (
+        "2",
+        "1.2",
+        "3.2",
+    )
     assert by_student["hank"][HW1] == "0"
 
 
-def test_best_policy_and_the_students_counts_flag(service: InProcessService,
-                                                  book: dict[str, Any]) -> None:
+def test_best_policy_and_the_students_counts_flag(
+    service: InProcessService, book: dict[str, Any]
+) -> None:
     ids = book["ids"]
 
     def counts() -> dict[str, bool]:
         with service.client("gina") as c:
-            return {k: c.get(f"/api/v1/submissions/{v}").json()["counts"]
-                    for k, v in ids.items() if k.startswith("gina")}
+            return {
+                k: c.get(f"/api/v1/submissions/{v}").json()["counts"]
+                for k, v in ids.items()
+                if k.startswith("gina")
+            }
 
     patch_assignment(service, book["course"], counting_policy="last")
-    assert counts() == {"gina_good": False, "gina_worse": True, "gina_failed": False,
-                        "gina_queued": False, "gina_model": True}
+    assert counts() == {
+        "gina_good": False,
+        "gina_worse": True,
+        "gina_failed": False,
+        "gina_queued": False,
+        "gina_model": True,
+    }
     patch_assignment(service, book["course"], counting_policy="best")
-    assert counts() == {"gina_good": True, "gina_worse": False, "gina_failed": False,
-                        "gina_queued": False, "gina_model": True}
+    assert counts() == {
+        "gina_good": True,
+        "gina_worse": False,
+        "gina_failed": False,
+        "gina_queued": False,
+        "gina_model": True,
+    }
     gina = {r["student"]: r for r in as_dicts(fetch(service, book["course"]))}["gina"]
     assert (gina[f"{HW1}/label_smoothing_ce"], gina[HW1]) == ("3", "8.6")
     patch_assignment(service, book["course"], counting_policy="last")
 
 
-def test_long_format_has_raw_penalty_and_final_scores(service: InProcessService,
-                                                      book: dict[str, Any]) -> None:
+def test_long_format_has_raw_penalty_and_final_scores(
+    service: InProcessService, book: dict[str, Any]
+) -> None:
     rows = as_dicts(fetch(service, book["course"], format="long"))
     assert len(rows) == 3 * len(EXERCISES)
-    assert {"student", "assignment", "exercise", "raw_score", "penalty_percent",
-            "score"} <= set(rows[0])
-    model = next(r for r in rows if r["student"] == "gina"
-                 and r["exercise"] == "digits-classifier")
+    assert {"student", "assignment", "exercise", "raw_score", "penalty_percent", "score"} <= set(
+        rows[0]
+    )
+    model = next(r for r in rows if r["student"] == "gina" and r["exercise"] == "digits-classifier")
     assert (model["raw_score"], model["penalty_percent"], model["score"]) == ("4", "10", "3.6")
     assert model["submission_id"] == book["ids"]["gina_model"]
     odd = [r for r in rows if r["student"] == ODD]
@@ -191,17 +274,23 @@ def test_per_assignment_and_canvas_layouts(service: InProcessService, book: dict
     by_id = {r[2]: r for r in canvas[2:]}
     assert by_id["gina"][5] == "6.6" and by_id[ODD][5] == "3.2"
     with service.client("tina") as c:
-        for params, code in [({"assignment": "hw99"}, 404), ({"format": "tall"}, 422),
-                             ({"layout": "moodle"}, 422),
-                             ({"layout": "canvas", "format": "long"}, 422)]:
+        for params, code in [
+            ({"assignment": "hw99"}, 404),
+            ({"format": "tall"}, 422),
+            ({"layout": "moodle"}, 422),
+            ({"layout": "canvas", "format": "long"}, 422),
+        ]:
             response = c.get(f"/api/v1/courses/{book['course']}/gradebook.csv", params=params)
             assert response.status_code == code, (params, response.text)
             assert response.json()["detail"].endswith(".")
 
 
-def test_cli_gradebook_reads_the_database(service: InProcessService, book: dict[str, Any],
-                                          tmp_path: Any,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_gradebook_reads_the_database(
+    service: InProcessService,
+    book: dict[str, Any],
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """`autograder gradebook`, in this process (its settings are the service's)."""
     out = tmp_path / "book.csv"
     assert cli_main(["gradebook", "--course", book["course"], "--output", str(out)]) == 0
@@ -209,15 +298,15 @@ def test_cli_gradebook_reads_the_database(service: InProcessService, book: dict[
     capsys.readouterr()
     assert cli_main(["gradebook", "--course", book["course"], "--format", "long"]) == 0
     long = capsys.readouterr().out
-    assert list(csv.reader(io.StringIO(long))) == fetch(service, book["course"],
-                                                        format="long")
+    assert list(csv.reader(io.StringIO(long))) == fetch(service, book["course"], format="long")
     assert cli_main(["gradebook", "--course", "nope"]) == 2
     assert "no course" in capsys.readouterr().err
 
 
 def test_counted_submission_with_real_grading(service: InProcessService) -> None:
-    course = clone_course(service, "gb-real", {"alice": "student", "tina": "ta",
-                                                "ivan": "instructor"})
+    course = clone_course(
+        service, "gb-real", {"alice": "student", "tina": "ta", "ivan": "instructor"}
+    )
     good = submit(service, "alice", course, hw1_source()).json()["id"]
     good_body = wait_graded(service, "alice", good)
     worse = submit(service, "alice", course, hw1_source(label_smoothing=False)).json()["id"]
@@ -233,4 +322,5 @@ def test_counted_submission_with_real_grading(service: InProcessService) -> None
     assert float(row[HW1]) == pytest.approx(good_body["score"])
     per_exercise = {e["slug"]: e["score"] for e in good_body["exercises"]}
     assert float(row[f"{HW1}/label_smoothing_ce"]) == pytest.approx(
-        per_exercise["label_smoothing_ce"])
+        per_exercise["label_smoothing_ce"]
+    )

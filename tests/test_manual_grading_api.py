@@ -47,8 +47,10 @@ class Course_:
 
     def submit(self, user: str, data: bytes, name: str = "hw2.ipynb") -> str:
         with self.as_(user) as c:
-            response = c.post(f"/api/v1/courses/{self.slug}/assignments/{HW2}/submissions",
-                              files={"file": (name, data)})
+            response = c.post(
+                f"/api/v1/courses/{self.slug}/assignments/{HW2}/submissions",
+                files={"file": (name, data)},
+            )
         assert response.status_code == 202, response.text
         return str(response.json()["id"])
 
@@ -58,15 +60,25 @@ def answer_notebook(text: str, extra: str = "") -> bytes:
     automatic tests grade it 0 quickly), and optionally an untagged cell."""
     cells = [
         {"cell_type": "markdown", "metadata": {"tags": [SLUG]}, "source": text},
-        {"cell_type": "code", "metadata": {"tags": [SLUG]}, "execution_count": 1,
-         "source": "print('maps')", "outputs": [
-             {"output_type": "stream", "name": "stdout", "text": "maps\n"}]},
+        {
+            "cell_type": "code",
+            "metadata": {"tags": [SLUG]},
+            "execution_count": 1,
+            "source": "print('maps')",
+            "outputs": [{"output_type": "stream", "name": "stdout", "text": "maps\n"}],
+        },
     ]
     if extra:
-        cells.append({"cell_type": "code", "metadata": {}, "execution_count": None,
-                      "source": extra, "outputs": []})
-    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {},
-                       "cells": cells}).encode()
+        cells.append(
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "execution_count": None,
+                "source": extra,
+                "outputs": [],
+            }
+        )
+    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells}).encode()
 
 
 def new_course(stack: Stack, students: int, tas: int = 2) -> Course_:
@@ -75,8 +87,12 @@ def new_course(stack: Stack, students: int, tas: int = 2) -> Course_:
     slug = f"mg-{tag}"
     names = [f"mg{tag}s{i}" for i in range(students)]
     staff = [f"mg{tag}t{i}" for i in range(tas)]
-    clone_course(stack, slug, {**{n: "student" for n in names}, **{t: "ta" for t in staff},
-                               f"mg{tag}i": "instructor"}, assignments=(HW2,))
+    clone_course(
+        stack,
+        slug,
+        {**{n: "student" for n in names}, **{t: "ta" for t in staff}, f"mg{tag}i": "instructor"},
+        assignments=(HW2,),
+    )
     meta = load_assignment_meta(HW2_DIR)
     with stack_db(stack) as db:
         course = db.scalar(select(Course).where(Course.slug == slug))
@@ -100,24 +116,23 @@ def grading_list(course: Course_, ta: str, **params: Any) -> list[dict[str, Any]
     return list(response.json())
 
 
-def put_grade(course: Course_, ta: str | None, submission_id: str, body: dict[str, Any],
-              exercise: str = SLUG) -> httpx.Response:
+def put_grade(
+    course: Course_, ta: str | None, submission_id: str, body: dict[str, Any], exercise: str = SLUG
+) -> httpx.Response:
     with course.as_(ta) as c:
-        return c.put(f"/api/v1/submissions/{submission_id}/exercises/{exercise}/manual",
-                     json=body)
+        return c.put(f"/api/v1/submissions/{submission_id}/exercises/{exercise}/manual", json=body)
 
 
-def get_answer(course: Course_, user: str | None, submission_id: str,
-               **params: Any) -> httpx.Response:
+def get_answer(
+    course: Course_, user: str | None, submission_id: str, **params: Any
+) -> httpx.Response:
     with course.as_(user) as c:
-        return c.get(f"/api/v1/submissions/{submission_id}/exercises/{SLUG}/answer",
-                     params=params)
+        return c.get(f"/api/v1/submissions/{submission_id}/exercises/{SLUG}/answer", params=params)
 
 
 def gradebook(course: Course_, fmt: str) -> list[dict[str, str]]:
     with course.as_(course.tas[0]) as c:
-        response = c.get(f"/api/v1/courses/{course.slug}/gradebook.csv",
-                         params={"format": fmt})
+        response = c.get(f"/api/v1/courses/{course.slug}/gradebook.csv", params={"format": fmt})
     assert response.status_code == 200, response.text
     return list(csv.DictReader(io.StringIO(response.text)))
 
@@ -158,12 +173,20 @@ def test_grading_flow_gradebook_and_rubric_change(course: Course_) -> None:
         rubric = c.get(course.url("rubric"))
     assert rubric.status_code == 200 and [i["id"] for i in rubric.json()] == list(RUBRIC)
 
-    grade = put_grade(course, tina, ann_id, {"rubric": ["resolution", "predicted-class"],
-                                             "adjustment": 0.5, "comment": "Good maps."})
+    grade = put_grade(
+        course,
+        tina,
+        ann_id,
+        {"rubric": ["resolution", "predicted-class"], "adjustment": 0.5, "comment": "Good maps."},
+    )
     assert grade.status_code == 200, grade.text
     assert grade.json()["score"] == 2.5 and grade.json()["grader"] == tina
-    ben_grade = put_grade(course, tina, ben_id, {"rubric": ["resolution", "unsupported-claim"],
-                                                 "adjustment": 0, "comment": ""})
+    ben_grade = put_grade(
+        course,
+        tina,
+        ben_id,
+        {"rubric": ["resolution", "unsupported-claim"], "adjustment": 0, "comment": ""},
+    )
     assert ben_grade.json()["score"] == 0.5
     # Unknown item: 422 with a sentence; an automatic or unknown exercise: 404.
     bad = put_grade(course, tina, ann_id, {"rubric": ["nope"], "adjustment": 0, "comment": ""})
@@ -171,8 +194,10 @@ def test_grading_flow_gradebook_and_rubric_change(course: Course_) -> None:
     for exercise in ("fgsm", "no-such-exercise"):
         missing = put_grade(course, tina, ann_id, {"rubric": []}, exercise=exercise)
         assert missing.status_code == 404, missing.text
-    assert {e["submission_id"]: (e["graded"], e["score"]) for e in grading_list(course, tina)} \
-        == {ann_id: (True, 2.5), ben_id: (True, 0.5)}
+    assert {e["submission_id"]: (e["graded"], e["score"]) for e in grading_list(course, tina)} == {
+        ann_id: (True, 2.5),
+        ben_id: (True, 0.5),
+    }
 
     # The submission's results and total carry the manual grade (staff view).
     with course.as_(tina) as c:
@@ -193,35 +218,45 @@ def test_grading_flow_gradebook_and_rubric_change(course: Course_) -> None:
     assert long[(ann, SLUG)]["submission_id"] == ann_id
 
     # A rubric change rescores every answer graded with a changed item (and only those).
-    changed = [{"id": i, "points": 1.5 if i == "resolution" else p, "description": i}
-               for i, p in RUBRIC.items()]
+    changed = [
+        {"id": i, "points": 1.5 if i == "resolution" else p, "description": i}
+        for i, p in RUBRIC.items()
+    ]
     with course.as_(tina) as c:
         put = c.put(course.url("rubric"), json=changed)
     assert put.status_code == 200, put.text
     assert put.headers["X-Rescored"] == "2"
     scores = {e["submission_id"]: e["score"] for e in grading_list(course, tina)}
     assert scores == {ann_id: 3.0, ben_id: 1.0}  # ann: 1.5 + 1 + 0.5 = 3 (the ceiling)
-    assert float({r["student"]: r for r in gradebook(course, "wide")}[ben][
-        f"{HW2}/{SLUG}"]) == 1.0
+    assert float({r["student"]: r for r in gradebook(course, "wide")}[ben][f"{HW2}/{SLUG}"]) == 1.0
     removed = [i for i in changed if i["id"] != "unsupported-claim"]
     with course.as_(tina) as c:
         assert c.put(course.url("rubric"), json=removed).status_code == 200
     assert {e["submission_id"]: e["score"] for e in grading_list(course, tina)}[ben_id] == 1.5
 
     # Refusals of a rubric: duplicate ids, an infinite number, too many items.
-    for refused in ([changed[0], changed[0]], [{"id": "a", "points": 1e999}],
-                    [{"id": f"i{n}", "points": 1} for n in range(51)],
-                    [{"id": "", "points": 1}]):
+    for refused in (
+        [changed[0], changed[0]],
+        [{"id": "a", "points": 1e999}],
+        [{"id": f"i{n}", "points": 1} for n in range(51)],
+        [{"id": "", "points": 1}],
+    ):
         with course.as_(tina) as c:
-            response = c.put(course.url("rubric"), content=json.dumps(refused),
-                             headers={"Content-Type": "application/json"})
+            response = c.put(
+                course.url("rubric"),
+                content=json.dumps(refused),
+                headers={"Content-Type": "application/json"},
+            )
         assert response.status_code == 422, (refused, response.text)
 
     # The audit log: who graded what, every rubric change.
     with stack_db(course.stack) as db:
-        events = db.execute(select(AuditEvent.action, AuditEvent.target, AuditEvent.details)
-                            .where(AuditEvent.action.in_(["manual.grade", "rubric.replace"]),
-                                   AuditEvent.target.contains(SLUG))).all()
+        events = db.execute(
+            select(AuditEvent.action, AuditEvent.target, AuditEvent.details).where(
+                AuditEvent.action.in_(["manual.grade", "rubric.replace"]),
+                AuditEvent.target.contains(SLUG),
+            )
+        ).all()
     actions = [(a, t) for a, t, _ in events]
     assert ("manual.grade", f"{ann_id}/{SLUG}") in actions
     assert actions.count(("rubric.replace", f"{HW2}/{SLUG}")) == 2
@@ -249,8 +284,12 @@ def test_roles_and_the_release(course: Course_, pg_stack: Stack) -> None:
     outsider = new_course(pg_stack, students=0, tas=1).tas[0]
     sid = course.submit(ann, answer_notebook("Both maps agree on the class."))
     before = graded(course, ann, sid)
-    grade = put_grade(course, tina, sid, {"rubric": ["resolution", "failure-case"],
-                                          "adjustment": 0, "comment": "Name the class."})
+    grade = put_grade(
+        course,
+        tina,
+        sid,
+        {"rubric": ["resolution", "failure-case"], "adjustment": 0, "comment": "Name the class."},
+    )
     assert grade.status_code == 200 and grade.json()["score"] == 2
 
     some_grade = {"rubric": ["resolution"], "adjustment": 3, "comment": "me"}
@@ -282,8 +321,9 @@ def test_roles_and_the_release(course: Course_, pg_stack: Stack) -> None:
     assert "Name the class" not in json.dumps(hidden)
 
     with course.as_(tina) as c:
-        released = c.patch(f"/api/v1/courses/{course.slug}/assignments/{HW2}",
-                           json={"released": True})
+        released = c.patch(
+            f"/api/v1/courses/{course.slug}/assignments/{HW2}", json={"released": True}
+        )
     assert released.status_code == 200, released.text
     shown = get_answer(course, ann, sid).json()
     assert shown["grade"]["score"] == 2 and shown["grade"]["comment"] == "Name the class."
@@ -328,22 +368,31 @@ def test_grades_follow_the_answer_across_regrades_and_resubmissions(course: Cour
     text = "Grad-CAM is coarse; IG is per pixel."
     first = course.submit(ann, answer_notebook(text))
     graded(course, ann, first)
-    assert put_grade(course, tina, first, {"rubric": ["resolution", "predicted-class"],
-                                           "comment": "ok"}).json()["score"] == 2
+    assert (
+        put_grade(
+            course, tina, first, {"rubric": ["resolution", "predicted-class"], "comment": "ok"}
+        ).json()["score"]
+        == 2
+    )
 
     # A regrade of the automatic tests keeps the manual grade.
     with course.as_(tina) as c:
         assert c.post(f"/api/v1/submissions/{first}/regrade", json={}).status_code == 202
     wait_graded(course.stack, ann, first, jobs=2, staff=tina)
-    assert [(e["submission_id"], e["graded"], e["score"])
-            for e in grading_list(course, tina)] == [(first, True, 2)]
+    assert [(e["submission_id"], e["graded"], e["score"]) for e in grading_list(course, tina)] == [
+        (first, True, 2)
+    ]
 
     # Resubmitted with the same tagged cells (an untagged cell added): the grade carries.
     same = course.submit(ann, answer_notebook(text, extra="x = 1"))
     graded(course, ann, same)
     (entry,) = grading_list(course, tina)
-    assert (entry["submission_id"], entry["graded"], entry["score"], entry["needs_review"]) \
-        == (same, True, 2, False)
+    assert (entry["submission_id"], entry["graded"], entry["score"], entry["needs_review"]) == (
+        same,
+        True,
+        2,
+        False,
+    )
     carried = get_answer(course, tina, same).json()["grade"]
     assert carried["carried_from"] == first and carried["comment"] == "ok"
 
@@ -351,12 +400,17 @@ def test_grades_follow_the_answer_across_regrades_and_resubmissions(course: Cour
     changed = course.submit(ann, answer_notebook(text + " Also: a failure case."))
     graded(course, ann, changed)
     (entry,) = grading_list(course, tina)
-    assert (entry["submission_id"], entry["graded"], entry["score"], entry["needs_review"]) \
-        == (changed, False, 2, True)
+    assert (entry["submission_id"], entry["graded"], entry["score"], entry["needs_review"]) == (
+        changed,
+        False,
+        2,
+        True,
+    )
     wide = {r["student"]: r for r in gradebook(course, "wide")}
     assert float(wide[ann][f"{HW2}/{SLUG}"]) == 2
-    regraded = put_grade(course, tina, changed, {"rubric": ["resolution", "predicted-class",
-                                                             "failure-case"]})
+    regraded = put_grade(
+        course, tina, changed, {"rubric": ["resolution", "predicted-class", "failure-case"]}
+    )
     assert regraded.json()["score"] == 3 and regraded.json()["needs_review"] is False
     (entry,) = grading_list(course, tina)
     assert (entry["graded"], entry["score"], entry["needs_review"]) == (True, 3, False)
@@ -366,18 +420,25 @@ def test_a_late_answer_loses_the_same_share_of_its_manual_points(pg_stack: Stack
     course = new_course(pg_stack, students=1)
     ann, tina = course.students[0], course.tas[0]
     with course.as_(tina) as c:
-        response = c.patch(f"/api/v1/courses/{course.slug}/assignments/{HW2}",
-                           json={"due_at": "2026-01-01T00:00:00+00:00"})
+        response = c.patch(
+            f"/api/v1/courses/{course.slug}/assignments/{HW2}",
+            json={"due_at": "2026-01-01T00:00:00+00:00"},
+        )
     assert response.status_code == 200, response.text
     sid = course.submit(ann, answer_notebook("Late but thoughtful."))
     view = graded(course, ann, sid)
     penalty = view["penalty_percent"]
     assert penalty == 50  # hw2: 10 % a day, at most 50 %
-    assert put_grade(course, tina, sid, {"rubric": ["resolution", "failure-case"]}).json()[
-        "score"] == 2
+    assert (
+        put_grade(course, tina, sid, {"rubric": ["resolution", "failure-case"]}).json()["score"]
+        == 2
+    )
     (row,) = [r for r in gradebook(course, "long") if r["exercise"] == SLUG]
-    assert (float(row["raw_score"]), float(row["penalty_percent"]), float(row["score"])) \
-        == (2, 50, 1)
+    assert (float(row["raw_score"]), float(row["penalty_percent"]), float(row["score"])) == (
+        2,
+        50,
+        1,
+    )
     wide = {r["student"]: r for r in gradebook(course, "wide")}
     assert float(wide[ann][f"{HW2}/{SLUG}"]) == 1 and float(wide[ann][HW2]) == 1
     with course.as_(tina) as c:

@@ -24,23 +24,32 @@ from tests.support.paths import REFERENCE
 pytestmark = pytest.mark.fast
 SLUG = "saliency-discussion"
 HW2 = REFERENCE / "hw2-interpretability"
-PNG_1PX = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJ"
-           "RU5ErkJggg==")
+PNG_1PX = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJ"
+    "RU5ErkJggg=="
+)
 
 
 def notebook(*cells: dict[str, Any]) -> bytes:
-    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {},
-                       "cells": list(cells)}).encode()
+    return json.dumps(
+        {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": list(cells)}
+    ).encode()
 
 
 def md(source: str, tags: tuple[str, ...] = (SLUG,)) -> dict[str, Any]:
     return {"cell_type": "markdown", "metadata": {"tags": list(tags)}, "source": source}
 
 
-def code(source: str, outputs: list[dict[str, Any]], tags: tuple[str, ...] = (SLUG,)
-         ) -> dict[str, Any]:
-    return {"cell_type": "code", "metadata": {"tags": list(tags)}, "source": source,
-            "outputs": outputs, "execution_count": 1}
+def code(
+    source: str, outputs: list[dict[str, Any]], tags: tuple[str, ...] = (SLUG,)
+) -> dict[str, Any]:
+    return {
+        "cell_type": "code",
+        "metadata": {"tags": list(tags)},
+        "source": source,
+        "outputs": outputs,
+        "execution_count": 1,
+    }
 
 
 def image_output(data: str, mime: str = "image/png") -> dict[str, Any]:
@@ -51,9 +60,9 @@ HOSTILE_MARKDOWN = (
     "# Analysis <script>alert('md')</script>\n\n"
     "<img src=x onerror=\"alert('img')\">\n\n"
     "[click me](javascript:alert('link')) and [ok](https://example.org/page)\n\n"
-    "<a href=\"javascript:alert(2)\" onclick=\"alert(3)\">raw</a>\n\n"
+    '<a href="javascript:alert(2)" onclick="alert(3)">raw</a>\n\n'
     "![remote](https://tracker.example/pixel.png)\n\n"
-    "<iframe src=\"https://evil.example\"></iframe><style>body{display:none}</style>\n\n"
+    '<iframe src="https://evil.example"></iframe><style>body{display:none}</style>\n\n'
     "<svg onload=alert(4)><circle/></svg>\n"
 )
 
@@ -63,13 +72,20 @@ def hostile_notebook(image_bytes: int = 5_000_000) -> bytes:
     return notebook(
         md("# not an answer", tags=()),
         md(HOSTILE_MARKDOWN),
-        code("print('<b onmouseover=alert(5)>hi</b>')",
-             [{"output_type": "stream", "name": "stdout", "text": "<script>alert(6)</script>"},
-              image_output(big),
-              image_output(PNG_1PX),
-              image_output("PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+", "image/svg+xml"),
-              {"output_type": "display_data", "metadata": {},
-               "data": {"text/html": "<script>alert(7)</script>", "text/plain": "plain"}}]),
+        code(
+            "print('<b onmouseover=alert(5)>hi</b>')",
+            [
+                {"output_type": "stream", "name": "stdout", "text": "<script>alert(6)</script>"},
+                image_output(big),
+                image_output(PNG_1PX),
+                image_output("PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+", "image/svg+xml"),
+                {
+                    "output_type": "display_data",
+                    "metadata": {},
+                    "data": {"text/html": "<script>alert(7)</script>", "text/plain": "plain"},
+                },
+            ],
+        ),
     )
 
 
@@ -91,15 +107,27 @@ def assert_inert(html: str) -> None:
     parser.close()
     assert parser.found
     for tag, attrs in parser.found:
-        assert tag not in {"script", "style", "iframe", "object", "embed", "svg", "math",
-                           "link", "meta", "base", "form"}, tag
+        assert tag not in {
+            "script",
+            "style",
+            "iframe",
+            "object",
+            "embed",
+            "svg",
+            "math",
+            "link",
+            "meta",
+            "base",
+            "form",
+        }, tag
         for name, value in attrs.items():
             assert not name.startswith("on") and name != "style", (tag, name)
             if name == "href":
                 assert value.startswith(("https://", "http://", "mailto:")), value
             if name == "src":
-                assert value.startswith(("data:image/png;base64,", "data:image/jpeg;base64,",
-                                         "data:image/gif;base64,")), value[:80]
+                assert value.startswith(
+                    ("data:image/png;base64,", "data:image/jpeg;base64,", "data:image/gif;base64,")
+                ), value[:80]
 
 
 def test_hostile_answer_renders_inert_and_within_the_caps() -> None:
@@ -120,8 +148,10 @@ def test_hostile_answer_renders_inert_and_within_the_caps() -> None:
 
 def test_many_cells_past_the_html_cap_are_left_out_with_a_sentence() -> None:
     image = base64.b64encode(b"\0" * (MAX_IMAGE_BYTES - 10)).decode()
-    cells = tuple(AnswerCell(i, "code", "x", (Output("image", mime="image/png", data=image),))
-                  for i in range(10))
+    cells = tuple(
+        AnswerCell(i, "code", "x", (Output("image", mime="image/png", data=image),))
+        for i in range(10)
+    )
     rendered = render_answer(Answer(cells), SLUG)
     assert len(rendered.html) <= MAX_HTML_CHARS + 500
     assert rendered.cells_left_out > 0 and rendered.cells + rendered.cells_left_out == 10
@@ -133,27 +163,29 @@ def test_tagged_cells_are_bounded() -> None:
     for _ in range(200):
         deep = [deep]
     with pytest.raises(IntakeError, match="nested too deeply"):
-        tagged_cells(notebook(md("a"), {"cell_type": "raw", "metadata": {}, "source": deep}),
-                     SLUG)
+        tagged_cells(notebook(md("a"), {"cell_type": "raw", "metadata": {}, "source": deep}), SLUG)
     with pytest.raises(IntakeError, match="cells"):
         tagged_cells(notebook(*[md("a", tags=()) for _ in range(2001)]), SLUG)
     with pytest.raises(IntakeError, match="too long"):
         tagged_cells(notebook(*[md("y" * 600_000) for _ in range(4)]), SLUG)
-    many = tagged_cells(notebook(code("p", [{"output_type": "stream", "text": "o"}] * 500)),
-                        SLUG)
+    many = tagged_cells(notebook(code("p", [{"output_type": "stream", "text": "o"}] * 500)), SLUG)
     assert len(many.cells[0].outputs) == MAX_OUTPUTS
     with pytest.raises(IntakeError):
         tagged_cells(b"\xff\xfe not text", SLUG)
     # Tags that are not a list of strings, cells that are not objects: ignored, not a crash.
-    odd = tagged_cells(notebook({"cell_type": "markdown", "metadata": {"tags": "x"},
-                                 "source": "a"}, md("kept")), SLUG)
+    odd = tagged_cells(
+        notebook({"cell_type": "markdown", "metadata": {"tags": "x"}, "source": "a"}, md("kept")),
+        SLUG,
+    )
     assert [c.source for c in odd.cells] == ["kept"]
 
 
 def test_answer_hash_covers_sources_and_outputs_only_of_tagged_cells() -> None:
     base = tagged_cells(notebook(md("answer"), code("c", [image_output(PNG_1PX)])), SLUG)
-    same = tagged_cells(notebook(md("other, untagged", tags=()), md("answer"),
-                                 code("c", [image_output(PNG_1PX)])), SLUG)
+    same = tagged_cells(
+        notebook(md("other, untagged", tags=()), md("answer"), code("c", [image_output(PNG_1PX)])),
+        SLUG,
+    )
     edited = tagged_cells(notebook(md("answer!"), code("c", [image_output(PNG_1PX)])), SLUG)
     replot = tagged_cells(notebook(md("answer"), code("c", [])), SLUG)
     assert base.sha256 == same.sha256
@@ -185,23 +217,27 @@ def test_hw2_declares_the_manual_exercise_and_its_rubric() -> None:
     assert "resolution" in solution.cells[-1].source.lower()
 
 
-@pytest.mark.parametrize(("rubric", "sentence"), [
-    (None, "has no rubric"),
-    ({"items": []}, "has no items"),
-    ({"items": [{"id": "a", "points": 1}, {"id": "a", "points": 2}]}, "appears twice"),
-    ({"items": [{"id": "a", "points": "one"}]}, "must be a number"),
-    ({"items": [{"id": "a", "points": 1e308 * 10}]}, "finite number"),
-    ({"items": [{"id": "bad id!", "points": 1}]}, "must be 1 to 64 letters"),
-    ({"floor": 2, "ceiling": 1, "items": [{"id": "a", "points": 1}]}, "above its ceiling"),
-    ({"items": [{"id": "a", "points": 1, "colour": "red"}]}, "unknown keys"),
-    ({"items": [{"id": f"i{n}", "points": 1} for n in range(51)]}, "at most 50 items"),
-])
+@pytest.mark.parametrize(
+    ("rubric", "sentence"),
+    [
+        (None, "has no rubric"),
+        ({"items": []}, "has no items"),
+        ({"items": [{"id": "a", "points": 1}, {"id": "a", "points": 2}]}, "appears twice"),
+        ({"items": [{"id": "a", "points": "one"}]}, "must be a number"),
+        ({"items": [{"id": "a", "points": 1e308 * 10}]}, "finite number"),
+        ({"items": [{"id": "bad id!", "points": 1}]}, "must be 1 to 64 letters"),
+        ({"floor": 2, "ceiling": 1, "items": [{"id": "a", "points": 1}]}, "above its ceiling"),
+        ({"items": [{"id": "a", "points": 1, "colour": "red"}]}, "unknown keys"),
+        ({"items": [{"id": f"i{n}", "points": 1} for n in range(51)]}, "at most 50 items"),
+    ],
+)
 def test_a_bad_rubric_is_refused_at_load_with_a_sentence(
-        tmp_path: Path, rubric: dict[str, Any] | None, sentence: str) -> None:
+    tmp_path: Path, rubric: dict[str, Any] | None, sentence: str
+) -> None:
     folder = tmp_path / "hw"
     shutil.copytree(HW2, folder)
     toml = (folder / "assignment.toml").read_text()
-    head = toml[:toml.index("[exercises.rubric]")]
+    head = toml[: toml.index("[exercises.rubric]")]
     if rubric is not None:
         head += "[exercises.rubric]\n" + _toml_table(rubric)
     (folder / "assignment.toml").write_text(head)
@@ -230,9 +266,10 @@ def test_only_manual_exercises_have_a_rubric(tmp_path: Path) -> None:
     folder = tmp_path / "hw"
     shutil.copytree(HW2, folder)
     toml = (folder / "assignment.toml").read_text()
-    toml = toml.replace('slug = "fgsm"\nkind = "function"\npoints = 3\n',
-                        'slug = "fgsm"\nkind = "function"\npoints = 3\n'
-                        '[exercises.rubric]\nitems = []\n')
+    toml = toml.replace(
+        'slug = "fgsm"\nkind = "function"\npoints = 3\n',
+        'slug = "fgsm"\nkind = "function"\npoints = 3\n[exercises.rubric]\nitems = []\n',
+    )
     (folder / "assignment.toml").write_text(toml)
     with pytest.raises(CourseError, match="only manual exercises have a rubric"):
         load_assignment_meta(folder)

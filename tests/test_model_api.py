@@ -34,14 +34,24 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     onnx_path = tmp_path_factory.mktemp("onnx") / "trained.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(trained, (torch.zeros(1, 64),), str(onnx_path), dynamo=False,
-                          input_names=["x"], output_names=["logits"],
-                          dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}})
+        torch.onnx.export(
+            trained,
+            (torch.zeros(1, 64),),
+            str(onnx_path),
+            dynamo=False,
+            input_names=["x"],
+            output_names=["logits"],
+            dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
+        )
     files["trained.onnx"] = onnx_path.read_bytes()
     torch.manual_seed(0)
     files["untrained.safetensors"] = save(DigitsMLP().state_dict())
-    wrong = {"fc1.weight": torch.zeros(100, 64), "fc1.bias": torch.zeros(100),
-             "head.weight": torch.zeros(10, 100), "head.bias": torch.zeros(10)}
+    wrong = {
+        "fc1.weight": torch.zeros(100, 64),
+        "fc1.bias": torch.zeros(100),
+        "head.weight": torch.zeros(10, 100),
+        "head.bias": torch.zeros(10),
+    }
     files["wrong_head.safetensors"] = save(wrong)
     return files
 
@@ -66,11 +76,11 @@ def test_trained_model_scores_the_same_in_every_format(
 def test_untrained_scores_zero_and_wrong_head_gets_a_report(
     pg_stack: Stack, model_files: dict[str, bytes]
 ) -> None:
-    body = pg_stack.grade("bob", HW1, "untrained.safetensors",
-                          model_files["untrained.safetensors"])
+    body = pg_stack.grade("bob", HW1, "untrained.safetensors", model_files["untrained.safetensors"])
     assert body["score"] == 0
-    body = pg_stack.grade("bob", HW1, "wrong_head.safetensors",
-                          model_files["wrong_head.safetensors"])
+    body = pg_stack.grade(
+        "bob", HW1, "wrong_head.safetensors", model_files["wrong_head.safetensors"]
+    )
     assert body["score"] == 0
     text = " ".join(t["feedback"] for t in exercise(body)["tests"])
     assert "missing: fc2.bias, fc2.weight" in text, dump(body)

@@ -77,8 +77,12 @@ def export_onnx(model: nn.Module, path: Path, dynamic: bool = True) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model.eval(), (torch.zeros(1, 64),), str(path), dynamo=False,
-            input_names=["x"], output_names=["logits"],
+            model.eval(),
+            (torch.zeros(1, 64),),
+            str(path),
+            dynamo=False,
+            input_names=["x"],
+            output_names=["logits"],
             dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}} if dynamic else None,
         )
 
@@ -112,7 +116,8 @@ def test_trained_model_scores_high_and_the_same_in_every_format(
     for fmt, report in reports.items():
         assert report.exercises == [EXERCISE], fmt
         assert [t.name for t in report.tests] == [
-            "loads and returns [N, 10] float32 logits", "held-out accuracy"
+            "loads and returns [N, 10] float32 logits",
+            "held-out accuracy",
         ]
         assert report.max_score == POINTS
         assert report.score == pytest.approx(POINTS), (fmt, feedback(report))
@@ -192,9 +197,11 @@ def test_wrong_head_gets_a_readable_key_and_shape_report(
     assert {t.outcome for t in report.tests} == {"error"}
     text = report.tests[0].feedback
     assert text.startswith("the model could not be loaded")
-    assert ("missing: fc2.bias, fc2.weight; unexpected: head.bias, head.weight; "
-            "shape of fc1.weight: got (100, 64), expected (128, 64); "
-            "shape of fc1.bias: got (100,), expected (128,)") in text
+    assert (
+        "missing: fc2.bias, fc2.weight; unexpected: head.bias, head.weight; "
+        "shape of fc1.weight: got (100, 64), expected (128, 64); "
+        "shape of fc1.bias: got (100,), expected (128,)"
+    ) in text
     assert "Traceback" not in text
 
 
@@ -269,8 +276,9 @@ def evil_pickle(marker: Path) -> bytes:
 
 
 @fast
-@pytest.mark.parametrize("name", ["model.pt", "model.pth", "model.safetensors", "model.onnx",
-                                  "model.ts"])
+@pytest.mark.parametrize(
+    "name", ["model.pt", "model.pth", "model.safetensors", "model.onnx", "model.ts"]
+)
 def test_a_pickle_is_refused_by_intake_and_nothing_runs(tmp_path: Path, name: str) -> None:
     marker = tmp_path / "pwned"
     data = evil_pickle(marker)

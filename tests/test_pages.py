@@ -24,9 +24,16 @@ pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 SOLUTION = HW1_DIR / "notebooks" / "solution.ipynb"
 
@@ -57,16 +64,19 @@ def browser() -> Iterator[Browser]:
 
 def new_context(browser: Browser, phone: bool = False) -> BrowserContext:
     if phone:
-        return browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
-                                   has_touch=True, device_scale_factor=1)
+        return browser.new_context(
+            viewport={"width": 390, "height": 844},
+            is_mobile=True,
+            has_touch=True,
+            device_scale_factor=1,
+        )
     return browser.new_context(viewport={"width": 1200, "height": 800})
 
 
 def watch_errors(page: Page) -> list[str]:
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    page.on("console", lambda m: errors.append(f"console: {m.text}")
-            if m.type == "error" else None)
+    page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
     return errors
 
 
@@ -94,7 +104,8 @@ def busy_queue(stack: Stack, n: int = 4) -> list[str]:
 
 
 def test_student_uploads_by_drag_and_drop_and_watches_grading_live(
-        browser: Browser, embedded: Stack) -> None:
+    browser: Browser, embedded: Stack
+) -> None:
     context = new_context(browser)
     page = context.new_page()
     errors = watch_errors(page)
@@ -125,7 +136,8 @@ def test_student_uploads_by_drag_and_drop_and_watches_grading_live(
     posts: list[str] = []
     page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
     page.get_by_label(re.compile("Choose a file")).set_input_files(
-        files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}])
+        files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}]
+    )
     expect(page.locator("#upload-error")).to_contain_text("not a kind of file")
     page.get_by_role("button", name="Upload and grade").click()
     expect(page.locator("#upload-error")).to_be_visible()
@@ -137,7 +149,9 @@ def test_student_uploads_by_drag_and_drop_and_watches_grading_live(
     transfer = page.evaluate_handle(
         """(text) => { const dt = new DataTransfer();
            dt.items.add(new File([text], "solution.ipynb", {type: "application/json"}));
-           return dt; }""", SOLUTION.read_text())
+           return dt; }""",
+        SOLUTION.read_text(),
+    )
     page.dispatch_event("#dropzone", "dragenter", {"dataTransfer": transfer})
     page.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})
     expect(page.locator("#file-chosen")).to_contain_text("solution.ipynb")
@@ -185,8 +199,10 @@ def test_student_uploads_by_drag_and_drop_and_watches_grading_live(
     phone = new_context(browser, phone=True)
     phone.add_cookies(context.cookies())
     small = phone.new_page()
-    for path, name in ((f"/ui/courses/dlp/assignments/{HW1}", "08-phone-assignment"),
-                       (f"/ui/submissions/{submission_id}", "09-phone-submission")):
+    for path, name in (
+        (f"/ui/courses/dlp/assignments/{HW1}", "08-phone-assignment"),
+        (f"/ui/submissions/{submission_id}", "09-phone-submission"),
+    ):
         small.goto(embedded.base_url + path)
         width = small.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{path} is {width} px wide on a 390 px phone"
@@ -200,7 +216,8 @@ def test_student_uploads_by_drag_and_drop_and_watches_grading_live(
 
 
 def test_ta_regrades_an_assignment_and_sees_the_progress_bar_finish(
-        browser: Browser, embedded: Stack) -> None:
+    browser: Browser, embedded: Stack
+) -> None:
     for user, which in (("alice", "solution"), ("bob", "starter")):
         graded = embedded.grade(user, HW1, f"{which}.ipynb", course_notebook(HW1, which))
         assert graded["status"] == "graded"
@@ -215,7 +232,8 @@ def test_ta_regrades_an_assignment_and_sees_the_progress_bar_finish(
     header.get_by_role("button").click()
     expect(header).to_have_attribute("aria-sort", "ascending")
     index = page.locator("#gradebook thead th").evaluate_all(
-        f"(ths) => ths.findIndex(th => th.textContent.trim() === {json.dumps(HW1)})")
+        f"(ths) => ths.findIndex(th => th.textContent.trim() === {json.dumps(HW1)})"
+    )
 
     def column() -> list[float]:
         cells = page.locator(f"#gradebook tbody tr td:nth-child({index + 1})")
@@ -272,20 +290,27 @@ def test_ta_regrades_an_assignment_and_sees_the_progress_bar_finish(
     expect(page.locator("#regrade-one-status")).to_contain_text("queued as job")
     page.wait_for_function(
         "() => window.__statuses.some(s => s !== 'graded') && "
-        "window.__statuses[window.__statuses.length - 1] === 'graded'", timeout=180_000)
+        "window.__statuses[window.__statuses.length - 1] === 'graded'",
+        timeout=180_000,
+    )
     expect(page.locator("#feedback .note")).to_have_count(0)  # "being graded again" is gone
     expect(page.locator("#total-score")).to_be_visible()
     shot(page, "15-submission-regraded-live")
     page.reload()
     expect(page.locator("table.jobs tbody tr").first).to_contain_text(
-        "checking one <b>bold</b> claim")  # shown as text, escaped
+        "checking one <b>bold</b> claim"
+    )  # shown as text, escaped
     assert errors == [], errors
     context.close()
 
 
 def _cookie_client(stack: Stack, user: str) -> httpx.Client:
-    return httpx.Client(base_url=stack.base_url, cookies={"ag_session": stack.tokens[user]},
-                        timeout=30, follow_redirects=False)
+    return httpx.Client(
+        base_url=stack.base_url,
+        cookies={"ag_session": stack.tokens[user]},
+        timeout=30,
+        follow_redirects=False,
+    )
 
 
 def test_pages_need_a_cookie_and_refuse_other_sites(embedded: Stack) -> None:
@@ -298,8 +323,9 @@ def test_pages_need_a_cookie_and_refuse_other_sites(embedded: Stack) -> None:
         r = anonymous.get("/ui/regrades/abc")
         assert r.status_code == 401
         # An open redirect is not possible through ?next=.
-        r = anonymous.post("/ui/login", data={"token": embedded.tokens["alice"],
-                                              "next": "//evil.example/"})
+        r = anonymous.post(
+            "/ui/login", data={"token": embedded.tokens["alice"], "next": "//evil.example/"}
+        )
         assert r.status_code == 303 and r.headers["location"] == "/ui/"
 
     with _cookie_client(embedded, "alice") as alice:
@@ -312,15 +338,17 @@ def test_pages_need_a_cookie_and_refuse_other_sites(embedded: Stack) -> None:
         r = alice.get("/ui/courses/dlp/gradebook")
         assert r.status_code == 403 and "TAs and instructors" in r.text
         assert r.headers["content-type"].startswith("text/html")
-        r = alice.post(f"/ui/courses/dlp/assignments/{HW1}/regrade", json={},
-                       headers={"Origin": embedded.base_url})
+        r = alice.post(
+            f"/ui/courses/dlp/assignments/{HW1}/regrade",
+            json={},
+            headers={"Origin": embedded.base_url},
+        )
         assert r.status_code == 403 and "TAs and instructors" in r.json()["detail"]
         assert alice.get("/ui/submissions/not-a-submission").status_code == 404
 
     with _cookie_client(embedded, "tina") as tina:
         for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
-            r = tina.post(f"/ui/courses/dlp/assignments/{HW1}/regrade", json={},
-                          headers=headers)
+            r = tina.post(f"/ui/courses/dlp/assignments/{HW1}/regrade", json={}, headers=headers)
             assert r.status_code == 403, r.text
             assert "own pages" in r.json()["detail"]
 
@@ -346,10 +374,14 @@ def test_everything_shown_is_escaped(embedded: Stack) -> None:
 def test_plain_form_upload_without_javascript(embedded: Stack) -> None:
     with _cookie_client(embedded, "bob") as bob:
         url = f"/ui/courses/dlp/assignments/{HW1}/submissions"
-        r = bob.post(url, files={"file": ("solution.ipynb", SOLUTION.read_bytes())},
-                     headers={"Origin": embedded.base_url})
+        r = bob.post(
+            url,
+            files={"file": ("solution.ipynb", SOLUTION.read_bytes())},
+            headers={"Origin": embedded.base_url},
+        )
         assert r.status_code == 303 and r.headers["location"].startswith("/ui/submissions/")
-        r = bob.post(url, files={"file": ("model.txt", b"nope")},
-                     headers={"Origin": embedded.base_url})
+        r = bob.post(
+            url, files={"file": ("model.txt", b"nope")}, headers={"Origin": embedded.base_url}
+        )
         assert r.status_code == 422
         assert "Unsupported file type" in r.text and "<h1>" in r.text

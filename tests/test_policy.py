@@ -37,14 +37,25 @@ STAFF = {"tina": "ta", "ivan": "instructor"}
 
 # -- the arithmetic -------------------------------------------------------------------
 
+
 @pytest.mark.fast
 @pytest.mark.parametrize(
     ("seconds", "expected"),
-    [(-1, 0), (0, 0), (1, 10), (DAY - 1, 10), (DAY, 10), (DAY + 1, 20), (3 * DAY, 30),
-     (5 * DAY + 1, 50), (40 * DAY, 50)],
+    [
+        (-1, 0),
+        (0, 0),
+        (1, 10),
+        (DAY - 1, 10),
+        (DAY, 10),
+        (DAY + 1, 20),
+        (3 * DAY, 30),
+        (5 * DAY + 1, 50),
+        (40 * DAY, 50),
+    ],
 )
-def test_percent_per_day_counts_each_started_day_up_to_the_cap(seconds: float,
-                                                               expected: float) -> None:
+def test_percent_per_day_counts_each_started_day_up_to_the_cap(
+    seconds: float, expected: float
+) -> None:
     assert policy.penalty_percent(TEN_A_DAY, max(0.0, seconds)) == expected
 
 
@@ -67,29 +78,39 @@ def test_other_policies_and_deadlines() -> None:
 def test_late_policy_is_checked() -> None:
     assert policy.normalize_late_policy(None) == {"kind": "none"}
     assert policy.normalize_late_policy({"kind": "percent_per_day"}) == {
-        "kind": "percent_per_day", "percent_per_day": 10.0, "max_percent": 100.0}
-    for bad in ({"kind": "weekly"}, {"kind": "percent_per_day", "percent_per_day": 101},
-                {"kind": "percent_per_day", "max_percent": -1},
-                {"kind": "percent_per_day", "percent_per_day": "ten"}):
+        "kind": "percent_per_day",
+        "percent_per_day": 10.0,
+        "max_percent": 100.0,
+    }
+    for bad in (
+        {"kind": "weekly"},
+        {"kind": "percent_per_day", "percent_per_day": 101},
+        {"kind": "percent_per_day", "max_percent": -1},
+        {"kind": "percent_per_day", "percent_per_day": "ten"},
+    ):
         with pytest.raises(ValueError):
             policy.normalize_late_policy(bad)
 
 
 # -- deadlines and penalties, graded by the real service -----------------------------
 
+
 def regrade(stack: Deployment, submission_id: str, jobs: int, user: str = "alice") -> dict:
     with stack.client("tina") as c:
-        response = c.post(f"/api/v1/submissions/{submission_id}/regrade",
-                          json={"reason": f"check {jobs}"})
+        response = c.post(
+            f"/api/v1/submissions/{submission_id}/regrade", json={"reason": f"check {jobs}"}
+        )
     assert response.status_code == 202, response.text
     return wait_graded(stack, user, submission_id, jobs=jobs)
 
 
 def test_penalty_on_the_deadline_boundaries_and_after_it_moves(pg_stack: Stack) -> None:
-    course = clone_course(pg_stack, "policy-boundaries",
-                          {"alice": "student", "bob": "student", **STAFF})
-    patch_assignment(pg_stack, course, due_at=iso(datetime.now(UTC) + timedelta(days=1)),
-                     late_policy=TEN_A_DAY)
+    course = clone_course(
+        pg_stack, "policy-boundaries", {"alice": "student", "bob": "student", **STAFF}
+    )
+    patch_assignment(
+        pg_stack, course, due_at=iso(datetime.now(UTC) + timedelta(days=1)), late_policy=TEN_A_DAY
+    )
     response = submit(pg_stack, "alice", course, hw1_source(label_smoothing=False))
     assert response.status_code == 202, response.text
     assert response.json()["late"] is False
@@ -120,8 +141,10 @@ def test_penalty_on_the_deadline_boundaries_and_after_it_moves(pg_stack: Stack) 
 
     # An extension for alice only, granted with a regrade of her submissions.
     with pg_stack.client("tina") as c:
-        response = c.put(f"/api/v1/courses/{course}/assignments/{HW1}/extensions/alice",
-                         json={"due_at": iso(t + timedelta(seconds=1)), "regrade": True})
+        response = c.put(
+            f"/api/v1/courses/{course}/assignments/{HW1}/extensions/alice",
+            json={"due_at": iso(t + timedelta(seconds=1)), "regrade": True},
+        )
     assert response.status_code == 200, response.text
     assert response.json()["batch_id"]
     body = wait_graded(pg_stack, "alice", sid, jobs=6)
@@ -133,8 +156,10 @@ def test_penalty_on_the_deadline_boundaries_and_after_it_moves(pg_stack: Stack) 
 
     # Removing it (and regrading) brings the assignment's deadline back.
     with pg_stack.client("tina") as c:
-        response = c.delete(f"/api/v1/courses/{course}/assignments/{HW1}/extensions/alice",
-                            params={"regrade": "true"})
+        response = c.delete(
+            f"/api/v1/courses/{course}/assignments/{HW1}/extensions/alice",
+            params={"regrade": "true"},
+        )
     assert response.status_code == 200, response.text
     body = wait_graded(pg_stack, "alice", sid, jobs=7)
     assert body["penalty_percent"] == 20
@@ -149,22 +174,27 @@ def test_penalty_on_the_deadline_boundaries_and_after_it_moves(pg_stack: Stack) 
         history = c.get(f"/api/v1/submissions/{sid}/history").json()
     assert [h["penalty_percent"] for h in history] == [0, 0, 0, 10, 20, 0, 20, 100]
     assert [h["score_after"] for h in history] == pytest.approx(
-        [raw, raw, raw, raw * 0.9, raw * 0.8, raw, raw * 0.8, 0])
+        [raw, raw, raw, raw * 0.9, raw * 0.8, raw, raw * 0.8, 0]
+    )
     assert [h["score_before"] for h in history[1:]] == pytest.approx(
-        [h["score_after"] for h in history[:-1]])
+        [h["score_after"] for h in history[:-1]]
+    )
     assert history[0]["score_before"] is None and history[-1]["current"] is True
 
 
 @pytest.mark.fast
 def test_a_late_submission_is_penalized_when_graded_unless_extended(
-        service: InProcessService) -> None:
-    course = clone_course(service, "policy-late",
-                          {"alice": "student", "bob": "student", **STAFF})
-    patch_assignment(service, course, due_at=iso(datetime.now(UTC) - timedelta(hours=1)),
-                     late_policy=TEN_A_DAY)
+    service: InProcessService,
+) -> None:
+    course = clone_course(service, "policy-late", {"alice": "student", "bob": "student", **STAFF})
+    patch_assignment(
+        service, course, due_at=iso(datetime.now(UTC) - timedelta(hours=1)), late_policy=TEN_A_DAY
+    )
     with service.client("tina") as c:
-        response = c.put(f"/api/v1/courses/{course}/assignments/{HW1}/extensions/bob",
-                         json={"due_at": iso(datetime.now(UTC) + timedelta(days=2))})
+        response = c.put(
+            f"/api/v1/courses/{course}/assignments/{HW1}/extensions/bob",
+            json={"due_at": iso(datetime.now(UTC) + timedelta(days=2))},
+        )
     assert response.status_code == 200, response.text
     late = submit(service, "alice", course, hw1_source())
     on_time = submit(service, "bob", course, hw1_source())
@@ -204,13 +234,20 @@ def test_assignment_settings_are_validated(service: InProcessService) -> None:
         assert response.status_code == 404
         assert c.delete(f"{url}/extensions/alice").status_code == 404
         # Offsets are kept as instants: 00:00 at +01:00 is 23:00 the day before in UTC.
-        body = c.patch(url, json={"due_at": "2027-02-01T00:00:00+01:00", "cap_total": None,
-                                  "counting_policy": "best"}).json()
+        body = c.patch(
+            url,
+            json={
+                "due_at": "2027-02-01T00:00:00+01:00",
+                "cap_total": None,
+                "counting_policy": "best",
+            },
+        ).json()
     assert parse_time(body["due_at"]) == datetime(2027, 1, 31, 23, tzinfo=UTC)
     assert body["counting_policy"] == "best" and body["cap_total"] is None
 
 
 # -- caps -------------------------------------------------------------------------------
+
 
 def test_caps_count_only_what_the_service_graded(pg_stack: Stack) -> None:
     course = clone_course(pg_stack, "policy-caps", {"carol": "student", **STAFF})
@@ -226,10 +263,16 @@ def test_caps_count_only_what_the_service_graded(pg_stack: Stack) -> None:
 
     # The service failed to grade the first one (every job failed): it is refunded.
     with stack_db(pg_stack) as db:
-        db.execute(update(GradingJob).where(GradingJob.submission_id == first.json()["id"])
-                   .values(status="failed", error="test: worker lost", score=None))
-        db.execute(update(Submission).where(Submission.id == first.json()["id"])
-                   .values(current_job_id=None))
+        db.execute(
+            update(GradingJob)
+            .where(GradingJob.submission_id == first.json()["id"])
+            .values(status="failed", error="test: worker lost", score=None)
+        )
+        db.execute(
+            update(Submission)
+            .where(Submission.id == first.json()["id"])
+            .values(current_job_id=None)
+        )
     with pg_stack.client("carol") as c:
         failed = c.get(f"/api/v1/submissions/{first.json()['id']}").json()
     assert failed["status"] == "failed" and failed["counts"] is False
@@ -243,8 +286,11 @@ def test_caps_count_only_what_the_service_graded(pg_stack: Stack) -> None:
     assert refused.status_code == 429 and "24 hours" in refused.json()["detail"]
     assert refused.headers.get("retry-after")
     with stack_db(pg_stack) as db:
-        db.execute(update(Submission).where(Submission.id == second.json()["id"])
-                   .values(submitted_at=datetime.now(UTC) - timedelta(hours=25)))
+        db.execute(
+            update(Submission)
+            .where(Submission.id == second.json()["id"])
+            .values(submitted_at=datetime.now(UTC) - timedelta(hours=25))
+        )
     fourth = submit(pg_stack, "carol", course, hw1_source())
     assert fourth.status_code == 202, fourth.text
     assert submit(pg_stack, "carol", course, hw1_source()).status_code == 429
@@ -255,17 +301,23 @@ def test_caps_count_only_what_the_service_graded(pg_stack: Stack) -> None:
 
 # -- feedback release -----------------------------------------------------------------
 
+
 def names(body: dict) -> set[str]:
     return {t["name"] for ex in body["exercises"] for t in ex["tests"]}
 
 
 @pytest.mark.fast
-def test_hidden_tests_until_the_students_own_deadline_or_release(
-        service: InProcessService) -> None:
-    course = clone_course(service, "policy-release",
-                          {"alice": "student", "bob": "student", **STAFF})
-    patch_assignment(service, course, due_at=iso(datetime.now(UTC) + timedelta(days=1)),
-                     late_policy={"kind": "none"}, released=False)
+def test_hidden_tests_until_the_students_own_deadline_or_release(service: InProcessService) -> None:
+    course = clone_course(
+        service, "policy-release", {"alice": "student", "bob": "student", **STAFF}
+    )
+    patch_assignment(
+        service,
+        course,
+        due_at=iso(datetime.now(UTC) + timedelta(days=1)),
+        late_policy={"kind": "none"},
+        released=False,
+    )
     mine = submit(service, "alice", course, hw1_source(label_smoothing=False)).json()["id"]
     his = submit(service, "bob", course, hw1_source(label_smoothing=False)).json()["id"]
     wait_graded(service, "alice", mine)
@@ -294,16 +346,21 @@ def test_hidden_tests_until_the_students_own_deadline_or_release(
         assert ours["score"] == theirs["score"] and ours["max_score"] == theirs["max_score"]
         shown = sum(t["max_score"] for t in ours["tests"])
         assert shown + (ours["hidden_tests"] or {}).get("max_score", 0) == pytest.approx(
-            ours["max_score"])
+            ours["max_score"]
+        )
     text = str(before)
     assert not any(name in text for name in by_visibility["hidden"] | by_visibility["after_due"])
 
     # The deadline passes; alice has an extension, bob has not.
     patch_assignment(service, course, due_at=iso(datetime.now(UTC) - timedelta(minutes=1)))
     with service.client("tina") as c:
-        assert c.put(f"/api/v1/courses/{course}/assignments/{HW1}/extensions/alice",
-                     json={"due_at": iso(datetime.now(UTC) + timedelta(days=1))}
-                     ).status_code == 200
+        assert (
+            c.put(
+                f"/api/v1/courses/{course}/assignments/{HW1}/extensions/alice",
+                json={"due_at": iso(datetime.now(UTC) + timedelta(days=1))},
+            ).status_code
+            == 200
+        )
     assert names(view("bob", his)) == visible | by_visibility["after_due"]
     assert names(view("alice", mine)) == visible
 

@@ -18,16 +18,28 @@ from protocol.messages import Op, ProtocolViolation, parse_ready, parse_reply
 
 pytestmark = pytest.mark.fast
 
-SMALL = DecodeLimits(max_frame_bytes=1 << 20, max_depth=8, max_container_len=1000,
-                     max_items=5000, max_str_len=1000)
+SMALL = DecodeLimits(
+    max_frame_bytes=1 << 20, max_depth=8, max_container_len=1000, max_items=5000, max_str_len=1000
+)
 
 
 def roundtrip(value: object, limits: DecodeLimits = REPLY_LIMITS) -> object:
     return decode(encode(value), limits)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16,
-                                   torch.int64, torch.int32, torch.uint8, torch.bool])
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        torch.float32,
+        torch.float64,
+        torch.float16,
+        torch.bfloat16,
+        torch.int64,
+        torch.int32,
+        torch.uint8,
+        torch.bool,
+    ],
+)
 def test_tensors_cross_unchanged(dtype: torch.dtype) -> None:
     value = (torch.arange(12).reshape(3, 4) % 3).to(dtype)
     back = roundtrip({"v": [value.t(), value[0, 0]]})
@@ -58,18 +70,21 @@ def test_a_tensor_attached_to_a_graph_says_so() -> None:
     assert isinstance(attached, torch.Tensor) and not attached.requires_grad
 
 
-@pytest.mark.parametrize(("data", "words"), [
-    (b"\xc1\xc1\xc1", "not msgpack"),
-    (encode({"x": 1})[:-1], "truncated"),
-    (encode(1) + encode(2), "after its value"),
-    (b"\x91" * 100 + b"\xc0", "deeper than 8"),
-    (msgpack.packb(list(range(2000))), "more than 1000 values"),
-    (msgpack.packb([[]] * 900 + [[[]] * 900] * 5 + [[]] * 50), "more than 5000 values"),
-    (msgpack.packb("x" * 2000), "over 1000 bytes"),
-    (msgpack.packb(msgpack.ExtType(42, b"")), "unknown extension type"),
-    (msgpack.packb(msgpack.ExtType(5, b"\x00")), "8 bytes"),
-    (msgpack.packb({1: 2}), "undecodable"),
-])
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (b"\xc1\xc1\xc1", "not msgpack"),
+        (encode({"x": 1})[:-1], "truncated"),
+        (encode(1) + encode(2), "after its value"),
+        (b"\x91" * 100 + b"\xc0", "deeper than 8"),
+        (msgpack.packb(list(range(2000))), "more than 1000 values"),
+        (msgpack.packb([[]] * 900 + [[[]] * 900] * 5 + [[]] * 50), "more than 5000 values"),
+        (msgpack.packb("x" * 2000), "over 1000 bytes"),
+        (msgpack.packb(msgpack.ExtType(42, b"")), "unknown extension type"),
+        (msgpack.packb(msgpack.ExtType(5, b"\x00")), "8 bytes"),
+        (msgpack.packb({1: 2}), "undecodable"),
+    ],
+)
 def test_hostile_documents_are_refused_with_a_sentence(data: bytes, words: str) -> None:
     with pytest.raises(DecodeError) as info:
         decode(data, SMALL)
@@ -106,8 +121,9 @@ def test_numpy_arrays_of_items_without_size_are_refused() -> None:
 def test_replies_are_validated_per_operation() -> None:
     good = parse_reply(Op.CALL, 3, {"ok": True, "seq": 3, "value": 1.5, "mutated": [0]})
     assert good.value == 1.5 and good.mutated == (0,)
-    failure = parse_reply(Op.CALL, 3, {"ok": False, "seq": 3,
-                                       "error": {"type": "ValueError", "message": "m"}})
+    failure = parse_reply(
+        Op.CALL, 3, {"ok": False, "seq": 3, "error": {"type": "ValueError", "message": "m"}}
+    )
     assert failure.failure is not None and failure.failure.type == "ValueError"
     for raw, words in [
         (5, "type int"),
@@ -132,15 +148,28 @@ def test_replies_are_validated_per_operation() -> None:
 
 def test_every_string_of_a_reply_is_cleaned_and_capped() -> None:
     huge = "A\x00\ud800" * 100_000
-    reply = parse_reply(Op.CALL, 1, {"ok": False, "seq": 1, "output": huge, "error": {
-        "type": huge, "message": huge, "traceback": huge}})
+    reply = parse_reply(
+        Op.CALL,
+        1,
+        {
+            "ok": False,
+            "seq": 1,
+            "output": huge,
+            "error": {"type": huge, "message": huge, "traceback": huge},
+        },
+    )
     assert reply.failure is not None
-    for value in (reply.output, reply.failure.type, reply.failure.message,
-                  reply.failure.traceback):
+    for value in (reply.output, reply.failure.type, reply.failure.message, reply.failure.traceback):
         assert "\x00" not in value and len(value) <= 16_000
         value.encode("utf-8")
-    ready = parse_ready({"event": "ready", "isolation": huge, "stamps": {"a": 1.0, "b": "x"},
-                         "problems": [huge] * 100})
+    ready = parse_ready(
+        {
+            "event": "ready",
+            "isolation": huge,
+            "stamps": {"a": 1.0, "b": "x"},
+            "problems": [huge] * 100,
+        }
+    )
     assert len(ready.isolation) <= 255 and ready.stamps == {"a": 1.0}
     assert len(ready.problems) <= 20
     with pytest.raises(ProtocolViolation, match="boom"):
@@ -154,4 +183,3 @@ def test_clean_keeps_short_text_and_cuts_long_text() -> None:
     assert len(cut) == 20 and cut.endswith("[...]")
     tail = text.clean_tail("start " + "y" * 100 + " the end", 30)
     assert tail.endswith("the end") and len(tail) <= 30
-

@@ -29,30 +29,41 @@ def refused(data: bytes, arena: Path, match: str, limits: ArchiveLimits | None =
         unpack_archive(data, arena / "out", limits)
     sentence = str(caught.value)
     assert sentence.endswith(".") and "\n" not in sentence
-    escaped = [p for p in arena.parent.rglob("*")
-               if p != arena and arena not in p.parents and p.name != "arena"]
+    escaped = [
+        p
+        for p in arena.parent.rglob("*")
+        if p != arena and arena not in p.parents and p.name != "arena"
+    ]
     assert not escaped, escaped
     assert [p.name for p in arena.iterdir()] == ["out"]
     return sentence
 
 
 def test_a_plain_archive_unpacks(arena: Path) -> None:
-    data = tar_gz((entry("hw/assignment.toml"), b"slug = 'hw'\n"),
-                  (entry("hw/notebooks", tarfile.DIRTYPE), None),
-                  (entry("hw/notebooks/starter.ipynb"), b"{}"))
+    data = tar_gz(
+        (entry("hw/assignment.toml"), b"slug = 'hw'\n"),
+        (entry("hw/notebooks", tarfile.DIRTYPE), None),
+        (entry("hw/notebooks/starter.ipynb"), b"{}"),
+    )
     assert unpack_archive(data, arena / "out") == 2
     assert (arena / "out" / "hw" / "notebooks" / "starter.ipynb").read_bytes() == b"{}"
-    assert unpack_archive(zipped(("a/b.txt", b"x"), ("__MACOSX/a/._b.txt", b"junk")),
-                          arena / "zip") == 1
+    assert (
+        unpack_archive(zipped(("a/b.txt", b"x"), ("__MACOSX/a/._b.txt", b"junk")), arena / "zip")
+        == 1
+    )
     assert not (arena / "zip" / "__MACOSX").exists()
 
 
 @pytest.mark.parametrize("kind", ["tar.gz", "zip"])
-@pytest.mark.parametrize("name", ["../escape.txt", "hw/../../escape.txt", "/tmp/escape.txt",
-                                  "hw\\..\\escape.txt"])
+@pytest.mark.parametrize(
+    "name", ["../escape.txt", "hw/../../escape.txt", "/tmp/escape.txt", "hw\\..\\escape.txt"]
+)
 def test_names_that_leave_the_folder_are_refused(arena: Path, name: str, kind: str) -> None:
-    data = (tar_gz((entry("hw/ok.txt"), b"fine"), (entry(name), b"pwned")) if kind == "tar.gz"
-            else zipped(("hw/ok.txt", b"fine"), (name, b"pwned")))
+    data = (
+        tar_gz((entry("hw/ok.txt"), b"fine"), (entry(name), b"pwned"))
+        if kind == "tar.gz"
+        else zipped(("hw/ok.txt", b"fine"), (name, b"pwned"))
+    )
     refused(data, arena, "absolute name|leaves its folder|backslash")
     assert not Path("/tmp/escape.txt").exists()
 
@@ -60,8 +71,12 @@ def test_names_that_leave_the_folder_are_refused(arena: Path, name: str, kind: s
 def test_links_devices_and_fifos_are_refused(arena: Path) -> None:
     cases = [
         (tar_gz((entry("hw/link", tarfile.SYMTYPE, "/etc/passwd"), None)), "link"),
-        (tar_gz((entry("hw/a.txt"), b"a"), (entry("hw/hard", tarfile.LNKTYPE, "hw/a.txt"),
-                                             None)), "link"),
+        (
+            tar_gz(
+                (entry("hw/a.txt"), b"a"), (entry("hw/hard", tarfile.LNKTYPE, "hw/a.txt"), None)
+            ),
+            "link",
+        ),
         (tar_gz((entry("hw/fifo", tarfile.FIFOTYPE), None)), "fifo"),
         (tar_gz((entry("hw/dev", tarfile.CHRTYPE), None)), "device"),
         (zipped(("hw/a.txt", b"a"), symlink=("hw/link", "/etc/passwd")), "symbolic link"),
@@ -81,7 +96,7 @@ def test_too_many_entries_and_too_deep(arena: Path) -> None:
 
 
 def test_a_zip_bomb_is_stopped_while_unpacking(arena: Path) -> None:
-    bomb = zip_bomb(1024 ** 3)  # 1 GiB of zeros, about 1 MB compressed
+    bomb = zip_bomb(1024**3)  # 1 GiB of zeros, about 1 MB compressed
     assert len(bomb) < 2 * 1024 * 1024
     started = time.monotonic()
     # Stopped by counting the bytes written (no header is consulted), at the limit.
@@ -114,8 +129,15 @@ def test_a_tar_gz_bomb_and_a_huge_pax_header_are_stopped(arena: Path) -> None:
         unpack_archive(pax.getvalue(), arena / "pax", ArchiveLimits(max_bytes=1_000_000))
 
 
-@pytest.mark.parametrize("data", [b"", b"garbage bytes, not an archive" * 10,
-                                  b"PK\x03\x04" + b"\x00" * 100, b"\x1f\x8b" + b"\xff" * 100])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"garbage bytes, not an archive" * 10,
+        b"PK\x03\x04" + b"\x00" * 100,
+        b"\x1f\x8b" + b"\xff" * 100,
+    ],
+)
 def test_garbage_is_not_an_archive(arena: Path, data: bytes) -> None:
     refused(data, arena, "not an archive|not a readable|no files")
 

@@ -38,15 +38,25 @@ MEMBERS = {"pub-ivan": "instructor", "pub-tina": "ta", "pub-alice": "student"}
 AUTHORING = FIXTURES / "authoring"
 #: (format, source, slug, a buggy cell, {exercise: score} of the buggy notebook).
 SOURCES: dict[str, tuple[str, Path, str, str, dict[str, float]]] = {
-    "nbgrader": ("nbgrader", AUTHORING / "nbgrader_source.ipynb", "pub-regularisation",
-                 "def l2_penalty(w, lam):\n    return lam * (w ** 2).mean()",
-                 {"test_l2_penalty": 0.0, "test_clip_gradients": 3.0, "test_tiny_mlp": 2.0}),
-    "otter": ("otter", AUTHORING / "otter_source.ipynb", "pub-softmax",
-              "def softmax(x):\n    e = torch.exp(x)\n    return e / e.sum(-1, keepdim=True)",
-              {"softmax": 2.5, "accuracy": 2.0, "temperature": 1.0}),
+    "nbgrader": (
+        "nbgrader",
+        AUTHORING / "nbgrader_source.ipynb",
+        "pub-regularisation",
+        "def l2_penalty(w, lam):\n    return lam * (w ** 2).mean()",
+        {"test_l2_penalty": 0.0, "test_clip_gradients": 3.0, "test_tiny_mlp": 2.0},
+    ),
+    "otter": (
+        "otter",
+        AUTHORING / "otter_source.ipynb",
+        "pub-softmax",
+        "def softmax(x):\n    e = torch.exp(x)\n    return e / e.sum(-1, keepdim=True)",
+        {"softmax": 2.5, "accuracy": 2.0, "temperature": 1.0},
+    ),
 }
-FULL = {"nbgrader": {"test_l2_penalty": 2.0, "test_clip_gradients": 3.0, "test_tiny_mlp": 2.0},
-        "otter": {"softmax": 3.0, "accuracy": 2.0, "temperature": 1.0}}
+FULL = {
+    "nbgrader": {"test_l2_penalty": 2.0, "test_clip_gradients": 3.0, "test_tiny_mlp": 2.0},
+    "otter": {"softmax": 3.0, "accuracy": 2.0, "temperature": 1.0},
+}
 
 
 @pytest.fixture(scope="module")
@@ -58,21 +68,43 @@ def course(pg_stack: Stack) -> str:
 def imported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folders = {}
     for name, (fmt, source, slug, _, _) in SOURCES.items():
-        folders[name] = import_notebook(source, fmt, slug,
-                                        tmp_path_factory.mktemp(name) / slug).folder
+        folders[name] = import_notebook(
+            source, fmt, slug, tmp_path_factory.mktemp(name) / slug
+        ).folder
     return folders
 
 
-def publish_cli(stack: Stack, folder: Path, capsys: pytest.CaptureFixture[str],
-                user: str = "pub-ivan", course: str = COURSE) -> tuple[int, str, str]:
-    code = cli_main(["assignment", "publish", str(folder), "--course", course,
-                     "--server", stack.base_url, "--token", stack.tokens[user]])
+def publish_cli(
+    stack: Stack,
+    folder: Path,
+    capsys: pytest.CaptureFixture[str],
+    user: str = "pub-ivan",
+    course: str = COURSE,
+) -> tuple[int, str, str]:
+    code = cli_main(
+        [
+            "assignment",
+            "publish",
+            str(folder),
+            "--course",
+            course,
+            "--server",
+            stack.base_url,
+            "--token",
+            stack.tokens[user],
+        ]
+    )
     out, err = capsys.readouterr()
     return code, out, err
 
 
-def post_bundle(stack: Stack, data: bytes, user: str | None = "pub-ivan",
-                course: str = COURSE, name: str = "a.tar.gz") -> Any:
+def post_bundle(
+    stack: Stack,
+    data: bytes,
+    user: str | None = "pub-ivan",
+    course: str = COURSE,
+    name: str = "a.tar.gz",
+) -> Any:
     with stack.client(user) as c:
         c.timeout = 600
         return c.post(f"/api/v1/courses/{course}/assignments", files={"bundle": (name, data)})
@@ -92,24 +124,31 @@ def jobs_of(stack: Stack, submission_id: str) -> list[dict[str, Any]]:
     return list(response.json())
 
 
-def graded(stack: Stack, slug: str, notebook: bytes, user: str = "pub-alice",
-           jobs: int = 1) -> dict[str, Any]:
+def graded(
+    stack: Stack, slug: str, notebook: bytes, user: str = "pub-alice", jobs: int = 1
+) -> dict[str, Any]:
     with stack.client(user) as c:
-        response = c.post(f"/api/v1/courses/{COURSE}/assignments/{slug}/submissions",
-                          files={"file": ("answer.ipynb", notebook)})
+        response = c.post(
+            f"/api/v1/courses/{COURSE}/assignments/{slug}/submissions",
+            files={"file": ("answer.ipynb", notebook)},
+        )
     assert response.status_code == 202, response.text
     return wait_graded(stack, user, response.json()["id"], jobs=jobs, staff="pub-tina")
 
 
 def scores(view: dict[str, Any]) -> dict[str, float]:
     """The autograded exercises' scores (the manual ones wait for a grader)."""
-    return {e["slug"]: e["score"] for e in view["exercises"]
-            if e["slug"] not in ("explain_l2", "discussion")}
+    return {
+        e["slug"]: e["score"]
+        for e in view["exercises"]
+        if e["slug"] not in ("explain_l2", "discussion")
+    }
 
 
 # -- who may publish ----------------------------------------------------------------------
-def test_only_the_course_instructor_publishes(pg_stack: Stack, course: str,
-                                              imported: dict[str, Path]) -> None:
+def test_only_the_course_instructor_publishes(
+    pg_stack: Stack, course: str, imported: dict[str, Path]
+) -> None:
     data = pack(imported["otter"])
     for user, status in (("pub-alice", 403), ("pub-tina", 403), (None, 401)):
         response = post_bundle(pg_stack, data, user)
@@ -124,8 +163,12 @@ def test_only_the_course_instructor_publishes(pg_stack: Stack, course: str,
 # -- round trips --------------------------------------------------------------------------
 @pytest.mark.parametrize("which", ["nbgrader", "otter"])
 def test_an_imported_assignment_is_published_and_graded_without_a_restart(
-        which: str, pg_stack: Stack, course: str, imported: dict[str, Path],
-        capsys: pytest.CaptureFixture[str]) -> None:
+    which: str,
+    pg_stack: Stack,
+    course: str,
+    imported: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     _, _, slug, buggy_cell, buggy_scores = SOURCES[which]
     folder = imported[which]
     code, out, err = publish_cli(pg_stack, folder, capsys)
@@ -136,8 +179,11 @@ def test_an_imported_assignment_is_published_and_graded_without_a_restart(
     with stack_db(pg_stack) as db:
         stored = db.get(AssignmentVersion, version)
         assert stored is not None and stored.slug == slug
-        event = db.scalar(select(AuditEvent).where(AuditEvent.action == "publish_assignment",
-                                                   AuditEvent.target == f"assignment:{slug}"))
+        event = db.scalar(
+            select(AuditEvent).where(
+                AuditEvent.action == "publish_assignment", AuditEvent.target == f"assignment:{slug}"
+            )
+        )
         assert event is not None and event.details["version"] == version
 
     # Students download the starter through the API: the folder's own, no secret in it.
@@ -170,13 +216,16 @@ def test_an_imported_assignment_is_published_and_graded_without_a_restart(
 
 # -- refusals -----------------------------------------------------------------------------
 def test_a_solution_without_full_marks_is_refused_with_the_report(
-        pg_stack: Stack, course: str, imported: dict[str, Path], tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    pg_stack: Stack,
+    course: str,
+    imported: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     folder = tmp_path / "pub-broken"
     shutil.copytree(imported["nbgrader"], folder)
     toml = folder / "assignment.toml"
-    toml.write_text(toml.read_text().replace('slug = "pub-regularisation"',
-                                             'slug = "pub-broken"'))
+    toml.write_text(toml.read_text().replace('slug = "pub-regularisation"', 'slug = "pub-broken"'))
     solution = folder / "notebooks" / "solution.ipynb"
     solution.write_bytes(with_extra_cell(solution.read_bytes(), SOURCES["nbgrader"][3]))
     before = assignment_slugs(pg_stack)
@@ -210,14 +259,15 @@ def _hostile() -> dict[str, bytes]:
         "traversal": tar_gz(ok, (entry(f"hw/../../{escape}"), b"pwned")),
         "absolute": zipped(("hw/assignment.toml", b""), (f"/tmp/{escape}", b"pwned")),
         "symlink": tar_gz(ok, (entry("hw/link", tarfile.SYMTYPE, "/etc/passwd"), None)),
-        "bomb": zip_bomb(1024 ** 3),
+        "bomb": zip_bomb(1024**3),
         "many": zipped(*[(f"hw/f{i}.txt", b"") for i in range(2100)]),
         "garbage": b"this is not an archive at all" * 100,
     }
 
 
-def test_hostile_archives_are_refused_and_write_nothing_outside(pg_stack: Stack,
-                                                                course: str) -> None:
+def test_hostile_archives_are_refused_and_write_nothing_outside(
+    pg_stack: Stack, course: str
+) -> None:
     temp = Path(tempfile.gettempdir())
     before = set(temp.glob("publish-*"))
     for name, data in _hostile().items():
@@ -233,14 +283,12 @@ def test_hostile_archives_are_refused_and_write_nothing_outside(pg_stack: Stack,
     assert "hw" not in assignment_slugs(pg_stack)
 
 
-def test_a_malformed_folder_is_refused_with_the_loaders_sentence(pg_stack: Stack,
-                                                                 course: str,
-                                                                 imported: dict[str, Path],
-                                                                 tmp_path: Path) -> None:
+def test_a_malformed_folder_is_refused_with_the_loaders_sentence(
+    pg_stack: Stack, course: str, imported: dict[str, Path], tmp_path: Path
+) -> None:
     folder = tmp_path / "pub-malformed"
     shutil.copytree(imported["otter"], folder)
-    (folder / "assignment.toml").write_text('slug = "pub-malformed"\ntitle = "x"\n'
-                                            "[[exercises]\n")
+    (folder / "assignment.toml").write_text('slug = "pub-malformed"\ntitle = "x"\n[[exercises]\n')
     response = post_bundle(pg_stack, pack(folder))
     assert response.status_code == 422
     assert response.json()["detail"].startswith("assignment.toml")
@@ -255,8 +303,12 @@ def test_a_malformed_folder_is_refused_with_the_loaders_sentence(pg_stack: Stack
 
 # -- versions -----------------------------------------------------------------------------
 def test_republishing_makes_a_new_version_that_new_jobs_and_regrades_use(
-        pg_stack: Stack, course: str, imported: dict[str, Path], tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    pg_stack: Stack,
+    course: str,
+    imported: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     slug = "pub-versions"
     folder = tmp_path / slug
     shutil.copytree(imported["otter"], folder)
@@ -270,15 +322,17 @@ def test_republishing_makes_a_new_version_that_new_jobs_and_regrades_use(
     old = graded(pg_stack, slug, solution)
     assert jobs_of(pg_stack, old["id"])[-1]["assignment_version"] == v1
 
-    toml.write_text(toml.read_text().replace("title = ", "title = \"Softmax, again\"\n"
-                                                         "old_title = ", 1))
+    toml.write_text(
+        toml.read_text().replace("title = ", 'title = "Softmax, again"\nold_title = ', 1)
+    )
     code, out, err = publish_cli(pg_stack, folder, capsys)
     assert code == 0, out + err
     v2 = out.strip().splitlines()[-1]
     assert v2 != v1 and f"replacing {v1}" in out
     with pg_stack.client("pub-alice") as c:
-        titles = {a["slug"]: a["title"] for a in
-                  c.get(f"/api/v1/courses/{COURSE}/assignments").json()}
+        titles = {
+            a["slug"]: a["title"] for a in c.get(f"/api/v1/courses/{COURSE}/assignments").json()
+        }
     assert titles[slug] == "Softmax, again"
 
     new = graded(pg_stack, slug, solution)
@@ -292,8 +346,10 @@ def test_republishing_makes_a_new_version_that_new_jobs_and_regrades_use(
         regraded = wait_graded(pg_stack, "pub-alice", old["id"], jobs=3, staff="pub-tina")
         bogus = c.post(f"/api/v1/submissions/{old['id']}/regrade", json={"version": "f" * 64})
         assert bogus.status_code == 422 and "has no version" in bogus.json()["detail"]
-        other = c.post(f"/api/v1/courses/{COURSE}/assignments/{slug}/regrade",
-                       json={"version": _other_version(pg_stack, slug)})
+        other = c.post(
+            f"/api/v1/courses/{COURSE}/assignments/{slug}/regrade",
+            json={"version": _other_version(pg_stack, slug)},
+        )
         assert other.status_code == 422
     versions = [j["assignment_version"] for j in jobs_of(pg_stack, old["id"])]
     assert versions == [v1, v2, v1]
@@ -306,8 +362,9 @@ def test_republishing_makes_a_new_version_that_new_jobs_and_regrades_use(
 def _other_version(stack: Stack, slug: str) -> str:
     """A version of another assignment (not one this one ever had)."""
     with stack_db(stack) as db:
-        version = db.scalar(select(AssignmentVersion.version)
-                            .where(AssignmentVersion.slug != slug).limit(1))
+        version = db.scalar(
+            select(AssignmentVersion.version).where(AssignmentVersion.slug != slug).limit(1)
+        )
     assert version is not None
     return str(version)
 
@@ -320,5 +377,6 @@ def test_the_bundled_course_has_starters_too(pg_stack: Stack, course: str) -> No
     assert json.loads(response.content)["cells"]
     assert missing.status_code == 404
     with pg_stack.client("pub-alice") as c:  # not enrolled in dlp
-        assert c.get("/api/v1/courses/dlp/assignments/hw1-training-basics/starter"
-                     ).status_code == 403
+        assert (
+            c.get("/api/v1/courses/dlp/assignments/hw1-training-basics/starter").status_code == 403
+        )

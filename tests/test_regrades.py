@@ -28,12 +28,12 @@ STAFF = {"tina": "ta", "ivan": "instructor"}
 
 
 def test_regrade_one_exercise_keeps_the_others(pg_stack: Stack) -> None:
-    course = clone_course(pg_stack, "rg-exercise", {"alice": "student", "bob": "student",
-                                                    **STAFF})
+    course = clone_course(pg_stack, "rg-exercise", {"alice": "student", "bob": "student", **STAFF})
     first = submit(pg_stack, "alice", course, hw1_source(label_smoothing=False)).json()["id"]
     second = submit(pg_stack, "bob", course, hw1_source()).json()["id"]
-    before = {sid: wait_graded(pg_stack, user, sid)
-              for user, sid in (("alice", first), ("bob", second))}
+    before = {
+        sid: wait_graded(pg_stack, user, sid) for user, sid in (("alice", first), ("bob", second))
+    }
     url = f"/api/v1/courses/{course}/assignments/{HW1}/regrade"
     with pg_stack.client("tina") as c:
         assert c.post(url, json={"exercise": "nope"}).status_code == 422
@@ -62,15 +62,19 @@ def test_regrade_one_exercise_keeps_the_others(pg_stack: Stack) -> None:
         assert history[1]["score_after"] == pytest.approx(after["score"])
     # The one student's own view of a single-submission regrade of one exercise.
     with pg_stack.client("ivan") as c:
-        response = c.post(f"/api/v1/submissions/{first}/regrade",
-                          json={"exercise": "label_smoothing_ce"})
+        response = c.post(
+            f"/api/v1/submissions/{first}/regrade", json={"exercise": "label_smoothing_ce"}
+        )
     assert response.status_code == 202
     wait_graded(pg_stack, "alice", first, jobs=3)
     with pg_stack.client("alice") as c:
         history = c.get(f"/api/v1/submissions/{first}/history").json()
     assert [h["requested_by"] for h in history] == [None, "tina", "ivan"]
-    assert [h["exercises"] for h in history] == [None, ["early_stopping_epoch"],
-                                                 ["label_smoothing_ce"]]
+    assert [h["exercises"] for h in history] == [
+        None,
+        ["early_stopping_epoch"],
+        ["label_smoothing_ce"],
+    ]
 
 
 def _graded_count(stack: Stack, course: str) -> dict[str, int]:
@@ -80,7 +84,8 @@ def _graded_count(stack: Stack, course: str) -> dict[str, int]:
             .join(Submission, Submission.id == GradingJob.submission_id)
             .join(Assignment, Assignment.id == Submission.assignment_id)
             .join(Course, Course.id == Assignment.course_id)
-            .where(Course.slug == course).group_by(GradingJob.status)
+            .where(Course.slug == course)
+            .group_by(GradingJob.status)
         ).all()
     return {status: n for status, n in rows}
 
@@ -88,16 +93,22 @@ def _graded_count(stack: Stack, course: str) -> dict[str, int]:
 def test_regrade_a_whole_assignment_of_200_submissions(pg_stack: Stack) -> None:
     course = clone_course(pg_stack, "rg-bulk", dict(STAFF))
     roster = "id,name,email\n" + "".join(
-        f"bulk{i:02d},Bulk Student {i},bulk{i}@example.org\n" for i in range(20))
+        f"bulk{i:02d},Bulk Student {i},bulk{i}@example.org\n" for i in range(20)
+    )
     with pg_stack.client("ivan") as c:
-        response = c.post(f"/api/v1/courses/{course}/roster",
-                          files={"file": ("roster.csv", roster.encode())})
+        response = c.post(
+            f"/api/v1/courses/{course}/roster", files={"file": ("roster.csv", roster.encode())}
+        )
     assert response.status_code == 200, response.text
     for row in response.json()["rows"]:
         assert row["status"] == "created" and row["token"]
         pg_stack.tokens[row["id"]] = row["token"]
-    patch_assignment(pg_stack, course, due_at=iso(datetime.now(UTC) + timedelta(days=1)),
-                     late_policy={"kind": "percent_per_day", "percent_per_day": 10})
+    patch_assignment(
+        pg_stack,
+        course,
+        due_at=iso(datetime.now(UTC) + timedelta(days=1)),
+        late_policy={"kind": "percent_per_day", "percent_per_day": 10},
+    )
     # Only early_stopping_epoch is answered: grades fast, a score of its points.
     source = hw1_source(label_smoothing=False)
     ids = []
@@ -117,8 +128,10 @@ def test_regrade_a_whole_assignment_of_200_submissions(pg_stack: Stack) -> None:
     # The deadline moves an hour into the past: the regrade applies a day's 10 %.
     patch_assignment(pg_stack, course, due_at=iso(datetime.now(UTC) - timedelta(hours=1)))
     with pg_stack.client("ivan") as c:
-        response = c.post(f"/api/v1/courses/{course}/assignments/{HW1}/regrade",
-                          json={"reason": "deadline was wrong"})
+        response = c.post(
+            f"/api/v1/courses/{course}/assignments/{HW1}/regrade",
+            json={"reason": "deadline was wrong"},
+        )
     assert response.status_code == 202, response.text
     batch = response.json()
     assert batch["total"] == 200
@@ -126,12 +139,18 @@ def test_regrade_a_whole_assignment_of_200_submissions(pg_stack: Stack) -> None:
     assert (progress["done"], progress["failed"], progress["status"]) == (200, 0, "done")
 
     with stack_db(pg_stack) as db:
-        jobs_per_submission = dict(db.execute(
-            select(GradingJob.submission_id, func.count())
-            .where(GradingJob.submission_id.in_(ids)).group_by(GradingJob.submission_id)
-        ).all())
-        new_jobs = db.scalar(select(func.count()).select_from(GradingJob).where(
-            GradingJob.batch_id == batch["batch_id"], GradingJob.status == "graded"))
+        jobs_per_submission = dict(
+            db.execute(
+                select(GradingJob.submission_id, func.count())
+                .where(GradingJob.submission_id.in_(ids))
+                .group_by(GradingJob.submission_id)
+            ).all()
+        )
+        new_jobs = db.scalar(
+            select(func.count())
+            .select_from(GradingJob)
+            .where(GradingJob.batch_id == batch["batch_id"], GradingJob.status == "graded")
+        )
     assert set(jobs_per_submission.values()) == {2} and len(jobs_per_submission) == 200
     assert new_jobs == 200
     with pg_stack.client("tina") as c:

@@ -31,8 +31,9 @@ COURSE = "flow"
 
 @pytest.fixture(scope="module")
 def course(service: InProcessService) -> str:
-    return clone_course(service, COURSE, {"alice": "student", "bob": "student",
-                                          "tina": "ta", "ivan": "instructor"})
+    return clone_course(
+        service, COURSE, {"alice": "student", "bob": "student", "tina": "ta", "ivan": "instructor"}
+    )
 
 
 @pytest.fixture
@@ -44,8 +45,13 @@ def held(service: InProcessService) -> Iterator[InProcessService]:
 
 def job_rows(service: InProcessService, submission_id: str) -> list[GradingJob]:
     with service.db() as db:
-        return list(db.scalars(select(GradingJob).where(GradingJob.submission_id == submission_id)
-                               .order_by(GradingJob.created_at)))
+        return list(
+            db.scalars(
+                select(GradingJob)
+                .where(GradingJob.submission_id == submission_id)
+                .order_by(GradingJob.created_at)
+            )
+        )
 
 
 def read(service: InProcessService, user: str, path: str) -> Any:
@@ -54,8 +60,9 @@ def read(service: InProcessService, user: str, path: str) -> Any:
     return response.json()
 
 
-def test_an_upload_is_one_queued_job_sent_once_then_graded(held: InProcessService,
-                                                           course: str) -> None:
+def test_an_upload_is_one_queued_job_sent_once_then_graded(
+    held: InProcessService, course: str
+) -> None:
     response = submit(held, "alice", course, hw1_source())
     assert response.status_code == 202, response.text
     created = response.json()
@@ -76,8 +83,9 @@ def test_an_upload_is_one_queued_job_sent_once_then_graded(held: InProcessServic
     assert job["grader_version"] and job["assignment_version"] and job["seeds"]
 
 
-def test_a_second_delivery_of_a_graded_job_does_nothing(held: InProcessService,
-                                                        course: str) -> None:
+def test_a_second_delivery_of_a_graded_job_does_nothing(
+    held: InProcessService, course: str
+) -> None:
     sid = submit(held, "bob", course, hw1_source()).json()["id"]
     [task] = held.queue.waiting()
     held.grade_pending()
@@ -89,8 +97,9 @@ def test_a_second_delivery_of_a_graded_job_does_nothing(held: InProcessService,
     assert read(held, "tina", f"/api/v1/submissions/{sid}") == before
 
 
-def test_the_same_idempotency_key_is_the_same_submission(held: InProcessService,
-                                                         course: str) -> None:
+def test_the_same_idempotency_key_is_the_same_submission(
+    held: InProcessService, course: str
+) -> None:
     key = {"Idempotency-Key": f"upload-{time.time()}"}
     url = f"/api/v1/courses/{course}/assignments/{HW1}/submissions"
     files = {"file": ("hw1.py", hw1_source())}
@@ -104,7 +113,8 @@ def test_the_same_idempotency_key_is_the_same_submission(held: InProcessService,
 
 
 def test_a_failing_grader_is_retried_then_given_up_with_a_sentence(
-        held: InProcessService, course: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    held: InProcessService, course: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(job: grading.JobInput, device: str = "cpu") -> Any:
         raise OSError("the disk went away")
 
@@ -121,7 +131,8 @@ def test_a_failing_grader_is_retried_then_given_up_with_a_sentence(
 
 
 def test_a_broker_that_is_down_loses_no_upload_and_the_sweeper_sends_it_later(
-        held: InProcessService, course: str) -> None:
+    held: InProcessService, course: str
+) -> None:
     held.queue.reachable = False
     try:
         response = submit(held, "alice", course, hw1_source())
@@ -143,15 +154,20 @@ def test_a_broker_that_is_down_loses_no_upload_and_the_sweeper_sends_it_later(
 
 
 def test_a_regrade_is_a_new_job_and_the_history_shows_before_and_after(
-        service: InProcessService, course: str) -> None:
+    service: InProcessService, course: str
+) -> None:
     sid = submit(service, "alice", course, hw1_source(label_smoothing=False)).json()["id"]
     first = read(service, "alice", f"/api/v1/submissions/{sid}")
     assert first["status"] == "graded" and 0 < first["score"] < first["max_score"]
     staff = service.client("tina")
-    assert staff.post(f"/api/v1/submissions/{sid}/regrade",
-                      json={"reason": "again"}).status_code == 202
-    assert service.client("alice").post(f"/api/v1/submissions/{sid}/regrade",
-                                        json={}).status_code == 403
+    assert (
+        staff.post(f"/api/v1/submissions/{sid}/regrade", json={"reason": "again"}).status_code
+        == 202
+    )
+    assert (
+        service.client("alice").post(f"/api/v1/submissions/{sid}/regrade", json={}).status_code
+        == 403
+    )
     history = read(service, "alice", f"/api/v1/submissions/{sid}/history")
     assert [h["reason"] for h in history] == ["submission", "again"]
     assert history[1]["score_before"] == pytest.approx(first["score"])

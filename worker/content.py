@@ -41,8 +41,13 @@ class MissingContent(RuntimeError):
 
 
 class LocalCache:
-    def __init__(self, root: Path, max_bytes: int, keep_seconds: float = KEEP_SECONDS,
-                 legacy: FolderBlobStore | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        max_bytes: int,
+        keep_seconds: float = KEEP_SECONDS,
+        legacy: FolderBlobStore | None = None,
+    ) -> None:
         self.root = root
         #: A blob folder written before the shared store (an API of an older version on
         #: this machine): read from when the store lacks a blob, never written to.
@@ -71,9 +76,13 @@ class LocalCache:
             store.save_to(sha256, path)
         except BlobNotFound as exc:
             if self.legacy is not None and self.legacy.exists(sha256):
-                log.warning("blob %s is not in the %s store, only in the folder %s "
-                            "(`autograder migrate` copies such blobs over)", sha256,
-                            store.backend, self.legacy.root)
+                log.warning(
+                    "blob %s is not in the %s store, only in the folder %s "
+                    "(`autograder migrate` copies such blobs over)",
+                    sha256,
+                    store.backend,
+                    self.legacy.root,
+                )
                 return self.legacy.path_for(sha256)
             raise MissingContent(str(exc)) from exc
         self.trim(protect=[path])
@@ -89,8 +98,9 @@ class LocalCache:
         raise MissingContent(f"blob {sha256} vanished from the cache three times")
 
     # -- bundles ------------------------------------------------------------------------
-    def assignment_folder(self, store: Blobs, bundle_sha256: str, slug: str,
-                          version: str | None = None) -> Path:
+    def assignment_folder(
+        self, store: Blobs, bundle_sha256: str, slug: str, version: str | None = None
+    ) -> Path:
         """The unpacked assignment folder of a bundle, fetched and unpacked if needed."""
         check_sha(bundle_sha256)
         if not slug or "/" in slug or slug.startswith("."):
@@ -119,8 +129,10 @@ class LocalCache:
 
                 got = folder_version(staged / slug)
                 if got != version:
-                    raise MissingContent(f"the bundle {bundle_sha256} of {slug} unpacks to "
-                                         f"version {got}, not {version}")
+                    raise MissingContent(
+                        f"the bundle {bundle_sha256} of {slug} unpacks to "
+                        f"version {got}, not {version}"
+                    )
             staged.chmod(0o755)
             try:
                 os.rename(staged, top)
@@ -129,8 +141,9 @@ class LocalCache:
                     raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        log.info("assignment %s version %s unpacked from bundle %s", slug, version,
-                 bundle_sha256[:12])
+        log.info(
+            "assignment %s version %s unpacked from bundle %s", slug, version, bundle_sha256[:12]
+        )
         self.trim(protect=[top])
         return folder
 
@@ -205,8 +218,12 @@ def local_cache() -> LocalCache:
     key = (str(settings.resolved_cache_dir), settings.cache_max_bytes)
     cache = _caches.get(key)
     if cache is None:
-        legacy = (FolderBlobStore(settings.resolved_blob_dir)
-                  if settings.resolved_blob_backend != "folder" else None)
-        cache = _caches[key] = LocalCache(settings.resolved_cache_dir, settings.cache_max_bytes,
-                                          legacy=legacy)
+        legacy = (
+            FolderBlobStore(settings.resolved_blob_dir)
+            if settings.resolved_blob_backend != "folder"
+            else None
+        )
+        cache = _caches[key] = LocalCache(
+            settings.resolved_cache_dir, settings.cache_max_bytes, legacy=legacy
+        )
     return cache

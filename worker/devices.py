@@ -27,8 +27,13 @@ def visible_gpus() -> list[str]:
     if not shutil.which("nvidia-smi"):
         return []
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     return [line.strip() for line in out.splitlines() if line.strip()]
@@ -51,7 +56,9 @@ def pin_slot(slot: int) -> str:
 
 def grading_device() -> str:
     """'cuda' in a slot pinned to a GPU, else 'cpu'."""
-    if consumes_gpu_queue() and os.environ.get("CUDA_VISIBLE_DEVICES", "").strip() not in ("",
-                                                                                           "-1"):
+    if consumes_gpu_queue() and os.environ.get("CUDA_VISIBLE_DEVICES", "").strip() not in (
+        "",
+        "-1",
+    ):
         return "cuda"
     return "cpu"

@@ -91,7 +91,7 @@ class Channel(filesystem.Channel):
             try:
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
             finally:
                 os.close(fd)
             os.rename(staged, os.path.join(self.data_folder_out, name))
@@ -100,8 +100,9 @@ class Channel(filesystem.Channel):
                 os.unlink(staged)
             except OSError:
                 pass
-            raise ChannelError(f"Cannot add message {name!r} to {self.data_folder_out!r}: "
-                               f"{exc}") from exc
+            raise ChannelError(
+                f"Cannot add message {name!r} to {self.data_folder_out!r}: {exc}"
+            ) from exc
 
     # -- the exchange table in the control folder ----------------------------------------
     def _queue_bind(self, exchange: str, routing_key: str, pattern: str, queue: str) -> None:
@@ -179,11 +180,15 @@ class Channel(filesystem.Channel):
             target = os.path.join(self.quarantine_folder, os.path.basename(claimed))
             os.rename(claimed, target)
         except OSError as exc:
-            log.warning("could not set aside the undecodable message file %s: %s",
-                        claimed, exc)
+            log.warning("could not set aside the undecodable message file %s: %s", claimed, exc)
             return
-        log.warning("message file %s (%d bytes, %.0f s old) does not decode; moved to %s",
-                    os.path.basename(claimed), size, age, self.quarantine_folder)
+        log.warning(
+            "message file %s (%d bytes, %.0f s old) does not decode; moved to %s",
+            os.path.basename(claimed),
+            size,
+            age,
+            self.quarantine_folder,
+        )
 
 
 def _decode(raw: bytes) -> dict[str, Any] | None:

@@ -79,9 +79,14 @@ def _with_database(what: str, job_id: str, fn: Callable[[], T], patience: float)
         except (OperationalError, InterfaceError) as exc:
             if time.monotonic() + delay > deadline:
                 raise
-            log.warning("%s of job %s: database unavailable, retrying in %.1f s: %s",
-                        what, job_id, delay, str(exc).splitlines()[0],
-                        extra={"job_id": job_id})
+            log.warning(
+                "%s of job %s: database unavailable, retrying in %.1f s: %s",
+                what,
+                job_id,
+                delay,
+                str(exc).splitlines()[0],
+                extra={"job_id": job_id},
+            )
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -101,9 +106,12 @@ class Heartbeat(threading.Thread):
                     if not heartbeat(session, self.claim):
                         return
             except Exception as exc:  # the database may blink; the next beat retries
-                log.warning("heartbeat for job %s failed: %s", self.claim.job_id, exc,
-                            extra={"job_id": self.claim.job_id,
-                                   "attempt": self.claim.attempt})
+                log.warning(
+                    "heartbeat for job %s failed: %s",
+                    self.claim.job_id,
+                    exc,
+                    extra={"job_id": self.claim.job_id, "attempt": self.claim.attempt},
+                )
 
 
 def take_job(session: Session, job_id: str, host: str) -> tuple[Claim, JobInput] | None:
@@ -178,20 +186,28 @@ def grade_delivered(job_id: str, device: str) -> str:
 
     # If the database stays away longer, the lease runs out and the job is graded again.
     written = _with_database("finish", job_id, write, patience)
-    log.info("job %s attempt %s: %s", job_id, c.attempt, "graded" if written else "stale",
-             extra={"duration": (facts.get("durations") or {}).get("total")})
+    log.info(
+        "job %s attempt %s: %s",
+        job_id,
+        c.attempt,
+        "graded" if written else "stale",
+        extra={"duration": (facts.get("durations") or {}).get("total")},
+    )
     return "graded" if written else "stale"
 
 
 def assignment_folder(job: JobInput) -> Path:
     """The folder to grade with: the job's version, fetched and unpacked in the cache."""
     if job.bundle_sha256:
-        return local_cache().assignment_folder(get_blob_store(), job.bundle_sha256,
-                                               job.assignment_slug, job.assignment_version)
+        return local_cache().assignment_folder(
+            get_blob_store(), job.bundle_sha256, job.assignment_slug, job.assignment_version
+        )
     if job.assignment_version:
-        raise MissingContent(f"{job.assignment_slug} version {job.assignment_version} has no "
-                             "bundle in the database (`autograder migrate` stores the "
-                             "course's)")
+        raise MissingContent(
+            f"{job.assignment_slug} version {job.assignment_version} has no "
+            "bundle in the database (`autograder migrate` stores the "
+            "course's)"
+        )
     return get_settings().course_dir / job.assignment_slug
 
 
@@ -208,17 +224,28 @@ def run_job(job: JobInput, device: str = "cpu") -> tuple[list[TestOutcome], dict
         workdir.chmod(0o755)
         graded = {spec.slug for spec in exercises_for(loaded, job.file_kind, job.exercise_slugs)}
         factory = sandbox_factory(
-            public_dirs=(loaded.meta.public_dir,), submission_dir=workdir, device=device,
-            memory_mb=max((e.memory_mb or 0 for e in loaded.meta.exercises if e.slug in graded),
-                          default=0) or None,
+            public_dirs=(loaded.meta.public_dir,),
+            submission_dir=workdir,
+            device=device,
+            memory_mb=max(
+                (e.memory_mb or 0 for e in loaded.meta.exercises if e.slug in graded), default=0
+            )
+            or None,
         )
         limits = GradeLimits(
             cell_timeout=settings.sandbox_cell_timeout,
             call_timeout=settings.sandbox_call_timeout,
             job_timeout=settings.sandbox_job_timeout,
         )
-        report = grade(loaded, job.file_kind, data, factory, only=job.exercise_slugs,
-                       limits=limits, model_path=model_path)
+        report = grade(
+            loaded,
+            job.file_kind,
+            data,
+            factory,
+            only=job.exercise_slugs,
+            limits=limits,
+            model_path=model_path,
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     facts = facts_of(report, loaded.meta.version, loaded.seeds, device)

@@ -30,8 +30,9 @@ log = logging.getLogger("autograder.worker")
 
 
 class Presence(threading.Thread):
-    def __init__(self, worker_id: str, queues: list[str], slots: int, device: str,
-                 interval: float) -> None:
+    def __init__(
+        self, worker_id: str, queues: list[str], slots: int, device: str, interval: float
+    ) -> None:
         super().__init__(name="presence", daemon=True)
         self.worker_id, self.queues, self.slots, self.device = worker_id, queues, slots, device
         self.interval = interval
@@ -48,8 +49,9 @@ class Presence(threading.Thread):
 
     def beat(self) -> None:
         with Session(self.engine) as session:
-            capacity.announce(session, self.worker_id, platform.node(), self.queues,
-                              self.slots, self.device)
+            capacity.announce(
+                session, self.worker_id, platform.node(), self.queues, self.slots, self.device
+            )
 
     def run(self) -> None:
         failing = False
@@ -79,8 +81,9 @@ _presence: Presence | None = None
 
 
 def consumed_queues(sender: Any) -> list[str]:
-    named = [q.strip() for q in os.environ.get("AUTOGRADER_WORKER_QUEUES", "").split(",")
-             if q.strip()]
+    named = [
+        q.strip() for q in os.environ.get("AUTOGRADER_WORKER_QUEUES", "").split(",") if q.strip()
+    ]
     if named:
         return named
     try:
@@ -108,8 +111,9 @@ def _on_ready(sender: Any = None, **_: Any) -> None:
     except Exception:  # an older Celery: one slot is a fair guess
         pass
     worker_id = f"{platform.node()}:{os.getpid()}"
-    _presence = Presence(worker_id, queues, slots, _device(queues),
-                         settings.worker_heartbeat_seconds)
+    _presence = Presence(
+        worker_id, queues, slots, _device(queues), settings.worker_heartbeat_seconds
+    )
     _presence.start()
     log.info("presence: worker %s consumes %s (%s slot(s))", worker_id, ",".join(queues), slots)
 

@@ -16,15 +16,27 @@ router = APIRouter(prefix="/api/v1")
 
 
 def csv_response(text: str, filename: str) -> Response:
-    return Response(text, media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="{filename}"',
-        "Cache-Control": "no-store",
-    })
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
-@router.get("/courses/{course}/gradebook.csv", response_class=Response,
-            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
-                             "description": "The gradebook."}, **errors(403, 404)})
+@router.get(
+    "/courses/{course}/gradebook.csv",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "The gradebook.",
+        },
+        **errors(403, 404),
+    },
+)
 def gradebook(
     db: DB,
     member: Member,

@@ -16,12 +16,17 @@ from core.settings import get_settings
 
 router = APIRouter()
 HEALTH_SCHEMA: dict[str, Any] = {
-    "type": "object", "required": ["status", "database", "broker", "mode"],
-    "properties": {"status": {"type": "string", "enum": ["ok", "unavailable"]},
-                   "database": {"type": "string"}, "broker": {"type": "string"},
-                   "mode": {"type": "string"}, "inflight": {"type": "object"},
-                   "workers": {"type": "integer"},
-                   "queues_without_consumers": {"type": "array", "items": {"type": "string"}}},
+    "type": "object",
+    "required": ["status", "database", "broker", "mode"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "unavailable"]},
+        "database": {"type": "string"},
+        "broker": {"type": "string"},
+        "mode": {"type": "string"},
+        "inflight": {"type": "object"},
+        "workers": {"type": "integer"},
+        "queues_without_consumers": {"type": "array", "items": {"type": "string"}},
+    },
 }
 
 
@@ -43,12 +48,20 @@ def _database_ok() -> bool:
         return False
 
 
-@router.get("/healthz", response_class=JSONResponse, responses={
-    200: {"description": "The database and the broker answer.",
-          "content": {"application/json": {"schema": HEALTH_SCHEMA}}},
-    503: {"description": "The database or the broker does not answer.",
-          "content": {"application/json": {"schema": HEALTH_SCHEMA}}},
-})
+@router.get(
+    "/healthz",
+    response_class=JSONResponse,
+    responses={
+        200: {
+            "description": "The database and the broker answer.",
+            "content": {"application/json": {"schema": HEALTH_SCHEMA}},
+        },
+        503: {
+            "description": "The database or the broker does not answer.",
+            "content": {"application/json": {"schema": HEALTH_SCHEMA}},
+        },
+    },
+)
 async def healthz(request: Request) -> JSONResponse:
     """Also says how many requests hold a permit of the in-flight limit, and wait."""
     database = await run_in_threadpool(_database_ok)
@@ -67,5 +80,6 @@ async def healthz(request: Request) -> JSONResponse:
     permits = getattr(request.app.state, "permits", None)
     if permits is not None:
         body["inflight"] = permits.snapshot()
-    return JSONResponse(body, status_code=200 if database and broker else 503,
-                        headers={"Cache-Control": "no-store"})
+    return JSONResponse(
+        body, status_code=200 if database and broker else 503, headers={"Cache-Control": "no-store"}
+    )

@@ -12,8 +12,11 @@ from api.services import leaderboard as boards
 router = APIRouter(prefix="/api/v1")
 
 
-@router.get("/courses/{course}/assignments/{assignment}/exercises/{exercise}/leaderboard",
-            response_model=Leaderboard, responses=errors(403, 404))
+@router.get(
+    "/courses/{course}/assignments/{assignment}/exercises/{exercise}/leaderboard",
+    response_model=Leaderboard,
+    responses=errors(403, 404),
+)
 def leaderboard(db: DB, member: Member, assignment: str, exercise: str) -> Leaderboard:
     """Pseudonymous, best score per student; public/private split until the deadline."""
     return boards.leaderboard(db, member, assignment, exercise)

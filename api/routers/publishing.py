@@ -13,14 +13,35 @@ from api.services import publishing
 
 router = APIRouter(prefix="/api/v1")
 NOTEBOOK_TYPE = "application/x-ipynb+json"
-BUNDLE_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["bundle"],
-    "properties": {"bundle": {"type": "string", "format": "binary",
-                              "description": "a .zip or .tar.gz of one assignment folder"}}}}}}}
+BUNDLE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["bundle"],
+                    "properties": {
+                        "bundle": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "a .zip or .tar.gz of one assignment folder",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
 
 
-@router.post("/courses/{course}/assignments", status_code=201, response_model=PublishedOut,
-             responses=errors(403, 404, 408, 409, 413, 422, 503), openapi_extra=BUNDLE_BODY)
+@router.post(
+    "/courses/{course}/assignments",
+    status_code=201,
+    response_model=PublishedOut,
+    responses=errors(403, 404, 408, 409, 413, 422, 503),
+    openapi_extra=BUNDLE_BODY,
+)
 async def publish_assignment(request: Request, db: DB, member: Member) -> PublishedOut:
     """Upload an assignment folder (multipart field `bundle`); a worker self-checks it
     and it is published (201), or refused with the self-check's report (422)."""
@@ -31,11 +52,21 @@ async def publish_assignment(request: Request, db: DB, member: Member) -> Publis
     return await publishing.publish(request, user_id, course)
 
 
-@router.get("/courses/{course}/assignments/{assignment}/starter", response_class=Response,
-            responses={200: {"content": {NOTEBOOK_TYPE: {"schema": {"type": "object"}}},
-                             "description": "The current version's starter notebook."},
-                       **errors(403, 404)})
+@router.get(
+    "/courses/{course}/assignments/{assignment}/starter",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {NOTEBOOK_TYPE: {"schema": {"type": "object"}}},
+            "description": "The current version's starter notebook.",
+        },
+        **errors(403, 404),
+    },
+)
 def starter(db: DB, member: Member, assignment: str) -> Response:
     data, filename = publishing.starter_notebook(db, member, assignment)
-    return Response(data, media_type=NOTEBOOK_TYPE,
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return Response(
+        data,
+        media_type=NOTEBOOK_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -12,13 +12,19 @@ from api.services import regrades
 router = APIRouter(prefix="/api/v1")
 
 
-@router.post("/courses/{course}/assignments/{assignment}/regrade", status_code=202,
-             response_model=BatchCreated, responses=errors(403, 404))
-def regrade_assignment(db: DB, member: Member, assignment: str,
-                       body: RegradeRequest | None = None) -> BatchCreated:
+@router.post(
+    "/courses/{course}/assignments/{assignment}/regrade",
+    status_code=202,
+    response_model=BatchCreated,
+    responses=errors(403, 404),
+)
+def regrade_assignment(
+    db: DB, member: Member, assignment: str, body: RegradeRequest | None = None
+) -> BatchCreated:
     body = body or RegradeRequest()
-    return regrades.regrade_assignment(db, member, assignment, body.exercise, body.reason,
-                                       body.version)
+    return regrades.regrade_assignment(
+        db, member, assignment, body.exercise, body.reason, body.version
+    )
 
 
 @router.get("/regrades/{batch_id}", response_model=BatchOut, responses=errors(403, 404))

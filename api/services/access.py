@@ -41,9 +41,11 @@ class Membership:
 def user_for(db: Session, token: str | None, where: str = "header") -> User:
     """The user of a token; NotSignedIn with a sentence otherwise."""
     if not token:
-        raise NotSignedIn("Missing Authorization header: send 'Authorization: Bearer <token>'."
-                          if where == "header" else
-                          "You are not signed in: sign in at /ui/login first.")
+        raise NotSignedIn(
+            "Missing Authorization header: send 'Authorization: Bearer <token>'."
+            if where == "header"
+            else "You are not signed in: sign in at /ui/login first."
+        )
     user = user_for_token(db, token) if len(token) <= 512 else None
     if user is None:
         raise NotSignedIn("The token is not valid (unknown or revoked).")
@@ -68,8 +70,7 @@ def get_course(db: Session, slug: str) -> Course:
 
 def membership(db: Session, user: User, course: Course) -> Membership:
     enrollment = db.scalar(
-        select(Enrollment).where(Enrollment.user_id == user.id,
-                                 Enrollment.course_id == course.id)
+        select(Enrollment).where(Enrollment.user_id == user.id, Enrollment.course_id == course.id)
     )
     if enrollment is None:
         raise Forbidden(f"You are not enrolled in the course {course.slug!r}.")
@@ -91,9 +92,13 @@ def require_instructor(member: Membership) -> None:
 
 
 def get_assignment(db: Session, course: Course, slug: str) -> Assignment:
-    assignment = db.scalar(
-        select(Assignment).where(Assignment.course_id == course.id, Assignment.slug == slug)
-    ) if len(slug) <= 64 else None
+    assignment = (
+        db.scalar(
+            select(Assignment).where(Assignment.course_id == course.id, Assignment.slug == slug)
+        )
+        if len(slug) <= 64
+        else None
+    )
     if assignment is None:
         raise NotFound(f"There is no assignment {slug[:64]!r} in course {course.slug!r}.")
     return assignment
@@ -104,8 +109,9 @@ def check_exercise(assignment: Assignment, exercise: str | None) -> None:
         raise NotFound(f"{assignment.slug} has no exercise {exercise[:64]!r}.")
 
 
-def visible_submission(db: Session, user: User, submission_id: str) -> tuple[Submission,
-                                                                            Membership]:
+def visible_submission(
+    db: Session, user: User, submission_id: str
+) -> tuple[Submission, Membership]:
     """The submission if `user` may see it (its owner, staff of its course)."""
     missing = NotFound(f"There is no submission {submission_id[:MAX_ID]!r}.")
     submission = db.get(Submission, submission_id) if len(submission_id) <= MAX_ID else None
@@ -142,8 +148,9 @@ def is_released(assignment: Assignment, now: datetime | None = None) -> bool:
     return assignment.released_at is not None and assignment.released_at <= now
 
 
-def is_revealed(assignment: Assignment, viewer_is_staff: bool,
-                due: datetime | None, now: datetime | None = None) -> bool:
+def is_revealed(
+    assignment: Assignment, viewer_is_staff: bool, due: datetime | None, now: datetime | None = None
+) -> bool:
     """Whether results held back until the deadline are shown: to staff always, to
     students once released or once the deadline `due` has passed."""
     now = now or utcnow()

@@ -58,18 +58,24 @@ def current_state(submission_id: str) -> tuple[dict[str, object], Hashable]:
         submission = session.get(Submission, submission_id)
         assert submission is not None
         view = submission_view(session, submission, viewer_is_staff=False)
-        return {"id": submission_id, "status": view.status, "score": view.score,
-                "max_score": view.max_score}, fingerprint
+        return {
+            "id": submission_id,
+            "status": view.status,
+            "score": view.score,
+            "max_score": view.max_score,
+        }, fingerprint
 
 
 def _fingerprints(session: Session, submission_ids: list[str]) -> dict[str, Hashable]:
     """(job id, status) of every job of each submission, in one query per BATCH."""
     found: dict[str, set[tuple[str, str]]] = {sid: set() for sid in submission_ids}
     for start in range(0, len(submission_ids), BATCH):
-        chunk = submission_ids[start:start + BATCH]
+        chunk = submission_ids[start : start + BATCH]
         for sid, job_id, status in session.execute(
-                select(GradingJob.submission_id, GradingJob.id, GradingJob.status)
-                .where(GradingJob.submission_id.in_(chunk))):
+            select(GradingJob.submission_id, GradingJob.id, GradingJob.status).where(
+                GradingJob.submission_id.in_(chunk)
+            )
+        ):
             found[sid].add((job_id, status))
     return {sid: frozenset(jobs) for sid, jobs in found.items()}
 
@@ -93,8 +99,7 @@ class StatusHub:
         self.received = 0
         #: Per submission: wakes so far, and the read shared by the streams of the last.
         self.generations: dict[str, int] = {}
-        self.reads: dict[str, tuple[int, asyncio.Future[tuple[dict[str, object],
-                                                               Hashable]]]] = {}
+        self.reads: dict[str, tuple[int, asyncio.Future[tuple[dict[str, object], Hashable]]]] = {}
 
     # -- the streams' side --------------------------------------------------------------
     def watch(self, submission_id: str) -> asyncio.Event:
@@ -118,8 +123,11 @@ class StatusHub:
         notification (100 streams of one submission: one read, not 100)."""
         generation = self.generations.get(submission_id, 0)
         shared = self.reads.get(submission_id)
-        if shared is None or shared[0] != generation or (
-                shared[1].done() and (shared[1].cancelled() or shared[1].exception())):
+        if (
+            shared is None
+            or shared[0] != generation
+            or (shared[1].done() and (shared[1].cancelled() or shared[1].exception()))
+        ):
             task = asyncio.ensure_future(run_in_threadpool(current_state, submission_id))
             shared = self.reads[submission_id] = (generation, task)
         state, fingerprint = await asyncio.shield(shared[1])
@@ -146,8 +154,10 @@ class StatusHub:
             listener = notify.listen_postgres(url, self.wake, self.wake_all, self.stopped)
         else:
             listener = notify.listen_sockets(notify.socket_folder(), self.wake, self.stopped)
-        self.tasks = [asyncio.create_task(listener, name="status-listener"),
-                      asyncio.create_task(self._safety_poll(), name="status-safety-poll")]
+        self.tasks = [
+            asyncio.create_task(listener, name="status-listener"),
+            asyncio.create_task(self._safety_poll(), name="status-safety-poll"),
+        ]
 
     async def stop(self) -> None:
         self.stopped.set()
@@ -194,8 +204,9 @@ async def stop_hub() -> None:
         await hub.stop()
 
 
-async def status_events(submission_id: str,
-                        disconnected: Callable[[], Awaitable[bool]]) -> AsyncIterator[str]:
+async def status_events(
+    submission_id: str, disconnected: Callable[[], Awaitable[bool]]
+) -> AsyncIterator[str]:
     """Call only for a submission the caller may see (access.visible_submission)."""
     hub = get_hub()
     woken = hub.watch(submission_id)

@@ -117,8 +117,9 @@ class UnknownAssignment(NotFound, GradebookError):
     """The gradebook of an assignment the course does not have."""
 
 
-def _winners(policies: dict[int, str], users: Select[Any] | None,
-             user_id: int | None) -> Select[Any]:
+def _winners(
+    policies: dict[int, str], users: Select[Any] | None, user_id: int | None
+) -> Select[Any]:
     """The counted submission per (student, assignment, kind of file), as a query.
 
     A notebook or .py grades the function and class exercises, a model file the model
@@ -131,19 +132,31 @@ def _winners(policies: dict[int, str], users: Select[Any] | None,
     if users is not None:
         scope.append(Submission.user_id.in_(users))
     best = [a for a, counting in policies.items() if counting == "best"]
-    score_key = (case((Submission.assignment_id.in_(best), GradingJob.score), else_=literal(0.0))
-                 if best else literal(0.0))
-    group = case((Submission.file_kind.in_(sorted(file_kinds_for("model"))), literal(1)),
-                 else_=literal(CODE_GROUP))
+    score_key = (
+        case((Submission.assignment_id.in_(best), GradingJob.score), else_=literal(0.0))
+        if best
+        else literal(0.0)
+    )
+    group = case(
+        (Submission.file_kind.in_(sorted(file_kinds_for("model"))), literal(1)),
+        else_=literal(CODE_GROUP),
+    )
     rank = func.row_number().over(
         partition_by=(Submission.user_id, Submission.assignment_id, group),
         order_by=(score_key.desc(), Submission.submitted_at.desc(), Submission.id.desc()),
     )
     ranked = (
-        select(Submission.user_id, Submission.assignment_id, Submission.id.label("submission_id"),
-               Submission.submitted_at, GradingJob.id.label("job_id"),
-               GradingJob.penalty_percent, GradingJob.late_seconds, rank.label("rank"),
-               group.label("file_group"))
+        select(
+            Submission.user_id,
+            Submission.assignment_id,
+            Submission.id.label("submission_id"),
+            Submission.submitted_at,
+            GradingJob.id.label("job_id"),
+            GradingJob.penalty_percent,
+            GradingJob.late_seconds,
+            rank.label("rank"),
+            group.label("file_group"),
+        )
         .join(GradingJob, GradingJob.id == Submission.current_job_id)
         .where(*scope)
         .subquery("ranked")
@@ -151,8 +164,12 @@ def _winners(policies: dict[int, str], users: Select[Any] | None,
     return select(ranked).where(ranked.c.rank == 1)
 
 
-def counted_cells(db: Session, policies: dict[int, str], users: Select[Any] | None = None,
-                  user_id: int | None = None) -> dict[tuple[int, int, str], Cell]:
+def counted_cells(
+    db: Session,
+    policies: dict[int, str],
+    users: Select[Any] | None = None,
+    user_id: int | None = None,
+) -> dict[tuple[int, int, str], Cell]:
     """The counted result per (student, assignment, exercise).
 
     `policies` maps assignment ids to their counting policy; `users` (a subquery of user
@@ -163,49 +180,68 @@ def counted_cells(db: Session, policies: dict[int, str], users: Select[Any] | No
     winners = _winners(policies, users, user_id).cte("winners")
     # Test points per exercise, of the winning jobs only.
     per_exercise = (
-        select(TestResult.job_id, TestResult.exercise_slug,
-               func.sum(TestResult.score).label("raw"))
+        select(TestResult.job_id, TestResult.exercise_slug, func.sum(TestResult.score).label("raw"))
         .where(TestResult.job_id.in_(select(winners.c.job_id)))
         .group_by(TestResult.job_id, TestResult.exercise_slug)
         .subquery("per_exercise")
     )
     # Core execution: plain tuples, no ORM loading for tens of thousands of rows.
-    columns = (winners.c.user_id, winners.c.assignment_id, winners.c.submission_id,
-               winners.c.submitted_at, winners.c.job_id, winners.c.penalty_percent,
-               winners.c.late_seconds)
-    rows = list(db.connection().execute(
-        select(*columns, per_exercise.c.exercise_slug, per_exercise.c.raw)
-        .join(per_exercise, per_exercise.c.job_id == winners.c.job_id)
-    ).all())
+    columns = (
+        winners.c.user_id,
+        winners.c.assignment_id,
+        winners.c.submission_id,
+        winners.c.submitted_at,
+        winners.c.job_id,
+        winners.c.penalty_percent,
+        winners.c.late_seconds,
+    )
+    rows = list(
+        db.connection()
+        .execute(
+            select(*columns, per_exercise.c.exercise_slug, per_exercise.c.raw).join(
+                per_exercise, per_exercise.c.job_id == winners.c.job_id
+            )
+        )
+        .all()
+    )
     # Manual grades of the counted code submissions (CODE_GROUP), one per exercise.
-    rows.extend(db.connection().execute(
-        select(*columns, Exercise.slug, ManualGrade.score)
-        .join(ManualGrade, ManualGrade.submission_id == winners.c.submission_id)
-        .join(Exercise, Exercise.id == ManualGrade.exercise_id)
-        .where(winners.c.file_group == CODE_GROUP, Exercise.kind == "manual")
-    ).all())
+    rows.extend(
+        db.connection()
+        .execute(
+            select(*columns, Exercise.slug, ManualGrade.score)
+            .join(ManualGrade, ManualGrade.submission_id == winners.c.submission_id)
+            .join(Exercise, Exercise.id == ManualGrade.exercise_id)
+            .where(winners.c.file_group == CODE_GROUP, Exercise.kind == "manual")
+        )
+        .all()
+    )
     cells: dict[tuple[int, int, str], Cell] = {}
-    for (user, assignment, submission_id, submitted_at, job_id, penalty, late, slug,
-         raw) in rows:
+    for user, assignment, submission_id, submitted_at, job_id, penalty, late, slug, raw in rows:
         raw = round(raw or 0.0, 6)
         if penalty:
             score = round(raw * (1.0 - penalty / 100.0), 6)
         else:
             penalty, score = 0.0, raw
-        cells[(user, assignment, slug)] = Cell(raw, penalty, score, submission_id, job_id,
-                                               submitted_at, late or 0.0)
+        cells[(user, assignment, slug)] = Cell(
+            raw, penalty, score, submission_id, job_id, submitted_at, late or 0.0
+        )
     return cells
 
 
-def counted_code_submissions(db: Session, assignment: Assignment,
-                             users: Select[Any] | None = None,
-                             user_id: int | None = None) -> dict[int, str]:
+def counted_code_submissions(
+    db: Session,
+    assignment: Assignment,
+    users: Select[Any] | None = None,
+    user_id: int | None = None,
+) -> dict[int, str]:
     """Per student, the id of their counted notebook or .py submission (the one whose
     tagged cells answer the manual exercises)."""
-    winners = _winners({assignment.id: assignment.counting_policy or "last"}, users,
-                       user_id).subquery("winners")
-    rows = db.execute(select(winners.c.user_id, winners.c.submission_id)
-                      .where(winners.c.file_group == CODE_GROUP)).all()
+    winners = _winners(
+        {assignment.id: assignment.counting_policy or "last"}, users, user_id
+    ).subquery("winners")
+    rows = db.execute(
+        select(winners.c.user_id, winners.c.submission_id).where(winners.c.file_group == CODE_GROUP)
+    ).all()
     return {int(user): str(submission) for user, submission in rows}
 
 
@@ -226,23 +262,27 @@ def build_gradebook(db: Session, course: Course, assignment: str | None = None) 
         query = query.where(Assignment.slug == assignment)
     rows = db.scalars(query.order_by(Assignment.position, Assignment.slug)).all()
     if assignment is not None and not rows:
-        raise UnknownAssignment(f"There is no assignment {assignment!r} in course "
-                                f"{course.slug!r}.")
+        raise UnknownAssignment(f"There is no assignment {assignment!r} in course {course.slug!r}.")
     columns = [
         AssignmentColumn(
-            id=a.id, slug=a.slug, title=a.title, max_score=a.max_score,
+            id=a.id,
+            slug=a.slug,
+            title=a.title,
+            max_score=a.max_score,
             counting=a.counting_policy or "last",
             exercises=tuple(ExerciseColumn(e.slug, e.kind, e.max_score) for e in a.exercises),
         )
         for a in rows
     ]
-    enrolled = select(Enrollment.user_id).where(Enrollment.course_id == course.id,
-                                                Enrollment.role == "student")
+    enrolled = select(Enrollment.user_id).where(
+        Enrollment.course_id == course.id, Enrollment.role == "student"
+    )
     students = [
         StudentRow(u.id, u.name, u.full_name, u.email)
         for u in db.execute(
             select(User.id, User.name, User.full_name, User.email)
-            .where(User.id.in_(enrolled)).order_by(User.name)
+            .where(User.id.in_(enrolled))
+            .order_by(User.name)
         ).all()
     ]
     from api.services.manual.carry import carry_over
@@ -255,6 +295,7 @@ def build_gradebook(db: Session, course: Course, assignment: str | None = None) 
 
 
 # -- CSV ------------------------------------------------------------------------------
+
 
 def number(value: float | None) -> str:
     """A score as CSV text: no float noise, no needless decimals (4.5, 3, 0.333333)."""
@@ -281,9 +322,19 @@ def wide_rows(book: Gradebook) -> Iterable[list[str]]:
         yield row
 
 
-LONG_COLUMNS = ["student", "assignment", "exercise", "max_score", "raw_score",
-                "penalty_percent", "score", "late_seconds", "submission_id", "submitted_at",
-                "counting"]
+LONG_COLUMNS = [
+    "student",
+    "assignment",
+    "exercise",
+    "max_score",
+    "raw_score",
+    "penalty_percent",
+    "score",
+    "late_seconds",
+    "submission_id",
+    "submitted_at",
+    "counting",
+]
 
 
 def long_rows(book: Gradebook) -> Iterable[list[str]]:
@@ -293,13 +344,33 @@ def long_rows(book: Gradebook) -> Iterable[list[str]]:
             for e in a.exercises:
                 cell = book.cells.get((s.id, a.id, e.slug))
                 if cell is None:
-                    yield [s.name, a.slug, e.slug, number(e.max_score), "", "", "0", "", "", "",
-                           a.counting]
+                    yield [
+                        s.name,
+                        a.slug,
+                        e.slug,
+                        number(e.max_score),
+                        "",
+                        "",
+                        "0",
+                        "",
+                        "",
+                        "",
+                        a.counting,
+                    ]
                     continue
-                yield [s.name, a.slug, e.slug, number(e.max_score), number(cell.raw),
-                       number(cell.penalty_percent), number(cell.score),
-                       number(cell.late_seconds), cell.submission_id,
-                       cell.submitted_at.isoformat(), a.counting]
+                yield [
+                    s.name,
+                    a.slug,
+                    e.slug,
+                    number(e.max_score),
+                    number(cell.raw),
+                    number(cell.penalty_percent),
+                    number(cell.score),
+                    number(cell.late_seconds),
+                    cell.submission_id,
+                    cell.submitted_at.isoformat(),
+                    a.counting,
+                ]
 
 
 CANVAS_FIXED = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
@@ -312,7 +383,8 @@ def canvas_rows(book: Gradebook) -> Iterable[list[str]]:
     yield ["Points Possible", "", "", "", ""] + [number(a.max_score) for a in book.assignments]
     for s in book.students:
         yield [s.full_name or s.name, "", s.name, s.email, book.course_slug] + [
-            number(book.scores(s, a)[0]) for a in book.assignments]
+            number(book.scores(s, a)[0]) for a in book.assignments
+        ]
 
 
 def check_options(fmt: str, layout: str) -> None:
@@ -321,29 +393,42 @@ def check_options(fmt: str, layout: str) -> None:
     if layout not in LAYOUTS:
         raise GradebookError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}.")
     if layout == "canvas" and fmt != "wide":
-        raise GradebookError("The canvas layout has one row per student; "
-                             "it cannot be combined with format=long.")
+        raise GradebookError(
+            "The canvas layout has one row per student; it cannot be combined with format=long."
+        )
 
 
 def render_csv(book: Gradebook, fmt: str = "wide", layout: str = "default") -> str:
     check_options(fmt, layout)
-    rows = canvas_rows(book) if layout == "canvas" else (
-        long_rows(book) if fmt == "long" else wide_rows(book))
+    rows = (
+        canvas_rows(book)
+        if layout == "canvas"
+        else (long_rows(book) if fmt == "long" else wide_rows(book))
+    )
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerows(rows)
     return out.getvalue()
 
 
-def gradebook_csv(db: Session, course: Course, fmt: str = "wide", layout: str = "default",
-                  assignment: str | None = None) -> str:
+def gradebook_csv(
+    db: Session,
+    course: Course,
+    fmt: str = "wide",
+    layout: str = "default",
+    assignment: str | None = None,
+) -> str:
     check_options(fmt, layout)
     return render_csv(build_gradebook(db, course, assignment), fmt, layout)
 
 
-def gradebook_download(db: Session, course: Course, fmt: str = "wide",
-                       layout: str = "default",
-                       assignment: str | None = None) -> tuple[str, str]:
+def gradebook_download(
+    db: Session,
+    course: Course,
+    fmt: str = "wide",
+    layout: str = "default",
+    assignment: str | None = None,
+) -> tuple[str, str]:
     """The CSV text and its file name, for the JSON API and the gradebook page."""
     text = gradebook_csv(db, course, fmt, layout, assignment)
     name = course.slug + (f"-{assignment}" if assignment else "")

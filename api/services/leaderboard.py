@@ -41,8 +41,12 @@ def leaderboard(db: Session, member: Membership, assignment: str, exercise: str)
         .options(selectinload(GradingJob.results))  # one query for all results, not one a row
     ).all()
     students = {
-        e.user_id: e for e in db.scalars(select(Enrollment).where(
-            Enrollment.course_id == member.course.id, Enrollment.role == "student"))
+        e.user_id: e
+        for e in db.scalars(
+            select(Enrollment).where(
+                Enrollment.course_id == member.course.id, Enrollment.role == "student"
+            )
+        )
     }
     names = dict(db.execute(select(User.id, User.name).where(User.id.in_(students))).all())
     best: dict[int, tuple[float, datetime, LeaderboardRow]] = {}
@@ -55,20 +59,32 @@ def leaderboard(db: Session, member: Membership, assignment: str, exercise: str)
             continue
         total, public, private = _split(results)
         has_split = has_split or public is not None
-        key_score = public if (public is not None and not revealed) else (
-            private if private is not None else total)
+        key_score = (
+            public
+            if (public is not None and not revealed)
+            else (private if private is not None else total)
+        )
         mine = submission.user_id == member.user.id
-        name = (names[submission.user_id] if member.is_staff or mine
-                else students[submission.user_id].pseudonym)
+        name = (
+            names[submission.user_id]
+            if member.is_staff or mine
+            else students[submission.user_id].pseudonym
+        )
         row = LeaderboardRow(
-            rank=0, name=name, score=round(key_score, 6),
-            public_score=public, private_score=private if revealed else None,
+            rank=0,
+            name=name,
+            score=round(key_score, 6),
+            public_score=public,
+            private_score=private if revealed else None,
             submitted_at=submission.submitted_at,
-            submission_id=submission.id if member.is_staff or mine else None, you=mine,
+            submission_id=submission.id if member.is_staff or mine else None,
+            you=mine,
         )
         current = best.get(submission.user_id)
         if current is None or (key_score, -submission.submitted_at.timestamp()) > (
-                current[0], -current[1].timestamp()):
+            current[0],
+            -current[1].timestamp(),
+        ):
             best[submission.user_id] = (key_score, submission.submitted_at, row)
     ordered = sorted(best.values(), key=lambda item: (-item[0], item[1]))
     board = []
@@ -76,5 +92,4 @@ def leaderboard(db: Session, member: Membership, assignment: str, exercise: str)
         row.rank = position
         board.append(row)
     ranked_by = "score" if not has_split else ("private" if revealed else "public")
-    return Leaderboard(exercise=exercise, max_score=spec.max_score, ranked_by=ranked_by,
-                       rows=board)
+    return Leaderboard(exercise=exercise, max_score=spec.max_score, ranked_by=ranked_by, rows=board)

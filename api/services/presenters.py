@@ -20,8 +20,10 @@ from graders.intake import exercise_kinds_for
 
 def latest_job(db: Session, submission: Submission) -> GradingJob | None:
     return db.scalar(
-        select(GradingJob).where(GradingJob.submission_id == submission.id)
-        .order_by(GradingJob.created_at.desc(), GradingJob.id.desc()).limit(1)
+        select(GradingJob)
+        .where(GradingJob.submission_id == submission.id)
+        .order_by(GradingJob.created_at.desc(), GradingJob.id.desc())
+        .limit(1)
     )
 
 
@@ -36,8 +38,9 @@ def test_visible(visibility: str, staff: bool, released: bool, due_passed: bool)
     return visibility == "after_due" and due_passed
 
 
-def submission_view(db: Session, submission: Submission, viewer_is_staff: bool,
-                    now: datetime | None = None) -> SubmissionOut:
+def submission_view(
+    db: Session, submission: Submission, viewer_is_staff: bool, now: datetime | None = None
+) -> SubmissionOut:
     now = now or utcnow()
     assignment = submission.assignment
     due = policy.effective_due(db, assignment, submission.user_id)
@@ -46,8 +49,7 @@ def submission_view(db: Session, submission: Submission, viewer_is_staff: bool,
     # The score pointer is read after the latest job: finish() commits both together, so
     # a job seen graded here always comes with its score (the submission row loaded
     # earlier in this request may predate that commit: "graded" with a null score).
-    current_id = db.scalar(select(Submission.current_job_id)
-                           .where(Submission.id == submission.id))
+    current_id = db.scalar(select(Submission.current_job_id).where(Submission.id == submission.id))
     scored = db.get(GradingJob, current_id) if current_id else None
     released = is_released(assignment, now)
     due_passed = due is None or now > due
@@ -63,22 +65,41 @@ def submission_view(db: Session, submission: Submission, viewer_is_staff: bool,
             shown: list[TestResult] = []
             hidden: list[TestResult] = []
             for r in results:
-                (shown if test_visible(r.visibility, viewer_is_staff, released, due_passed)
-                 else hidden).append(r)
-            exercises.append(ExerciseResultOut(
-                slug=ex.slug,
-                score=round(sum(r.score for r in results), 6),
-                max_score=round(sum(r.max_score for r in results), 6),
-                tests=[TestOut(name=r.name, outcome=r.outcome, score=r.score,
-                               max_score=r.max_score, feedback=r.feedback,
-                               visibility=r.visibility) for r in shown],
-                hidden_tests=HiddenTests(
-                    count=len(hidden), max_score=round(sum(r.max_score for r in hidden), 6),
-                    score=round(sum(r.score for r in hidden), 6),
-                ) if hidden else None,
-            ))
-    max_score = (scored.max_score if scored is not None and scored.max_score is not None
-                 else _expected_max(submission))
+                (
+                    shown
+                    if test_visible(r.visibility, viewer_is_staff, released, due_passed)
+                    else hidden
+                ).append(r)
+            exercises.append(
+                ExerciseResultOut(
+                    slug=ex.slug,
+                    score=round(sum(r.score for r in results), 6),
+                    max_score=round(sum(r.max_score for r in results), 6),
+                    tests=[
+                        TestOut(
+                            name=r.name,
+                            outcome=r.outcome,
+                            score=r.score,
+                            max_score=r.max_score,
+                            feedback=r.feedback,
+                            visibility=r.visibility,
+                        )
+                        for r in shown
+                    ],
+                    hidden_tests=HiddenTests(
+                        count=len(hidden),
+                        max_score=round(sum(r.max_score for r in hidden), 6),
+                        score=round(sum(r.score for r in hidden), 6),
+                    )
+                    if hidden
+                    else None,
+                )
+            )
+    max_score = (
+        scored.max_score
+        if scored is not None and scored.max_score is not None
+        else _expected_max(submission)
+    )
     # Manual exercises (graded by hand, docs/authoring.md): their grades add to the
     # automatic score, with the same late penalty, where this viewer may see them.
     manual = manual_results(db, submission, viewer_is_staff)
@@ -124,8 +145,7 @@ def counts(db: Session, submission: Submission, scored: GradingJob | None) -> bo
     """Whether this submission is the one whose score counts (last or best policy)."""
     if scored is None or scored.status != "graded":
         return False
-    return submission.id in counted_submission_ids(db, submission.assignment,
-                                                   submission.user_id)
+    return submission.id in counted_submission_ids(db, submission.assignment, submission.user_id)
 
 
 def _expected_max(submission: Submission) -> float:
@@ -136,14 +156,29 @@ def _expected_max(submission: Submission) -> float:
 def job_view(db: Session, job: GradingJob) -> JobOut:
     requester = db.get(User, job.requested_by) if job.requested_by else None
     return JobOut(
-        id=job.id, status=job.status, attempt=job.attempt, reason=job.reason, queue=job.queue,
-        created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
-        score=job.score, raw_score=job.raw_score, max_score=job.max_score,
-        penalty_percent=job.penalty_percent, worker_host=job.worker_host, device=job.device,
-        isolation=job.isolation, grader_version=job.grader_version,
-        assignment_version=job.assignment_version, seeds=job.seeds, durations=job.durations,
-        error=job.error, batch_id=job.batch_id,
-        requested_by=requester.name if requester else None, exercises=job.exercise_slugs,
+        id=job.id,
+        status=job.status,
+        attempt=job.attempt,
+        reason=job.reason,
+        queue=job.queue,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        score=job.score,
+        raw_score=job.raw_score,
+        max_score=job.max_score,
+        penalty_percent=job.penalty_percent,
+        worker_host=job.worker_host,
+        device=job.device,
+        isolation=job.isolation,
+        grader_version=job.grader_version,
+        assignment_version=job.assignment_version,
+        seeds=job.seeds,
+        durations=job.durations,
+        error=job.error,
+        batch_id=job.batch_id,
+        requested_by=requester.name if requester else None,
+        exercises=job.exercise_slugs,
     )
 
 
@@ -153,12 +188,21 @@ def history_view(db: Session, submission: Submission) -> list[dict[str, object]]
     "Before" is the submission's score when the job finished (or now, if it has not):
     that of the latest job graded before it. A job that did not grade changes nothing.
     """
-    jobs = db.scalars(select(GradingJob).where(GradingJob.submission_id == submission.id)
-                      .order_by(GradingJob.created_at, GradingJob.id)).all()
-    requesters = {u.id: u.name for u in db.scalars(
-        select(User).where(User.id.in_({j.requested_by for j in jobs if j.requested_by})))}
-    graded = sorted((j for j in jobs if j.status == "graded" and j.finished_at is not None),
-                    key=lambda j: (j.finished_at, j.created_at))
+    jobs = db.scalars(
+        select(GradingJob)
+        .where(GradingJob.submission_id == submission.id)
+        .order_by(GradingJob.created_at, GradingJob.id)
+    ).all()
+    requesters = {
+        u.id: u.name
+        for u in db.scalars(
+            select(User).where(User.id.in_({j.requested_by for j in jobs if j.requested_by}))
+        )
+    }
+    graded = sorted(
+        (j for j in jobs if j.status == "graded" and j.finished_at is not None),
+        key=lambda j: (j.finished_at, j.created_at),
+    )
     before_of: dict[str, float | None] = {}
     previous: float | None = None
     for job in graded:
@@ -167,22 +211,24 @@ def history_view(db: Session, submission: Submission) -> list[dict[str, object]]
     entries: list[dict[str, object]] = []
     for job in jobs:
         done = job.id in before_of
-        entries.append({
-            "job_id": job.id,
-            "created_at": job.created_at,
-            "finished_at": job.finished_at,
-            "status": job.status,
-            "reason": job.reason,
-            "requested_by": requesters.get(job.requested_by) if job.requested_by else None,
-            "batch_id": job.batch_id,
-            "exercises": job.exercise_slugs,
-            "score_before": before_of[job.id] if done else previous,
-            "score_after": job.score if done else None,
-            "raw_score": job.raw_score,
-            "penalty_percent": job.penalty_percent,
-            "late_seconds": job.late_seconds,
-            "current": job.id == submission.current_job_id,
-        })
+        entries.append(
+            {
+                "job_id": job.id,
+                "created_at": job.created_at,
+                "finished_at": job.finished_at,
+                "status": job.status,
+                "reason": job.reason,
+                "requested_by": requesters.get(job.requested_by) if job.requested_by else None,
+                "batch_id": job.batch_id,
+                "exercises": job.exercise_slugs,
+                "score_before": before_of[job.id] if done else previous,
+                "score_after": job.score if done else None,
+                "raw_score": job.raw_score,
+                "penalty_percent": job.penalty_percent,
+                "late_seconds": job.late_seconds,
+                "current": job.id == submission.current_job_id,
+            }
+        )
     return entries
 
 

@@ -53,14 +53,18 @@ STARTER_MEMBER = "notebooks/starter.ipynb"
 async def publish(request: Request, user_id: int, course: str) -> PublishedOut:
     """The whole publish: receive, unpack and check, self-check on a worker, publish."""
     settings = get_api_settings()
-    received = await receive_file(request, settings.publish_max_bytes, wanted="bundle",
-                                  example="curl -F bundle=@my-assignment.tar.gz ...")
-    limits = ArchiveLimits(max_bytes=settings.publish_max_unpacked_bytes,
-                           max_entries=settings.publish_max_entries)
+    received = await receive_file(
+        request,
+        settings.publish_max_bytes,
+        wanted="bundle",
+        example="curl -F bundle=@my-assignment.tar.gz ...",
+    )
+    limits = ArchiveLimits(
+        max_bytes=settings.publish_max_unpacked_bytes, max_entries=settings.publish_max_entries
+    )
     work = Path(tempfile.mkdtemp(prefix="publish-"))
     try:
-        candidate = await run_in_threadpool(prepare_candidate, bytes(received.data), work,
-                                            limits)
+        candidate = await run_in_threadpool(prepare_candidate, bytes(received.data), work, limits)
         del received
         publication_id = await run_in_threadpool(_start, user_id, course, candidate)
         result = await _wait(publication_id, settings.publish_timeout_seconds)
@@ -79,9 +83,11 @@ def _start(user_id: int, course_slug: str, candidate: Candidate) -> str:
         publication_id = open_publication(db, course, user_id, candidate)
         if not send_selfcheck(publication_id):
             abandon(db, publication_id, "the broker could not be reached")
-            raise Unavailable("The work queue cannot be reached, so the assignment cannot be "
-                              "self-checked; nothing was published. Try again in a minute.",
-                              retry_after=30)
+            raise Unavailable(
+                "The work queue cannot be reached, so the assignment cannot be "
+                "self-checked; nothing was published. Try again in a minute.",
+                retry_after=30,
+            )
     return publication_id
 
 
@@ -109,25 +115,36 @@ async def _wait(publication_id: str, timeout: float) -> Outcome:
         result = await run_in_threadpool(_read, publication_id)
         if result.status in FINISHED:
             return result
-    raise Unavailable(f"The self-check did not finish within {timeout:g} s (is a worker "
-                      "consuming the cpu queue?); nothing was published.", retry_after=60)
+    raise Unavailable(
+        f"The self-check did not finish within {timeout:g} s (is a worker "
+        "consuming the cpu queue?); nothing was published.",
+        retry_after=60,
+    )
 
 
-def _conclude(publication_id: str, result: Outcome, candidate: Candidate,
-              user_id: int) -> PublishedOut:
+def _conclude(
+    publication_id: str, result: Outcome, candidate: Candidate, user_id: int
+) -> PublishedOut:
     if result.status == "failed":
-        raise Unreadable(result.detail or "The self-check failed.",
-                         extra={"report": result.report})
+        raise Unreadable(result.detail or "The self-check failed.", extra={"report": result.report})
     if result.status == "error":
         raise Unavailable(f"{result.detail} Nothing was published.", retry_after=30)
     with _session() as db:
         stored, previous = publish_passed(db, publication_id, candidate.meta, user_id)
     meta = candidate.meta
     return PublishedOut(
-        slug=meta.slug, version=meta.version, title=meta.title, max_score=meta.max_score,
-        exercises=[ExerciseOut(slug=e.slug, max_score=e.points, kind=e.kind, device=e.device)
-                   for e in meta.exercises],
-        new_version=stored.created, previous_version=previous, report=list(result.report))
+        slug=meta.slug,
+        version=meta.version,
+        title=meta.title,
+        max_score=meta.max_score,
+        exercises=[
+            ExerciseOut(slug=e.slug, max_score=e.points, kind=e.kind, device=e.device)
+            for e in meta.exercises
+        ],
+        new_version=stored.created,
+        previous_version=previous,
+        report=list(result.report),
+    )
 
 
 # -- the starter ------------------------------------------------------------------------

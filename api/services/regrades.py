@@ -55,10 +55,15 @@ def kinds_grading(assignment: Assignment, exercise: str | None) -> frozenset[str
     return file_kinds_for(spec.kind)
 
 
-def start_batch(db: Session, member: Membership, assignment: Assignment,
-                exercise: str | None = None, reason: str = "",
-                user_id: int | None = None,
-                version: str | None = None) -> tuple[RegradeBatch, list[GradingJob]]:
+def start_batch(
+    db: Session,
+    member: Membership,
+    assignment: Assignment,
+    exercise: str | None = None,
+    reason: str = "",
+    user_id: int | None = None,
+    version: str | None = None,
+) -> tuple[RegradeBatch, list[GradingJob]]:
     """A new job for every submission of the assignment (of one student if `user_id`);
     for one exercise, only the submissions that grade it.
 
@@ -66,8 +71,13 @@ def start_batch(db: Session, member: Membership, assignment: Assignment,
     """
     exercises = _exercises(assignment, exercise)
     version = checked_version(db, assignment, version)
-    batch = RegradeBatch(course_id=member.course.id, assignment_id=assignment.id,
-                         exercise_slug=exercise, requested_by=member.user.id, reason=reason)
+    batch = RegradeBatch(
+        course_id=member.course.id,
+        assignment_id=assignment.id,
+        exercise_slug=exercise,
+        requested_by=member.user.id,
+        reason=reason,
+    )
     db.add(batch)
     db.flush()
     query = select(Submission).where(Submission.assignment_id == assignment.id)
@@ -77,66 +87,109 @@ def start_batch(db: Session, member: Membership, assignment: Assignment,
     if kinds is not None:
         query = query.where(Submission.file_kind.in_(sorted(kinds)))
     jobs = [
-        create_job(db, submission, reason=reason or "assignment regrade",
-                   requested_by=member.user.id, batch_id=batch.id, exercise_slugs=exercises,
-                   assignment_version=version)
+        create_job(
+            db,
+            submission,
+            reason=reason or "assignment regrade",
+            requested_by=member.user.id,
+            batch_id=batch.id,
+            exercise_slugs=exercises,
+            assignment_version=version,
+        )
         for submission in db.scalars(query.order_by(Submission.submitted_at, Submission.id))
     ]
     batch.total = len(jobs)
-    details: dict[str, object] = {"batch_id": batch.id, "total": len(jobs),
-                                  "exercise": exercise, "reason": reason,
-                                  "version": version or assignment.version}
+    details: dict[str, object] = {
+        "batch_id": batch.id,
+        "total": len(jobs),
+        "exercise": exercise,
+        "reason": reason,
+        "version": version or assignment.version,
+    }
     if user_id is not None:
         details["student_id"] = user_id
-    record(db, member.user.id, member.course.id,
-           "regrade_assignment" if user_id is None else "regrade_student",
-           f"assignment:{assignment.slug}", details)
+    record(
+        db,
+        member.user.id,
+        member.course.id,
+        "regrade_assignment" if user_id is None else "regrade_student",
+        f"assignment:{assignment.slug}",
+        details,
+    )
     db.commit()
     return batch, jobs
 
 
-def regrade_batch(db: Session, member: Membership, assignment: Assignment, user_id: int | None,
-                  reason: str) -> str:
+def regrade_batch(
+    db: Session, member: Membership, assignment: Assignment, user_id: int | None, reason: str
+) -> str:
     """start_batch and dispatch; the batch id (settings changes and extensions)."""
     batch, jobs = start_batch(db, member, assignment, reason=reason, user_id=user_id)
     dispatch(db, jobs)
     return batch.id
 
 
-def regrade_assignment(db: Session, member: Membership, assignment: str,
-                       exercise: str | None, reason: str,
-                       version: str | None = None) -> BatchCreated:
+def regrade_assignment(
+    db: Session,
+    member: Membership,
+    assignment: str,
+    exercise: str | None,
+    reason: str,
+    version: str | None = None,
+) -> BatchCreated:
     require_staff(member, "regrade")
     target = get_assignment(db, member.course, assignment)
     batch, jobs = start_batch(db, member, target, exercise, reason, version=version)
     dispatch(db, jobs)
-    return BatchCreated(batch_id=batch.id, total=len(jobs),
-                        status="done" if not jobs else "running")
+    return BatchCreated(
+        batch_id=batch.id, total=len(jobs), status="done" if not jobs else "running"
+    )
 
 
-def regrade_submission(db: Session, user: User, submission_id: str, exercise: str | None,
-                       reason: str, version: str | None = None) -> RegradeJobOut:
+def regrade_submission(
+    db: Session,
+    user: User,
+    submission_id: str,
+    exercise: str | None,
+    reason: str,
+    version: str | None = None,
+) -> RegradeJobOut:
     submission, member = visible_submission(db, user, submission_id)
     require_staff(member, "regrade")
     exercises = _exercises(submission.assignment, exercise)
     version = checked_version(db, submission.assignment, version)
-    job = create_job(db, submission, reason=reason or "regrade", requested_by=user.id,
-                     exercise_slugs=exercises, assignment_version=version)
-    record(db, user.id, member.course.id, "regrade", f"submission:{submission.id}",
-           {"job_id": job.id, "exercise": exercise, "reason": reason})
+    job = create_job(
+        db,
+        submission,
+        reason=reason or "regrade",
+        requested_by=user.id,
+        exercise_slugs=exercises,
+        assignment_version=version,
+    )
+    record(
+        db,
+        user.id,
+        member.course.id,
+        "regrade",
+        f"submission:{submission.id}",
+        {"job_id": job.id, "exercise": exercise, "reason": reason},
+    )
     db.commit()
     dispatch(db, [job])
-    return RegradeJobOut(job_id=job.id, submission_id=submission.id,
-                         status=shown_status(db, submission))
+    return RegradeJobOut(
+        job_id=job.id, submission_id=submission.id, status=shown_status(db, submission)
+    )
 
 
 def batch_status(db: Session, user: User, batch_id: str) -> BatchOut:
     batch = staff_batch(db, user, batch_id)
-    rows = db.execute(select(GradingJob.status, func.count()).where(
-        GradingJob.batch_id == batch.id).group_by(GradingJob.status)).all()
+    rows = db.execute(
+        select(GradingJob.status, func.count())
+        .where(GradingJob.batch_id == batch.id)
+        .group_by(GradingJob.status)
+    ).all()
     counts = {status: n for status, n in rows}
     done = counts.get("graded", 0)
     failed = counts.get("failed", 0)
     status = "done" if done + failed >= batch.total else "running"
-    return BatchOut(batch_id=batch.id, total=batch.total, done=done, failed=failed,
-                    status=status)
+    return BatchOut(batch_id=batch.id, total=batch.total, done=done, failed=failed, status=status)

@@ -37,23 +37,25 @@ def api_limits() -> Limits:
 def created_view(db: Session, submission: Submission, status: str) -> SubmissionCreated:
     due = policy.effective_due(db, submission.assignment, submission.user_id)
     return SubmissionCreated(
-        id=submission.id, status=status, assignment=submission.assignment.slug,
-        submitted_at=submission.submitted_at, file_kind=submission.file_kind,
+        id=submission.id,
+        status=status,
+        assignment=submission.assignment.slug,
+        submitted_at=submission.submitted_at,
+        file_kind=submission.file_kind,
         sha256=submission.sha256,
         late=policy.late_seconds(submission.submitted_at, due) > 0,
     )
 
 
 def _existing(db: Session, user_id: int, key: str) -> Submission | None:
-    return db.scalar(select(Submission).where(Submission.user_id == user_id,
-                                              Submission.idempotency_key == key))
+    return db.scalar(
+        select(Submission).where(Submission.user_id == user_id, Submission.idempotency_key == key)
+    )
 
 
 def check_idempotency_key(key: str | None) -> None:
-    if key is not None and (not key.strip() or len(key) > MAX_KEY
-                            or not key.isprintable()):
-        raise Unreadable(f"The Idempotency-Key header must be 1 to {MAX_KEY} printable "
-                         "characters.")
+    if key is not None and (not key.strip() or len(key) > MAX_KEY or not key.isprintable()):
+        raise Unreadable(f"The Idempotency-Key header must be 1 to {MAX_KEY} printable characters.")
 
 
 def read_upload(filename: str | None, data: bytes) -> tuple[str, str]:
@@ -67,8 +69,9 @@ def read_upload(filename: str | None, data: bytes) -> tuple[str, str]:
         raise Unreadable(str(exc)) from None
 
 
-def accept_for(target: UploadTarget, filename: str | None, data: bytes,
-               idempotency_key: str | None) -> SubmissionCreated:
+def accept_for(
+    target: UploadTarget, filename: str | None, data: bytes, idempotency_key: str | None
+) -> SubmissionCreated:
     """Accept a received upload for `target` (api/services/ingest.py: found once, before
     the body arrived, without holding a database connection while it did)."""
     check_idempotency_key(idempotency_key)

@@ -37,10 +37,15 @@ def histogram(title: str, values: Iterable[float], max_score: float, bins: int =
     for v in values:
         index = min(bins - 1, max(0, int(math.floor(v / top * bins)))) if top else 0
         counts[index] += 1
-    h = Histogram(title=title, max_score=max_score, count=len(values),
-                  mean=round(statistics.fmean(values), 2) if values else None,
-                  median=round(statistics.median(values), 2) if values else None,
-                  bars=[], ticks=[])
+    h = Histogram(
+        title=title,
+        max_score=max_score,
+        count=len(values),
+        mean=round(statistics.fmean(values), 2) if values else None,
+        median=round(statistics.median(values), 2) if values else None,
+        bars=[],
+        ticks=[],
+    )
     peak = max(counts) or 1
     plot_w = h.plot_right - h.plot_left
     plot_h = h.plot_bottom - h.plot_top
@@ -48,15 +53,21 @@ def histogram(title: str, values: Iterable[float], max_score: float, bins: int =
     for i, n in enumerate(counts):
         low, high = top * i / bins, top * (i + 1) / bins
         bar_h = plot_h * n / peak
-        h.bars.append({
-            "x": round(h.plot_left + i * slot + 1, 2), "width": round(slot - 2, 2),
-            "y": round(h.plot_bottom - bar_h, 2), "height": round(bar_h, 2), "count": n,
-            "label": f"{fmt_score(round(low, 2))} to {fmt_score(round(high, 2))}"
-                     f"{' (inclusive)' if i == bins - 1 else ''}: {n} "
-                     f"student{'s' if n != 1 else ''}",
-        })
+        h.bars.append(
+            {
+                "x": round(h.plot_left + i * slot + 1, 2),
+                "width": round(slot - 2, 2),
+                "y": round(h.plot_bottom - bar_h, 2),
+                "height": round(bar_h, 2),
+                "count": n,
+                "label": f"{fmt_score(round(low, 2))} to {fmt_score(round(high, 2))}"
+                f"{' (inclusive)' if i == bins - 1 else ''}: {n} "
+                f"student{'s' if n != 1 else ''}",
+            }
+        )
     for i in (0, bins // 2, bins):
-        h.ticks.append({"x": round(h.plot_left + i * slot, 2),
-                        "label": fmt_score(round(top * i / bins, 2))})
+        h.ticks.append(
+            {"x": round(h.plot_left + i * slot, 2), "label": fmt_score(round(top * i / bins, 2))}
+        )
     h.peak = peak
     return h

@@ -78,16 +78,23 @@ def fmt_late(seconds: float) -> str:
     return f"{days} d {hours} h" if days else f"{hours} h {rest % 3600 // 60} min"
 
 
-templates.filters.update(time=fmt_time, iso=iso, score=fmt_score, duration=fmt_duration,
-                         late=fmt_late, short=lambda s: (s or "")[:8])
+templates.filters.update(
+    time=fmt_time,
+    iso=iso,
+    score=fmt_score,
+    duration=fmt_duration,
+    late=fmt_late,
+    short=lambda s: (s or "")[:8],
+)
 
 
 def limit_mb() -> int:
     return get_settings().max_upload_bytes // (1024 * 1024)
 
 
-def render(request: Request, name: str, status_code: int = 200,
-           user: User | None = None, **context: Any) -> HTMLResponse:
+def render(
+    request: Request, name: str, status_code: int = 200, user: User | None = None, **context: Any
+) -> HTMLResponse:
     body = templates.get_template(name).render(
         request_path=request.url.path, user=user, limit_mb=limit_mb(), **context
     )
@@ -95,12 +102,12 @@ def render(request: Request, name: str, status_code: int = 200,
 
 
 def fragment(name: str, **context: Any) -> HTMLResponse:
-    return HTMLResponse(templates.get_template(name).render(**context),
-                        headers=SECURITY_HEADERS)
+    return HTMLResponse(templates.get_template(name).render(**context), headers=SECURITY_HEADERS)
 
 
-def error_page(request: Request, status: int, detail: str,
-               headers: dict[str, str] | None = None) -> HTMLResponse:
+def error_page(
+    request: Request, status: int, detail: str, headers: dict[str, str] | None = None
+) -> HTMLResponse:
     response = render(request, "error.html", status_code=status, status=status, detail=detail)
     response.headers.update(headers or {})
     return response

@@ -143,12 +143,24 @@ async def login(request: Request) -> Response:
     if _TOKEN_RE.fullmatch(token):
         user = await run_in_threadpool(_user_name_for_token, token)
     if user is None:
-        return render(request, "login.html", status_code=401, next=target,
-                      error="That token is not valid (unknown or revoked). Copy it again "
-                            "from the output of `autograder user add` or `make up`.")
+        return render(
+            request,
+            "login.html",
+            status_code=401,
+            next=target,
+            error="That token is not valid (unknown or revoked). Copy it again "
+            "from the output of `autograder user add` or `make up`.",
+        )
     response = RedirectResponse(target, 303)
-    response.set_cookie(COOKIE, token, max_age=COOKIE_MAX_AGE, path="/", httponly=True,
-                        samesite="strict", secure=request.url.scheme == "https")
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=COOKIE_MAX_AGE,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
     return response
 
 
@@ -156,6 +168,7 @@ async def login(request: Request) -> Response:
 def logout(request: Request) -> RedirectResponse:
     same_site(request)
     response = RedirectResponse("/ui/login", 303)
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",
-                           secure=request.url.scheme == "https")
+    response.delete_cookie(
+        COOKIE, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https"
+    )
     return response

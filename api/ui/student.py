@@ -46,12 +46,15 @@ router = APIRouter()
 
 
 def course_context(member: Membership, section: str) -> dict[str, Any]:
-    return {"course": {"slug": member.course.slug, "title": member.course.title},
-            "role": member.role, "is_staff": member.is_staff, "section": section}
+    return {
+        "course": {"slug": member.course.slug, "title": member.course.title},
+        "role": member.role,
+        "is_staff": member.is_staff,
+        "section": section,
+    }
 
 
-def counted_totals(db: Session, user_id: int,
-                   assignments: list[Assignment]) -> dict[int, float]:
+def counted_totals(db: Session, user_id: int, assignments: list[Assignment]) -> dict[int, float]:
     """The caller's score that counts per assignment (the gradebook's rule), where graded."""
     policies = {a.id: a.counting_policy or "last" for a in assignments}
     valid = {(a.id, e.slug) for a in assignments for e in a.exercises}
@@ -67,8 +70,10 @@ def counted_totals(db: Session, user_id: int,
 def home(request: Request, db: DB) -> Response:
     user = page_user(request, db)
     rows = db.execute(
-        select(Course, Enrollment.role).join(Enrollment, Enrollment.course_id == Course.id)
-        .where(Enrollment.user_id == user.id).order_by(Course.slug)
+        select(Course, Enrollment.role)
+        .join(Enrollment, Enrollment.course_id == Course.id)
+        .where(Enrollment.user_id == user.id)
+        .order_by(Course.slug)
     ).all()
     if len(rows) == 1:
         return RedirectResponse(f"/ui/courses/{quote(rows[0][0].slug)}", 303)
@@ -81,7 +86,8 @@ def home(request: Request, db: DB) -> Response:
 def course_page(request: Request, db: DB, course: str) -> Response:
     member = page_member(request, db, course)
     assignments = db.scalars(
-        select(Assignment).where(Assignment.course_id == member.course.id)
+        select(Assignment)
+        .where(Assignment.course_id == member.course.id)
         .order_by(Assignment.position, Assignment.slug)
     ).all()
     now = utcnow()
@@ -89,18 +95,32 @@ def course_page(request: Request, db: DB, course: str) -> Response:
     rows = []
     for a in assignments:
         due = policy.effective_due(db, a, member.user.id)
-        counting = select(func.count()).select_from(Submission).where(
-            Submission.assignment_id == a.id)
+        counting = (
+            select(func.count()).select_from(Submission).where(Submission.assignment_id == a.id)
+        )
         if not member.is_staff:
             counting = counting.where(Submission.user_id == member.user.id)
-        rows.append({
-            "slug": a.slug, "title": a.title, "due_at": a.due_at, "your_due_at": due,
-            "extended": due != a.due_at, "overdue": due is not None and now > due,
-            "max_score": a.max_score, "score": totals.get(a.id),
-            "submissions": int(db.scalar(counting) or 0), "exercises": len(a.exercises),
-        })
-    return render(request, "course.html", user=member.user, assignments=rows,
-                  **course_context(member, "assignments"))
+        rows.append(
+            {
+                "slug": a.slug,
+                "title": a.title,
+                "due_at": a.due_at,
+                "your_due_at": due,
+                "extended": due != a.due_at,
+                "overdue": due is not None and now > due,
+                "max_score": a.max_score,
+                "score": totals.get(a.id),
+                "submissions": int(db.scalar(counting) or 0),
+                "exercises": len(a.exercises),
+            }
+        )
+    return render(
+        request,
+        "course.html",
+        user=member.user,
+        assignments=rows,
+        **course_context(member, "assignments"),
+    )
 
 
 @router.get("/ui/courses/{course}/assignments/{assignment}")
@@ -111,30 +131,51 @@ def assignment_page(request: Request, db: DB, course: str, assignment: str) -> R
     return assignment_response(request, db, member, target)
 
 
-def assignment_response(request: Request, db: Session, member: Membership, target: Assignment,
-                        error: str | None = None, status_code: int = 200) -> Response:
+def assignment_response(
+    request: Request,
+    db: Session,
+    member: Membership,
+    target: Assignment,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
     due = policy.effective_due(db, target, member.user.id)
     query = select(Submission).where(Submission.assignment_id == target.id)
     if not member.is_staff:
         query = query.where(Submission.user_id == member.user.id)
     total = int(db.scalar(select(func.count()).select_from(query.subquery())) or 0)
     rows = db.scalars(query.order_by(Submission.submitted_at.desc()).limit(200)).all()
-    submissions = [submission_view(db, s, viewer_is_staff=member.is_staff).model_dump(mode="json")
-                   for s in rows]
+    submissions = [
+        submission_view(db, s, viewer_is_staff=member.is_staff).model_dump(mode="json")
+        for s in rows
+    ]
     current = counted_totals(db, member.user.id, [target]).get(target.id)
     return render(
-        request, "assignment.html", status_code=status_code, user=member.user,
+        request,
+        "assignment.html",
+        status_code=status_code,
+        user=member.user,
         assignment={
-            "slug": target.slug, "title": target.title, "due_at": target.due_at,
-            "your_due_at": due, "max_score": target.max_score,
-            "counting": target.counting_policy, "late_policy": target.late_policy or {},
-            "cap_total": target.cap_total, "cap_per_day": target.cap_per_day,
-            "exercises": [{"slug": e.slug, "kind": e.kind, "max_score": e.max_score,
-                           "device": e.device} for e in target.exercises],
+            "slug": target.slug,
+            "title": target.title,
+            "due_at": target.due_at,
+            "your_due_at": due,
+            "max_score": target.max_score,
+            "counting": target.counting_policy,
+            "late_policy": target.late_policy or {},
+            "cap_total": target.cap_total,
+            "cap_per_day": target.cap_per_day,
+            "exercises": [
+                {"slug": e.slug, "kind": e.kind, "max_score": e.max_score, "device": e.device}
+                for e in target.exercises
+            ],
         },
         current=current,
-        submissions=submissions, total_submissions=total, error=error,
-        accept=",".join(SUFFIXES), suffixes=" ".join(SUFFIXES),
+        submissions=submissions,
+        total_submissions=total,
+        error=error,
+        accept=",".join(SUFFIXES),
+        suffixes=" ".join(SUFFIXES),
         idempotency_key=secrets.token_urlsafe(16),
         **course_context(member, "assignments"),
     )
@@ -143,15 +184,20 @@ def assignment_response(request: Request, db: Session, member: Membership, targe
 def job_history(db: Session, submission: Submission) -> list[dict[str, Any]]:
     """Every job of the submission, newest first: the job record and the score it
     replaced (`history_view`: before -> after)."""
-    jobs = {j.id: j for j in db.scalars(
-        select(GradingJob).where(GradingJob.submission_id == submission.id))}
+    jobs = {
+        j.id: j
+        for j in db.scalars(select(GradingJob).where(GradingJob.submission_id == submission.id))
+    }
     history = []
     for entry in history_view(db, submission):
         view = job_view(db, jobs[str(entry["job_id"])]).model_dump(mode="json")
         view.update(entry)
         before, after = entry["score_before"], entry["score_after"]
-        view["change"] = (round(float(after) - float(before), 6)  # type: ignore[arg-type]
-                          if before is not None and after is not None else None)
+        view["change"] = (
+            round(float(after) - float(before), 6)  # type: ignore[arg-type]
+            if before is not None and after is not None
+            else None
+        )
         history.append(view)
     return list(reversed(history))
 
@@ -163,9 +209,15 @@ def submission_page(request: Request, db: DB, submission_id: str) -> Response:
     submission, member = visible_submission(db, user, submission_id)
     view = submission_view(db, submission, viewer_is_staff=member.is_staff).model_dump(mode="json")
     jobs = job_history(db, submission) if member.is_staff else []
-    return render(request, "submission.html", user=user, sub=view, jobs=jobs,
-                  assignment_title=submission.assignment.title,
-                  **course_context(member, "assignments"))
+    return render(
+        request,
+        "submission.html",
+        user=user,
+        sub=view,
+        jobs=jobs,
+        assignment_title=submission.assignment.title,
+        **course_context(member, "assignments"),
+    )
 
 
 @router.get("/ui/submissions/{submission_id}/feedback")
@@ -185,10 +237,12 @@ async def submission_events(request: Request, submission_id: str) -> Response:
     Access is checked in one thread-pool hop with a session of its own, closed before the
     stream starts (as the API's route does): a burst of open pages must not hold pooled
     connections while they wait for threads."""
-    await run_in_threadpool(events.check_access, cookie_token(request), submission_id,
-                            "cookie")
-    return StreamingResponse(events.status_events(submission_id, request.is_disconnected),
-                             media_type="text/event-stream", headers=events.HEADERS)
+    await run_in_threadpool(events.check_access, cookie_token(request), submission_id, "cookie")
+    return StreamingResponse(
+        events.status_events(submission_id, request.is_disconnected),
+        media_type="text/event-stream",
+        headers=events.HEADERS,
+    )
 
 
 def _uploader(token: str, course: str, assignment: str) -> int:
@@ -210,8 +264,9 @@ async def upload(request: Request, course: str, assignment: str) -> Response:
         if token is None:
             raise NotSignedIn(NOT_SIGNED_IN)
         user_id = await run_in_threadpool(_uploader, token, course, assignment)
-        created = await receive_submission(request, user_id, course, assignment,
-                                           request.headers.get("idempotency-key"))
+        created = await receive_submission(
+            request, user_id, course, assignment, request.headers.get("idempotency-key")
+        )
     except NotSignedIn:
         if wants_json:
             raise
@@ -221,13 +276,15 @@ async def upload(request: Request, course: str, assignment: str) -> Response:
             raise
         return await run_in_threadpool(_upload_failed, request, course, assignment, exc)
     if wants_json:
-        return JSONResponse(created.model_dump(mode="json"), status_code=202,
-                            headers={"Cache-Control": "no-store"})
+        return JSONResponse(
+            created.model_dump(mode="json"), status_code=202, headers={"Cache-Control": "no-store"}
+        )
     return RedirectResponse(f"/ui/submissions/{quote(created.id)}", 303)
 
 
-def _upload_failed(request: Request, course: str, assignment: str,
-                   refusal: DomainError) -> Response:
+def _upload_failed(
+    request: Request, course: str, assignment: str, refusal: DomainError
+) -> Response:
     """The assignment page again, with the refusal's sentence and status."""
     with get_sessionmaker()() as db:
         try:
@@ -237,7 +294,6 @@ def _upload_failed(request: Request, course: str, assignment: str,
             return RedirectResponse("/ui/login", 303)
         except DomainError as exc:
             return error_page(request, exc.status, exc.message)
-        response = assignment_response(request, db, member, target, refusal.message,
-                                       refusal.status)
+        response = assignment_response(request, db, member, target, refusal.message, refusal.status)
         response.headers.update(refusal.headers)
         return response

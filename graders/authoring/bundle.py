@@ -62,16 +62,18 @@ def pack(folder: Path, max_bytes: int = MAX_BYTES) -> bytes:
             total += len(data)
             if total > max_bytes:
                 raise AuthoringError(f"{folder} holds more than {max_bytes} bytes")
-            tar.addfile(_info(relative.as_posix(), tarfile.REGTYPE, 0o644, len(data)),
-                        io.BytesIO(data))
+            tar.addfile(
+                _info(relative.as_posix(), tarfile.REGTYPE, 0o644, len(data)), io.BytesIO(data)
+            )
     out = io.BytesIO()
     with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, filename="", compresslevel=6) as gz:
         gz.write(raw.getvalue())
     return out.getvalue()
 
 
-def unpack(data: bytes, folder: Path, max_bytes: int = MAX_BYTES,
-           max_files: int = MAX_FILES) -> list[str]:
+def unpack(
+    data: bytes, folder: Path, max_bytes: int = MAX_BYTES, max_files: int = MAX_FILES
+) -> list[str]:
     """Write a bundle's files under `folder` (created, must be empty); their paths."""
     if folder.exists() and any(folder.iterdir()):
         raise AuthoringError(f"{folder} is not empty")

@@ -17,24 +17,61 @@ from graders.authoring.plan import AuthoringError, ImportPlan, PlannedTest
 NAMESPACE_CALLS = {"globals", "locals", "vars", "dir"}
 CODE_CALLS = {"eval", "exec", "compile", "breakpoint", "__import__"}
 IPYTHON_CALLS = {"get_ipython"}
-INTROSPECTION = {"__code__", "__globals__", "__closure__", "__defaults__", "__kwdefaults__",
-                 "__dict__", "__wrapped__", "__self__", "f_back", "f_locals", "f_globals",
-                 "f_code", "gi_frame", "tb_frame", "_getframe", "getsource",
-                 "getsourcelines", "getfile"}
-FORBIDDEN_MODULES = {"inspect", "dis", "gc", "ctypes", "pickle", "dill", "cloudpickle",
-                     "subprocess", "shutil", "socket", "urllib", "requests"}
+INTROSPECTION = {
+    "__code__",
+    "__globals__",
+    "__closure__",
+    "__defaults__",
+    "__kwdefaults__",
+    "__dict__",
+    "__wrapped__",
+    "__self__",
+    "f_back",
+    "f_locals",
+    "f_globals",
+    "f_code",
+    "gi_frame",
+    "tb_frame",
+    "_getframe",
+    "getsource",
+    "getsourcelines",
+    "getfile",
+}
+FORBIDDEN_MODULES = {
+    "inspect",
+    "dis",
+    "gc",
+    "ctypes",
+    "pickle",
+    "dill",
+    "cloudpickle",
+    "subprocess",
+    "shutil",
+    "socket",
+    "urllib",
+    "requests",
+}
 FILE_LIBRARIES = {"torch", "np", "numpy", "pd", "pandas"}
-FILE_READERS = {"load", "loadtxt", "genfromtxt", "fromfile", "read_csv", "read_json",
-                "read_pickle", "read_parquet", "read_excel"}
+FILE_READERS = {
+    "load",
+    "loadtxt",
+    "genfromtxt",
+    "fromfile",
+    "read_csv",
+    "read_json",
+    "read_pickle",
+    "read_parquet",
+    "read_excel",
+}
 REASONS = {
     "namespace": "reads the namespace as a whole (globals(), locals(), vars(), dir()): in "
-                 "the grader it holds proxies of the student's names, not their module",
+    "the grader it holds proxies of the student's names, not their module",
     "code": "runs code from a string (eval, exec, compile, __import__)",
     "introspection": "inspects code or frames (inspect, __code__, sys._getframe, "
-                     "getsource...): the student's code stays in the sandbox; test what it "
-                     "returns instead",
+    "getsource...): the student's code stays in the sandbox; test what it "
+    "returns instead",
     "files": "reads files (open, torch.load, np.load, read_csv...): the grader has neither "
-             "the student's files nor the notebook's folder",
+    "the student's files nor the notebook's folder",
     "ipython": "uses IPython itself (get_ipython): the test runs in plain Python",
 }
 
@@ -42,10 +79,16 @@ REASONS = {
 def global_reads(tree: ast.Module, source: str) -> set[str]:
     """The names a test reads from the notebook's namespace (scoping as Python does)."""
     table = symtable.symtable(source, "<test>", "exec")
-    top_bound = {s.get_name() for s in table.get_symbols()
-                 if s.is_assigned() or s.is_imported() or s.is_namespace()}
-    found = {s.get_name() for s in table.get_symbols()
-             if s.is_referenced() and s.get_name() not in top_bound}
+    top_bound = {
+        s.get_name()
+        for s in table.get_symbols()
+        if s.is_assigned() or s.is_imported() or s.is_namespace()
+    }
+    found = {
+        s.get_name()
+        for s in table.get_symbols()
+        if s.is_referenced() and s.get_name() not in top_bound
+    }
 
     def walk(child: symtable.SymbolTable) -> None:
         for sym in child.get_symbols():
@@ -62,9 +105,13 @@ def global_reads(tree: ast.Module, source: str) -> set[str]:
         if isinstance(stmt, ast.FunctionDef) and stmt.name.startswith("test"):
             found |= {a.arg for a in stmt.args.args if a.arg != "env"}
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
-                and node.value.id == "env" and isinstance(node.slice, ast.Constant)
-                and isinstance(node.slice.value, str)):
+        if (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "env"
+            and isinstance(node.slice, ast.Constant)
+            and isinstance(node.slice.value, str)
+        ):
             found.add(node.slice.value)
     return found - BUILTIN_NAMES - {"env"}
 
@@ -91,12 +138,17 @@ def forbidden(tree: ast.Module) -> list[str]:
             if node.attr in INTROSPECTION:
                 note("introspection")
             elif node.attr in ("read_text", "read_bytes", "open") or (
-                    node.attr in FILE_READERS and isinstance(node.value, ast.Name)
-                    and node.value.id in FILE_LIBRARIES):
+                node.attr in FILE_READERS
+                and isinstance(node.value, ast.Name)
+                and node.value.id in FILE_LIBRARIES
+            ):
                 note("files")
         elif isinstance(node, ast.Import | ast.ImportFrom):
-            modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                       else [node.module or ""])
+            modules = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+            )
             if any(m.split(".")[0] in FORBIDDEN_MODULES for m in modules):
                 note("introspection")
     return [REASONS[r] for r in found]
@@ -112,8 +164,9 @@ def _scan_cells(plan: ImportPlan) -> tuple[list[set[str]], list[dict[str, set[st
         try:
             tree = ast.parse(cell.source)
         except SyntaxError as exc:
-            raise AuthoringError(f"{cell.label} is not valid Python: {exc.msg} "
-                                 f"(line {exc.lineno})") from exc
+            raise AuthoringError(
+                f"{cell.label} is not valid Python: {exc.msg} (line {exc.lineno})"
+            ) from exc
         for stmt in tree.body:
             names = statement_binds(stmt)
             bound |= set(names)
@@ -130,8 +183,9 @@ def _scan_cells(plan: ImportPlan) -> tuple[list[set[str]], list[dict[str, set[st
     return bound_at, deps_at
 
 
-def check_test(test: PlannedTest, bound: set[str], deps: dict[str, set[str]],
-               earlier_tests: set[str]) -> tuple[list[str], tuple[str, ...]]:
+def check_test(
+    test: PlannedTest, bound: set[str], deps: dict[str, set[str]], earlier_tests: set[str]
+) -> tuple[list[str], tuple[str, ...]]:
     """(problems, the student's names the test needs) of one test."""
     where = f"{test.origin} ({test.name})"
     try:
@@ -142,9 +196,11 @@ def check_test(test: PlannedTest, bound: set[str], deps: dict[str, set[str]],
     needed = global_reads(tree, test.source)
     for name in sorted(needed - bound):
         if name in earlier_tests:
-            problems.append(f"{where} uses `{name}`, which only an earlier test cell defines; "
-                            "each imported test runs alone on the notebook's namespace: "
-                            "define it in a cell that is not a test")
+            problems.append(
+                f"{where} uses `{name}`, which only an earlier test cell defines; "
+                "each imported test runs alone on the notebook's namespace: "
+                "define it in a cell that is not a test"
+            )
         else:
             problems.append(f"{where} uses `{name}`, which no cell before it defines")
     requires: list[str] = []
@@ -153,8 +209,10 @@ def check_test(test: PlannedTest, bound: set[str], deps: dict[str, set[str]],
             if answer not in requires:
                 requires.append(answer)
     if not requires and not problems:
-        problems.append(f"{where} does not use anything the student writes: it would give "
-                        "every student its points")
+        problems.append(
+            f"{where} does not use anything the student writes: it would give "
+            "every student its points"
+        )
     return problems, tuple(requires)
 
 
@@ -167,13 +225,13 @@ def check_plan(plan: ImportPlan) -> None:
             continue
         requires: list[str] = []
         for test in exercise.tests:
-            found, needs = check_test(test, bound_at[test.position], deps_at[test.position],
-                                      test_bound)
+            found, needs = check_test(
+                test, bound_at[test.position], deps_at[test.position], test_bound
+            )
             problems += found
             requires += [n for n in needs if n not in requires]
             try:
-                test_bound |= {n for s in ast.parse(test.source).body
-                               for n in statement_binds(s)}
+                test_bound |= {n for s in ast.parse(test.source).body for n in statement_binds(s)}
             except SyntaxError:
                 pass
         exercise.requires = tuple(requires)
@@ -184,8 +242,9 @@ def check_plan(plan: ImportPlan) -> None:
 def check_leaks(plan: ImportPlan, student_texts: list[str]) -> None:
     """No line of a solution or a hidden test in anything a student can read."""
     secret = {line for line in plan.secret_lines - plan.public_lines if len(line) >= 8}
-    leaked = sorted({line.strip() for text in student_texts for line in text.splitlines()}
-                    & secret)
+    leaked = sorted({line.strip() for text in student_texts for line in text.splitlines()} & secret)
     if leaked:
-        raise AuthoringError("the import would show students a line of a solution or a "
-                             f"hidden test ({leaked[0]!r}); this is a bug of the import")
+        raise AuthoringError(
+            "the import would show students a line of a solution or a "
+            f"hidden test ({leaked[0]!r}); this is a bug of the import"
+        )

@@ -137,7 +137,7 @@ def _per_assert(test: ImportedTest, ns: dict[str, Any], out: Outcome) -> None:
             if is_check:
                 out.failed += 1
                 continue
-            rest = sum(isinstance(s, ast.Assert) for s in body[position + 1:])
+            rest = sum(isinstance(s, ast.Assert) for s in body[position + 1 :])
             out.checks += rest
             out.failed += rest
             return
@@ -145,11 +145,19 @@ def _per_assert(test: ImportedTest, ns: dict[str, Any], out: Outcome) -> None:
 
 def _exception_style(test: ImportedTest, ns: dict[str, Any]) -> None:
     body = test.tree.body
-    functions = [s.name for s in body if isinstance(s, ast.FunctionDef)
-                 and s.name.startswith("test")]
-    kept = [s for s in body if not (
-        isinstance(s, ast.Expr) and isinstance(s.value, ast.Call)
-        and isinstance(s.value.func, ast.Name) and s.value.func.id in functions)]
+    functions = [
+        s.name for s in body if isinstance(s, ast.FunctionDef) and s.name.startswith("test")
+    ]
+    kept = [
+        s
+        for s in body
+        if not (
+            isinstance(s, ast.Expr)
+            and isinstance(s.value, ast.Call)
+            and isinstance(s.value.func, ast.Name)
+            and s.value.func.id in functions
+        )
+    ]
     _exec(test, kept, ns)
     for name in functions:
         function = ns[name]
@@ -181,8 +189,13 @@ def execute(test: ImportedTest, ns: dict[str, Any], context: TestContext) -> Out
 
 
 # -- verdicts ----------------------------------------------------------------------------------
-def describe_failure(test: ImportedTest, exc: BaseException, line: int | None,
-                     missing: dict[str, str] | None = None, instructor: bool = False) -> str:
+def describe_failure(
+    test: ImportedTest,
+    exc: BaseException,
+    line: int | None,
+    missing: dict[str, str] | None = None,
+    instructor: bool = False,
+) -> str:
     if isinstance(exc, Fail):
         return exc.message
     shown = instructor or test.shows(line)
@@ -205,8 +218,11 @@ def same_value(got: Any, want: Any, path: str = "the value") -> Verdict:
     if isinstance(got, AttrProxy):
         got = got.resolve()
     if _opaque(got):
-        return Verdict(False, f"{path} is an object that stays in the sandbox; the solution "
-                              f"gives {describe_value(want)}")
+        return Verdict(
+            False,
+            f"{path} is an object that stays in the sandbox; the solution "
+            f"gives {describe_value(want)}",
+        )
     if isinstance(want, np.generic):
         want = want.item()
     if isinstance(want, torch.Size):
@@ -215,15 +231,19 @@ def same_value(got: Any, want: Any, path: str = "the value") -> Verdict:
         got = tuple(got)
     if isinstance(want, set | frozenset):
         ok = isinstance(got, set | frozenset) and set(got) == set(want)
-        return Verdict(ok, "" if ok else f"{path} is not the expected set",
-                       f"expected {want!r}, got {got!r}")
+        return Verdict(
+            ok, "" if ok else f"{path} is not the expected set", f"expected {want!r}, got {got!r}"
+        )
     if isinstance(want, str | bytes):
         ok = type(got) is type(want) and got == want
         return Verdict(ok, "" if ok else f"{path} is wrong", f"expected {want!r}, got {got!r}")
     if isinstance(want, dict):
         if not isinstance(got, dict) or set(got) != set(want):
-            return Verdict(False, f"{path} should be a dict with the solution's {len(want)} "
-                                  "keys", f"expected keys {sorted(want)}")
+            return Verdict(
+                False,
+                f"{path} should be a dict with the solution's {len(want)} keys",
+                f"expected keys {sorted(want)}",
+            )
         for key in want:
             verdict = same_value(got[key], want[key], f"{path}[{key!r}]")
             if not verdict.passed:
@@ -231,8 +251,7 @@ def same_value(got: Any, want: Any, path: str = "the value") -> Verdict:
         return Verdict(True)
     if isinstance(want, list | tuple):
         if not isinstance(got, list | tuple) or len(got) != len(want):
-            return Verdict(False, f"{path} should be a {type(want).__name__} of {len(want)} "
-                                  "values")
+            return Verdict(False, f"{path} should be a {type(want).__name__} of {len(want)} values")
         for i, (g, w) in enumerate(zip(got, want, strict=True)):
             verdict = same_value(g, w, f"element {i} of {path}")
             if not verdict.passed:
@@ -241,8 +260,11 @@ def same_value(got: Any, want: Any, path: str = "the value") -> Verdict:
     if isinstance(want, np.ndarray):
         if not isinstance(got, np.ndarray) or got.shape != want.shape or got.dtype != want.dtype:
             return Verdict(False, f"{path} should be {describe_value(want)}")
-        ok = bool(np.allclose(got, want, rtol=1e-4, atol=1e-5, equal_nan=True)
-                  if want.dtype.kind == "f" else np.array_equal(got, want))
+        ok = bool(
+            np.allclose(got, want, rtol=1e-4, atol=1e-5, equal_nan=True)
+            if want.dtype.kind == "f"
+            else np.array_equal(got, want)
+        )
         return Verdict(ok, "" if ok else f"{path} has wrong values")
     try:
         return compare(got, want, path=path)
@@ -254,16 +276,19 @@ def same_value(got: Any, want: Any, path: str = "the value") -> Verdict:
 def _ok_verdict(out: Outcome, ref: RefResult) -> Verdict:
     verdict = same_value(out.value, ref.value, "the value of the test's last line")
     if verdict.passed and out.printed != ref.printed:
-        verdict = Verdict(False, "the test prints something other than what the solution "
-                                 "prints", f"expected output:\n{ref.printed}\n"
-                                           f"your output:\n{out.printed}")
+        verdict = Verdict(
+            False,
+            "the test prints something other than what the solution prints",
+            f"expected output:\n{ref.printed}\nyour output:\n{out.printed}",
+        )
     if not verdict.passed and not verdict.detail:
         verdict.detail = f"expected {ref.value!r}\ngot      {out.value!r}"
     return verdict
 
 
-def student_verdict(test: ImportedTest, out: Outcome, ref: RefResult, context: TestContext,
-                    run: StudentRun) -> Verdict:
+def student_verdict(
+    test: ImportedTest, out: Outcome, ref: RefResult, context: TestContext, run: StudentRun
+) -> Verdict:
     if context.fatal is not None:
         raise context.fatal
     error = out.error
@@ -304,10 +329,14 @@ def run_reference_tests(program: Program, run: ReferenceRun) -> None:
         elif out.failed:
             run.results[test.index] = RefResult(False, f"{out.failed} of its asserts fail")
         elif test.style == "ok" and not is_data(out.value):
-            run.results[test.index] = RefResult(False, (
-                f"its last expression gives a {type(out.value).__qualname__}; an OK-format "
-                "test can compare only data (tensors, numpy arrays, numbers, strings, lists, "
-                "tuples, dicts and sets of them)"))
+            run.results[test.index] = RefResult(
+                False,
+                (
+                    f"its last expression gives a {type(out.value).__qualname__}; an OK-format "
+                    "test can compare only data (tensors, numpy arrays, numbers, strings, lists, "
+                    "tuples, dicts and sets of them)"
+                ),
+            )
         else:
             run.results[test.index] = RefResult(True, value=out.value, printed=out.printed)
 
@@ -322,9 +351,11 @@ def reference_problems(program: Program) -> list[str]:
         run = reference_run(program)
     except GraderError as exc:
         return [str(exc)]
-    problems = [f"{t.exercise}: test {t.name!r} fails on the solution: "
-                f"{run.results[t.index].problem}"
-                for t in program.tests if not run.results[t.index].ok]
+    problems = [
+        f"{t.exercise}: test {t.name!r} fails on the solution: {run.results[t.index].problem}"
+        for t in program.tests
+        if not run.results[t.index].ok
+    ]
     return problems
 
 
@@ -333,33 +364,55 @@ def mutating_answers(program: Program) -> list[str]:
 
 
 def imported_test(
-    builder: ExerciseBuilder, name: str, points: float, source: str, position: int,
-    style: str = "assert", visibility: Visibility = "hidden",
-    hidden_lines: tuple[int, ...] = (), per_assert: bool = False,
-    failure_message: str = "", timeout: float | None = None,
+    builder: ExerciseBuilder,
+    name: str,
+    points: float,
+    source: str,
+    position: int,
+    style: str = "assert",
+    visibility: Visibility = "hidden",
+    hidden_lines: tuple[int, ...] = (),
+    per_assert: bool = False,
+    failure_message: str = "",
+    timeout: float | None = None,
 ) -> TestCase:
     if style not in STYLES:
         raise GraderError(f"imported test {name!r}: style {style!r} is not one of {STYLES}")
     program = program_of(builder.reference)
     if not 0 <= position <= len(program.cells):
-        raise GraderError(f"imported test {name!r}: position {position} is outside "
-                          f"reference.py's {len(program.cells)} cells")
+        raise GraderError(
+            f"imported test {name!r}: position {position} is outside "
+            f"reference.py's {len(program.cells)} cells"
+        )
     filename = f"<imported test {builder.spec.slug}#{len(program.tests)}>"
     try:
         tree = ast.parse(source, filename=filename)
     except SyntaxError as exc:
         raise GraderError(f"imported test {name!r} is not valid Python: {exc}") from exc
-    test = ImportedTest(program, builder.spec.slug, name, points, source, position, style,
-                        visibility, frozenset(hidden_lines), per_assert, failure_message,
-                        len(program.tests), tree)
+    test = ImportedTest(
+        program,
+        builder.spec.slug,
+        name,
+        points,
+        source,
+        position,
+        style,
+        visibility,
+        frozenset(hidden_lines),
+        per_assert,
+        failure_message,
+        len(program.tests),
+        tree,
+    )
     program.tests.append(test)
 
     def run(student: Student) -> Verdict:
         ref_run = reference_run(program)
         ref = ref_run.results[test.index]
         if not ref.ok:
-            raise GraderError(f"imported test {name!r} of {test.exercise} fails on the "
-                              f"solution: {ref.problem}")
+            raise GraderError(
+                f"imported test {name!r} of {test.exercise} fails on the solution: {ref.problem}"
+            )
         seconds = GRADER_SECONDS
         if student.session.deadline is not None:
             seconds = min(seconds, max(student.session.deadline - time.monotonic(), 0.001))
@@ -367,8 +420,9 @@ def imported_test(
             with time_limit(seconds * 2):
                 student_run = program.student_run(student, ref_run.kinds)
         except OverTime:
-            raise StudentError("timeout", "the notebook's cells ran too long in the grader on "
-                                          "your answers") from None
+            raise StudentError(
+                "timeout", "the notebook's cells ran too long in the grader on your answers"
+            ) from None
         context = student_run.link.begin()
         try:
             ns = student_run.namespace(test.position, context)

@@ -48,8 +48,10 @@ def plan_import(source: Path, fmt: str, slug: str, per_assert: bool = False) -> 
     if fmt not in FORMATS:
         raise AuthoringError(f"--format must be one of {FORMATS}, not {fmt!r}")
     if not SLUG.match(slug):
-        raise AuthoringError(f"{slug!r} cannot be an assignment slug (letters, digits, '_', "
-                             "'-' and '.', starting with a letter or digit)")
+        raise AuthoringError(
+            f"{slug!r} cannot be an assignment slug (letters, digits, '_', "
+            "'-' and '.', starting with a letter or digit)"
+        )
     nb = load_notebook(source)
     parser = nbgrader.parse if fmt == "nbgrader" else otter.parse
     plan = parser(nb, slug, per_assert)
@@ -66,20 +68,26 @@ def verify(folder: Path) -> list[str]:
     except (CourseError, GraderError, SyntaxError) as exc:
         raise AuthoringError(f"the imported folder does not load: {exc}") from exc
     except Exception as exc:  # the instructor's own code failed while it was imported
-        raise AuthoringError(f"the notebook's code fails when the grader runs it: "
-                             f"{type(exc).__name__}: {exc}") from exc
+        raise AuthoringError(
+            f"the notebook's code fails when the grader runs it: {type(exc).__name__}: {exc}"
+        ) from exc
     program = program_of(loaded.reference)
     problems = reference_problems(program)
     if problems:
-        raise AuthoringError("the tests do not pass on the notebook's own solution:\n- "
-                             + "\n- ".join(problems))
-    return [f"`{name}` changes a tensor argument in place in the solution; imported tests "
-            "give the student's code copies of their arguments, so a test cannot see that "
-            "change (make it return its result)" for name in mutating_answers(program)]
+        raise AuthoringError(
+            "the tests do not pass on the notebook's own solution:\n- " + "\n- ".join(problems)
+        )
+    return [
+        f"`{name}` changes a tensor argument in place in the solution; imported tests "
+        "give the student's code copies of their arguments, so a test cannot see that "
+        "change (make it return its result)"
+        for name in mutating_answers(program)
+    ]
 
 
-def import_notebook(source: Path, fmt: str, slug: str, out: Path, per_assert: bool = False,
-                    force: bool = False) -> ImportReport:
+def import_notebook(
+    source: Path, fmt: str, slug: str, out: Path, per_assert: bool = False, force: bool = False
+) -> ImportReport:
     plan = plan_import(source, fmt, slug, per_assert)
     out = out.resolve()
     if out.exists() and any(out.iterdir()) and not force:
@@ -96,6 +104,7 @@ def import_notebook(source: Path, fmt: str, slug: str, out: Path, per_assert: bo
         shutil.rmtree(staging, ignore_errors=True)
     report = ImportReport(out, plan.title, warnings=warnings)
     report.exercises = [(e.slug, e.kind, e.points, len(e.tests)) for e in plan.exercises]
-    report.warnings.append("no buggy variants yet: add two per exercise to variants/ "
-                           "(see variants/README.txt)")
+    report.warnings.append(
+        "no buggy variants yet: add two per exercise to variants/ (see variants/README.txt)"
+    )
     return report

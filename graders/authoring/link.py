@@ -31,8 +31,10 @@ from protocol.messages import Op
 MODULE = "submission"
 ABSENT_ATTRIBUTE = "_autograder_absent_attribute_"
 SET_TYPES = {"builtins.set": set, "builtins.frozenset": frozenset}
-SENDABLE = ("tensors, numpy arrays, numbers, strings, bytes, None and lists, tuples and "
-            "str-keyed dicts of them, or objects the student's own code made")
+SENDABLE = (
+    "tensors, numpy arrays, numbers, strings, bytes, None and lists, tuples and "
+    "str-keyed dicts of them, or objects the student's own code made"
+)
 
 
 @dataclass
@@ -77,8 +79,7 @@ class SandboxLink:
         context, self.context = self.context, None
         if context is not None and context.handles and self.alive:
             try:
-                self.session.request(Op.RELEASE, self.student.call_timeout,
-                                     handles=context.handles)
+                self.session.request(Op.RELEASE, self.student.call_timeout, handles=context.handles)
             except StudentError:
                 pass
 
@@ -93,9 +94,16 @@ class SandboxLink:
         return exc
 
     # -- requests ------------------------------------------------------------------
-    def request(self, target: str | Handle, args: tuple[Any, ...] | list[Any] = (),
-                kwargs: Mapping[str, Any] | None = None, method: str | None = None,
-                keep: bool = True, seed: int | None = None, what: str = "") -> Any:
+    def request(
+        self,
+        target: str | Handle,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        method: str | None = None,
+        keep: bool = True,
+        seed: int | None = None,
+        what: str = "",
+    ) -> Any:
         if not self.alive:
             raise self.fatal(StudentError("crashed", "the sandbox was restarted during this test"))
         what = what or (target if isinstance(target, str) else "the student's object")
@@ -103,8 +111,15 @@ class SandboxLink:
         wire_kwargs = {k: self.to_wire(v, what) for k, v in (kwargs or {}).items()}
         try:
             reply = self.session.request(
-                Op.CALL, self.student.call_timeout, target=target, method=method,
-                args=wire_args, kwargs=wire_kwargs, seed=seed, keep=keep)
+                Op.CALL,
+                self.student.call_timeout,
+                target=target,
+                method=method,
+                args=wire_args,
+                kwargs=wire_kwargs,
+                seed=seed,
+                keep=keep,
+            )
         except StudentError as exc:
             if exc.outcome == "error" and exc.failure is not None:
                 raise raised(exc) from None
@@ -117,8 +132,9 @@ class SandboxLink:
                 self.context.handles.append(value)
         return value
 
-    def _permanent(self, target: str | Handle, args: list[Any],
-                   method: str | None = None) -> Handle:
+    def _permanent(
+        self, target: str | Handle, args: list[Any], method: str | None = None
+    ) -> Handle:
         saved, self.context = self.context, None  # not released with the test's handles
         try:
             handle: Handle = self.request(target, args, method=method, keep=True)
@@ -154,8 +170,7 @@ class SandboxLink:
         if isinstance(value, Unsupported):
             kind = SET_TYPES.get(value.type_name)
             if kind is not None:
-                items = self.sanitize(self.request(self.builtin("list"), [handle], keep=False),
-                                      who)
+                items = self.sanitize(self.request(self.builtin("list"), [handle], keep=False), who)
                 try:
                     return kind(items)
                 except TypeError:
@@ -166,8 +181,11 @@ class SandboxLink:
     def result(self, handle: Handle, who: str, function: str | None = None) -> Any:
         """A call's result; an object where the solution's function gives data is opaque."""
         value = self.materialize(handle, who)
-        if (isinstance(value, HandleProxy) and function is not None
-                and self.kinds.get(function) == "data"):
+        if (
+            isinstance(value, HandleProxy)
+            and function is not None
+            and self.kinds.get(function) == "data"
+        ):
             return OpaqueAnswer(self, handle, value.type_name, who)
         return value
 
@@ -209,8 +227,11 @@ class SandboxLink:
         if isinstance(value, OpaqueAnswer):
             if value.handle is not None:
                 return value.handle
-            raise self.answer(AnswerError(f"`{value.who}` gave a {value.type_name}, which "
-                                          "cannot be passed back to the student's code"))
+            raise self.answer(
+                AnswerError(
+                    f"`{value.who}` gave a {value.type_name}, which "
+                    "cannot be passed back to the student's code"
+                )
+            )
         kind = f"{type(value).__module__}.{type(value).__qualname__}"
-        raise ProxyLimit(f"it passes a {kind} to `{what}`; only {SENDABLE} can go into the "
-                         "sandbox")
+        raise ProxyLimit(f"it passes a {kind} to `{what}`; only {SENDABLE} can go into the sandbox")

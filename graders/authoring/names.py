@@ -41,8 +41,12 @@ def statement_binds(stmt: ast.stmt) -> list[str]:
     if isinstance(stmt, ast.For | ast.AsyncFor):
         found += _target_names(stmt.target)
     if isinstance(stmt, ast.With | ast.AsyncWith):
-        found += [n for item in stmt.items if item.optional_vars is not None
-                  for n in _target_names(item.optional_vars)]
+        found += [
+            n
+            for item in stmt.items
+            if item.optional_vars is not None
+            for n in _target_names(item.optional_vars)
+        ]
     if isinstance(stmt, ast.Try):
         found += [h.name for h in stmt.handlers if h.name]
     for node in ast.walk(stmt):
@@ -64,8 +68,7 @@ def is_import(stmt: ast.stmt) -> bool:
 
 def reads(node: ast.AST) -> set[str]:
     """Every name read anywhere inside `node` (function bodies included)."""
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)
-            and isinstance(n.ctx, ast.Load)}
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
 def answer_names(tree: ast.Module) -> tuple[str, ...]:

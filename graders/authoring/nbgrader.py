@@ -49,13 +49,13 @@ def _regions(lines: list[str], begin: str, end: str, where: str) -> list[tuple[i
             start = i
         elif end in line:
             if start is None:
-                raise AuthoringError(f"{where}: `### {end}` without `### {begin}` "
-                                     f"(line {i + 1})")
+                raise AuthoringError(f"{where}: `### {end}` without `### {begin}` (line {i + 1})")
             regions.append((start, i))
             start = None
     if start is not None:
-        raise AuthoringError(f"{where}: `### {begin}` (line {start + 1}) is never closed by "
-                             f"`### {end}`")
+        raise AuthoringError(
+            f"{where}: `### {begin}` (line {start + 1}) is never closed by `### {end}`"
+        )
     return regions
 
 
@@ -75,8 +75,8 @@ def clear_solution(text: str, code: bool, where: str) -> tuple[str, str, list[st
         solution += lines[cursor:start]
         indent = lines[start][: len(lines[start]) - len(lines[start].lstrip())]
         student += [indent + s for s in CODE_STUB] if code else [indent + TEXT_STUB]
-        solution += lines[start + 1:stop]
-        secret += lines[start + 1:stop]
+        solution += lines[start + 1 : stop]
+        secret += lines[start + 1 : stop]
         cursor = stop + 1
     student += lines[cursor:]
     solution += lines[cursor:]
@@ -95,7 +95,7 @@ def split_hidden(text: str, where: str) -> tuple[str, str, tuple[int, ...], list
     for start, stop in regions:
         student += lines[cursor:start]
         test += lines[cursor:start]
-        for line in lines[start + 1:stop]:
+        for line in lines[start + 1 : stop]:
             test.append(line)
             hidden.append(len(test))
             secret.append(line)
@@ -113,16 +113,20 @@ def _points(meta: dict[str, Any], where: str) -> float:
         except ValueError:
             points = None
     if not isinstance(points, int | float) or isinstance(points, bool) or points <= 0:
-        raise AuthoringError(f"{where}: a graded cell needs `points` greater than 0 in its "
-                             f"nbgrader metadata (found {meta.get('points')!r})")
+        raise AuthoringError(
+            f"{where}: a graded cell needs `points` greater than 0 in its "
+            f"nbgrader metadata (found {meta.get('points')!r})"
+        )
     return float(points)
 
 
 def _grade_id(meta: dict[str, Any], where: str) -> str:
     grade_id = meta.get("grade_id")
     if not isinstance(grade_id, str) or not grade_id:
-        raise AuthoringError(f"{where}: a graded cell needs a `grade_id` in its nbgrader "
-                             "metadata (it becomes the exercise's slug)")
+        raise AuthoringError(
+            f"{where}: a graded cell needs a `grade_id` in its nbgrader "
+            "metadata (it becomes the exercise's slug)"
+        )
     return grade_id
 
 
@@ -133,19 +137,24 @@ def parse(nb: Any, slug: str, per_assert: bool = False) -> ImportPlan:
         meta = cell.get("metadata", {}).get("nbgrader") or {}
         version = meta.get("schema_version", SCHEMA_VERSION)
         if isinstance(version, int) and version > SCHEMA_VERSION:
-            plan.warnings.append(f"{where}: nbgrader schema_version {version} is newer than "
-                                 f"{SCHEMA_VERSION}, the one this import was written for")
+            plan.warnings.append(
+                f"{where}: nbgrader schema_version {version} is newer than "
+                f"{SCHEMA_VERSION}, the one this import was written for"
+            )
         text = source_of(cell)
         code = cell.cell_type == "code"
         solution, grade, task = (bool(meta.get(k)) for k in ("solution", "grade", "task"))
         if not solution and BEGIN_SOLUTION in text:
             raise AuthoringError(
                 f"{where} has `### {BEGIN_SOLUTION}` but is not a solution cell (nbgrader "
-                "metadata `solution: true`): nbgrader would show it to students as it is")
+                "metadata `solution: true`): nbgrader would show it to students as it is"
+            )
         if not (grade and not solution and code) and BEGIN_HIDDEN in text:
-            raise AuthoringError(f"{where} has `### {BEGIN_HIDDEN}` but is not an autograder "
-                                 "test cell (nbgrader metadata `grade: true`, `solution: "
-                                 "false`)")
+            raise AuthoringError(
+                f"{where} has `### {BEGIN_HIDDEN}` but is not an autograder "
+                "test cell (nbgrader metadata `grade: true`, `solution: "
+                "false`)"
+            )
         if solution:
             _solution_cell(plan, cell, text, code, grade, meta, where)
         elif grade and code:
@@ -159,13 +168,22 @@ def parse(nb: Any, slug: str, per_assert: bool = False) -> ImportPlan:
         else:
             keep_cell(plan, cell.cell_type, text, where)
     if not any(e.kind == "function" for e in plan.exercises):
-        raise AuthoringError("the notebook has no autograder test cell (nbgrader metadata "
-                             "`grade: true`, `solution: false` on a code cell)")
+        raise AuthoringError(
+            "the notebook has no autograder test cell (nbgrader metadata "
+            "`grade: true`, `solution: false` on a code cell)"
+        )
     return plan
 
 
-def _solution_cell(plan: ImportPlan, cell: Any, text: str, code: bool, grade: bool,
-                   meta: dict[str, Any], where: str) -> None:
+def _solution_cell(
+    plan: ImportPlan,
+    cell: Any,
+    text: str,
+    code: bool,
+    grade: bool,
+    meta: dict[str, Any],
+    where: str,
+) -> None:
     student, solution, secret = clear_solution(text, code, where)
     tags: tuple[str, ...] = ()
     if grade:
@@ -181,10 +199,18 @@ def _test_cell(plan: ImportPlan, text: str, meta: dict[str, Any], where: str) ->
     add_secret(plan, secret)
     add_public(plan, student)
     exercise = plan.add_exercise(PlannedExercise(slug, "function", _points(meta, where), where))
-    exercise.tests.append(PlannedTest(
-        name=f"test cell {slug}", source=python(test) + "\n", position=len(plan.ref_cells),
-        style="assert", visibility="hidden" if hidden else "visible", hidden_lines=hidden,
-        points=exercise.points, origin=where))
+    exercise.tests.append(
+        PlannedTest(
+            name=f"test cell {slug}",
+            source=python(test) + "\n",
+            position=len(plan.ref_cells),
+            style="assert",
+            visibility="hidden" if hidden else "visible",
+            hidden_lines=hidden,
+            points=exercise.points,
+            origin=where,
+        )
+    )
     if student.strip():
         plan.starter.append(output_cell("code", student))
         plan.solution.append(output_cell("code", student))

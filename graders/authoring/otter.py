@@ -36,9 +36,11 @@ from graders.authoring.source import (
     source_of,
 )
 
-BOUNDARY = re.compile(r"^\s*#\s*(ASSIGNMENT CONFIG|BEGIN QUESTION|END QUESTION|BEGIN SOLUTION|"
-                      r"END SOLUTION|BEGIN PROMPT|END PROMPT|BEGIN TESTS|END TESTS)\s*$",
-                      re.IGNORECASE)
+BOUNDARY = re.compile(
+    r"^\s*#\s*(ASSIGNMENT CONFIG|BEGIN QUESTION|END QUESTION|BEGIN SOLUTION|"
+    r"END SOLUTION|BEGIN PROMPT|END PROMPT|BEGIN TESTS|END TESTS)\s*$",
+    re.IGNORECASE,
+)
 BEGIN_REGION = re.compile(r"^(\s*)#\s*BEGIN SOLUTION(\s+NO PROMPT)?\s*$", re.IGNORECASE)
 END_REGION = re.compile(r"^\s*#\s*END SOLUTION\s*$", re.IGNORECASE)
 BEGIN_PROMPT = re.compile(r"^\s*(?:\"\"\"|''')\s*#\s*BEGIN PROMPT\s*$", re.IGNORECASE)
@@ -51,16 +53,18 @@ BEGIN_TEST_CONFIG = re.compile(r'^(?:.\s*=\s*)?"""?\s*#\s*BEGIN\s*TEST\s*CONFIG'
 END_TEST_CONFIG = re.compile(r'^"""?\s*#\s*END\s*TEST\s*CONFIG', re.IGNORECASE)
 MARKDOWN_PLACEHOLDER = "_Type your answer here, replacing this text._"
 #: A code cell outside any solution block that uses the markers is a solution cell too.
-SOLUTION_MARKERS = re.compile(r"(#\s*(SOLUTION( NO PROMPT)?|SEED)\s*$)|(^\s*#\s*BEGIN SOLUTION)",
-                              re.MULTILINE)
+SOLUTION_MARKERS = re.compile(
+    r"(#\s*(SOLUTION( NO PROMPT)?|SEED)\s*$)|(^\s*#\s*BEGIN SOLUTION)", re.MULTILINE
+)
 
 
 def _yaml(text: str, where: str) -> dict[str, Any]:
     try:
         import yaml
     except ImportError as exc:  # a dev dependency of the project
-        raise AuthoringError("importing an Otter notebook needs PyYAML (pip install pyyaml)") \
-            from exc
+        raise AuthoringError(
+            "importing an Otter notebook needs PyYAML (pip install pyyaml)"
+        ) from exc
     try:
         value = yaml.safe_load(text) if text.strip() else {}
     except yaml.YAMLError as exc:
@@ -82,8 +86,11 @@ def _prompted(line: str) -> str:
         stmt = ast.parse(code.strip()).body
     except SyntaxError:
         stmt = []
-    if len(stmt) == 1 and isinstance(stmt[0], ast.Assign | ast.AnnAssign | ast.AugAssign) \
-            and stmt[0].value is not None:
+    if (
+        len(stmt) == 1
+        and isinstance(stmt[0], ast.Assign | ast.AnnAssign | ast.AugAssign)
+        and stmt[0].value is not None
+    ):
         return indent + code.strip()[: stmt[0].value.col_offset] + "..."
     return indent + "..."
 
@@ -115,8 +122,9 @@ def replace_solutions(text: str, where: str) -> tuple[str, str, list[str]]:
             if region == "prompt":
                 student.append(begin.group(1) + "...")
         elif END_REGION.match(line):
-            raise AuthoringError(f"{where}: `# END SOLUTION` without `# BEGIN SOLUTION` "
-                                 f"(line {number})")
+            raise AuthoringError(
+                f"{where}: `# END SOLUTION` without `# BEGIN SOLUTION` (line {number})"
+            )
         elif BEGIN_PROMPT.match(line):
             in_prompt = True
         elif NO_PROMPT_LINE.search(line):
@@ -132,7 +140,7 @@ def replace_solutions(text: str, where: str) -> tuple[str, str, list[str]]:
     if region is not None:
         raise AuthoringError(f"{where}: a `# BEGIN SOLUTION` is never closed")
     if in_prompt:
-        raise AuthoringError(f"{where}: a `\"\"\" # BEGIN PROMPT` is never closed")
+        raise AuthoringError(f'{where}: a `""" # BEGIN PROMPT` is never closed')
     return joined(student), joined(solution), secret
 
 
@@ -152,12 +160,14 @@ def resolve_points(question: Any, cases: list[float | None], where: str) -> list
         question = float(question.get("each", 1)) * n
     if isinstance(question, list):
         if len(question) != n:
-            raise AuthoringError(f"{where}: `points` lists {len(question)} values for {n} "
-                                 "test cases")
+            raise AuthoringError(
+                f"{where}: `points` lists {len(question)} values for {n} test cases"
+            )
         return [float(p) for p in question]
     if question is not None and not isinstance(question, int | float):
-        raise AuthoringError(f"{where}: `points` should be a number, a list or "
-                             f"{{each: number}}, not {question!r}")
+        raise AuthoringError(
+            f"{where}: `points` should be a number, a list or {{each: number}}, not {question!r}"
+        )
     given = [float(p) for p in cases if p is not None]
     unset = n - len(given)
     if question is None:
@@ -168,11 +178,14 @@ def resolve_points(question: Any, cases: list[float | None], where: str) -> list
     else:
         rest = float(question) - sum(given)
         if unset == 0 and abs(rest) > 1e-9:
-            raise AuthoringError(f"{where}: its test cases are worth {sum(given):g} points "
-                                 f"but the question says {question}")
+            raise AuthoringError(
+                f"{where}: its test cases are worth {sum(given):g} points "
+                f"but the question says {question}"
+            )
         if rest < -1e-9:
-            raise AuthoringError(f"{where}: its test cases' points add up to more than the "
-                                 f"question's {question}")
+            raise AuthoringError(
+                f"{where}: its test cases' points add up to more than the question's {question}"
+            )
     shares = iter(_spread(rest, unset))
     return [float(p) if p is not None else next(shares) for p in cases]
 
@@ -212,12 +225,15 @@ def parse(nb: Any, slug: str, per_assert: bool = False) -> ImportPlan:
                 if isinstance(config.get("name"), str):
                     plan.title = config["name"]
                 if config.get("files"):
-                    plan.warnings.append("the assignment config lists `files`; they are not "
-                                         "copied: put helper modules in public/")
+                    plan.warnings.append(
+                        "the assignment config lists `files`; they are not "
+                        "copied: put helper modules in public/"
+                    )
             elif kind == "BEGIN QUESTION":
                 if question is not None:
-                    raise AuthoringError(f"{where}: a question begins inside question "
-                                         f"{question.name!r}")
+                    raise AuthoringError(
+                        f"{where}: a question begins inside question {question.name!r}"
+                    )
                 question = _Question(_yaml(body, where), where)
             elif kind == "END QUESTION":
                 if question is None:
@@ -233,8 +249,7 @@ def parse(nb: Any, slug: str, per_assert: bool = False) -> ImportPlan:
         if block == "TESTS":
             assert question is not None
             _test_case(plan, question, cell, text, ok_format, where)
-        elif block == "SOLUTION" or (cell.cell_type == "code"
-                                     and SOLUTION_MARKERS.search(text)):
+        elif block == "SOLUTION" or (cell.cell_type == "code" and SOLUTION_MARKERS.search(text)):
             _solution(plan, question, cell, text, where)
         elif block == "PROMPT":
             assert question is not None
@@ -245,11 +260,14 @@ def parse(nb: Any, slug: str, per_assert: bool = False) -> ImportPlan:
         else:
             keep_cell(plan, cell.cell_type, text, where)
     if question is not None:
-        raise AuthoringError(f"question {question.name!r} ({question.where}) has no "
-                             "`# END QUESTION`")
+        raise AuthoringError(
+            f"question {question.name!r} ({question.where}) has no `# END QUESTION`"
+        )
     if not any(e.kind == "function" for e in plan.exercises):
-        raise AuthoringError("the notebook has no autograded question (one with test cells "
-                             "between `# BEGIN TESTS` and `# END TESTS`)")
+        raise AuthoringError(
+            "the notebook has no autograded question (one with test cells "
+            "between `# BEGIN TESTS` and `# END TESTS`)"
+        )
     return plan
 
 
@@ -259,18 +277,22 @@ def _block(question: _Question | None, kind: str, where: str) -> None:
     opening, _, name = kind.partition(" ")
     if opening == "BEGIN":
         if question.block is not None:
-            raise AuthoringError(f"{where}: `# {kind}` inside the {question.block.lower()} "
-                                 f"block of question {question.name!r}")
+            raise AuthoringError(
+                f"{where}: `# {kind}` inside the {question.block.lower()} "
+                f"block of question {question.name!r}"
+            )
         question.block = name
     elif question.block != name:
-        raise AuthoringError(f"{where}: `# {kind}` does not close an open block of question "
-                             f"{question.name!r}")
+        raise AuthoringError(
+            f"{where}: `# {kind}` does not close an open block of question {question.name!r}"
+        )
     else:
         question.block = None
 
 
-def _solution(plan: ImportPlan, question: _Question | None, cell: Any, text: str,
-              where: str) -> None:
+def _solution(
+    plan: ImportPlan, question: _Question | None, cell: Any, text: str, where: str
+) -> None:
     tags = (question.name,) if question is not None and question.manual else ()
     if question is not None:
         question.solution_cells += 1
@@ -284,14 +306,20 @@ def _solution(plan: ImportPlan, question: _Question | None, cell: Any, text: str
     plan.solution.append(output_cell(cell.cell_type, text, tags))
 
 
-def _test_case(plan: ImportPlan, question: _Question, cell: Any, text: str, ok_format: bool,
-               where: str) -> None:
+def _test_case(
+    plan: ImportPlan, question: _Question, cell: Any, text: str, ok_format: bool, where: str
+) -> None:
     if cell.cell_type != "code":
-        raise AuthoringError(f"{where}: a tests block of question {question.name!r} holds a "
-                             f"{cell.cell_type} cell; each test case is one code cell")
+        raise AuthoringError(
+            f"{where}: a tests block of question {question.name!r} holds a "
+            f"{cell.cell_type} cell; each test case is one code cell"
+        )
     lines = lines_of(text)
-    hidden = bool(lines and lines[0].lstrip().startswith("#")
-                  and re.search(r"\bhidden\b", lines[0], re.IGNORECASE))
+    hidden = bool(
+        lines
+        and lines[0].lstrip().startswith("#")
+        and re.search(r"\bhidden\b", lines[0], re.IGNORECASE)
+    )
     start = 1 if hidden else 0
     config: dict[str, Any] = {}
     if lines and BEGIN_TEST_CONFIG.match(lines[0]):
@@ -306,8 +334,10 @@ def _test_case(plan: ImportPlan, question: _Question, cell: Any, text: str, ok_f
     if not source.strip():
         raise AuthoringError(f"{where}: an empty test case in question {question.name!r}")
     style = "ok"
-    defines_tests = any(isinstance(s, ast.FunctionDef) and s.name.startswith("test")
-                        for s in _parsed(source, where).body)
+    defines_tests = any(
+        isinstance(s, ast.FunctionDef) and s.name.startswith("test")
+        for s in _parsed(source, where).body
+    )
     if defines_tests:
         style = "exception"
     elif not ok_format:
@@ -324,13 +354,21 @@ def _test_case(plan: ImportPlan, question: _Question, cell: Any, text: str, ok_f
     points = config.get("points")
     if points is not None and (not isinstance(points, int | float) or isinstance(points, bool)):
         raise AuthoringError(f"{where}: test `points` should be a number, not {points!r}")
-    question.cases.append((PlannedTest(
-        name=f"{question.name} test {count}" + (" (hidden)" if hidden else ""),
-        source=source, position=len(plan.ref_cells), style=style,
-        visibility="hidden" if hidden else "visible",
-        hidden_lines=tuple(range(1, n_lines + 1)) if hidden else (),
-        failure_message=str(config.get("failure_message") or ""), origin=where),
-        None if points is None else float(points)))
+    question.cases.append(
+        (
+            PlannedTest(
+                name=f"{question.name} test {count}" + (" (hidden)" if hidden else ""),
+                source=source,
+                position=len(plan.ref_cells),
+                style=style,
+                visibility="hidden" if hidden else "visible",
+                hidden_lines=tuple(range(1, n_lines + 1)) if hidden else (),
+                failure_message=str(config.get("failure_message") or ""),
+                origin=where,
+            ),
+            None if points is None else float(points),
+        )
+    )
 
 
 def _calls(source: str, where: str) -> str:
@@ -338,8 +376,10 @@ def _calls(source: str, where: str) -> str:
     calls = []
     for stmt in _parsed(source, where).body:
         if isinstance(stmt, ast.FunctionDef) and stmt.name.startswith("test"):
-            args = ", ".join(f"{a.arg}=globals()" if a.arg == "env" else f"{a.arg}={a.arg}"
-                             for a in stmt.args.args)
+            args = ", ".join(
+                f"{a.arg}=globals()" if a.arg == "env" else f"{a.arg}={a.arg}"
+                for a in stmt.args.args
+            )
             calls.append(f"{stmt.name}({args})")
     return "".join(f"\n{c}" for c in calls) if calls else ""
 
@@ -348,28 +388,31 @@ def _parsed(source: str, where: str) -> ast.Module:
     try:
         return ast.parse(source)
     except SyntaxError as exc:
-        raise AuthoringError(f"{where}: the test case is not valid Python: {exc.msg} "
-                             f"(line {exc.lineno})") from exc
+        raise AuthoringError(
+            f"{where}: the test case is not valid Python: {exc.msg} (line {exc.lineno})"
+        ) from exc
 
 
 def _close_question(plan: ImportPlan, question: _Question) -> None:
     if question.block is not None:
-        raise AuthoringError(f"question {question.name!r}: its {question.block.lower()} block "
-                             "is never closed")
+        raise AuthoringError(
+            f"question {question.name!r}: its {question.block.lower()} block is never closed"
+        )
     where = f"question {question.name!r} ({question.where})"
     if question.manual:
         if question.cases:
-            raise AuthoringError(f"{where} is manual but has test cases; make it autograded "
-                                 "(manual: false) or move its tests out")
+            raise AuthoringError(
+                f"{where} is manual but has test cases; make it autograded "
+                "(manual: false) or move its tests out"
+            )
         if not isinstance(question.points, int | float) or question.points <= 0:
-            raise AuthoringError(f"{where}: a manual question needs `points` (Otter refuses "
-                                 "it too)")
-        plan.add_exercise(PlannedExercise(question.name, "manual", float(question.points),
-                                          where))
+            raise AuthoringError(
+                f"{where}: a manual question needs `points` (Otter refuses it too)"
+            )
+        plan.add_exercise(PlannedExercise(question.name, "manual", float(question.points), where))
         return
     if not question.cases:
-        raise AuthoringError(f"{where} has no test cases and is not manual: nothing could "
-                             "grade it")
+        raise AuthoringError(f"{where} has no test cases and is not manual: nothing could grade it")
     points = resolve_points(question.points, [p for _, p in question.cases], where)
     exercise = plan.add_exercise(PlannedExercise(question.name, "function", sum(points), where))
     for (test, _), share in zip(question.cases, points, strict=True):

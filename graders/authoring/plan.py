@@ -69,9 +69,12 @@ class ImportPlan:
         if not SLUG.match(exercise.slug):
             raise AuthoringError(
                 f"{exercise.origin}: {exercise.slug!r} cannot be an exercise slug (letters, "
-                "digits, '_', '-' and '.', starting with a letter or digit)")
+                "digits, '_', '-' and '.', starting with a letter or digit)"
+            )
         if self.exercise(exercise.slug) is not None:
-            raise AuthoringError(f"{exercise.origin}: the name {exercise.slug!r} is used twice; "
-                                 "each graded cell or question needs a name of its own")
+            raise AuthoringError(
+                f"{exercise.origin}: the name {exercise.slug!r} is used twice; "
+                "each graded cell or question needs a name of its own"
+            )
         self.exercises.append(exercise)
         return exercise

@@ -77,8 +77,11 @@ def read_cells(text: str, where: str = "reference.py") -> list[RefCell]:
         match = CELL_LINE.match(line)
         if match:
             close()
-            kind, label, lines = match.group(1), (match.group(2).strip() or
-                                                 f"cell {len(cells) + 1}"), []
+            kind, label, lines = (
+                match.group(1),
+                (match.group(2).strip() or f"cell {len(cells) + 1}"),
+                [],
+            )
         else:
             lines.append(line)
     close()
@@ -96,11 +99,18 @@ def namespace_builtins(context: TestContext | None = None) -> dict[str, Any]:
     """
     table = dict(vars(builtins))
 
-    def captured_print(*values: Any, sep: str | None = " ", end: str | None = "\n",
-                       file: Any = None, flush: bool = False) -> None:
+    def captured_print(
+        *values: Any,
+        sep: str | None = " ",
+        end: str | None = "\n",
+        file: Any = None,
+        flush: bool = False,
+    ) -> None:
         if context is not None and file is None:
-            context.printed.append((sep if sep is not None else " ").join(
-                str(v) for v in values) + (end if end is not None else "\n"))
+            context.printed.append(
+                (sep if sep is not None else " ").join(str(v) for v in values)
+                + (end if end is not None else "\n")
+            )
 
     table["print"] = captured_print
     table["display"] = _display
@@ -180,8 +190,9 @@ def time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def run_statements(cell: RefCell, ns: dict[str, Any],
-                   on_error: Callable[[ast.stmt, BaseException], None]) -> None:
+def run_statements(
+    cell: RefCell, ns: dict[str, Any], on_error: Callable[[ast.stmt, BaseException], None]
+) -> None:
     for stmt in cell.tree.body:
         code = compile(ast.Module(body=[stmt], type_ignores=[]), f"<{cell.label}>", "exec")
         try:
@@ -225,8 +236,10 @@ class RefCallable:
         finally:
             run.depth -= 1
         after = _tensors((args, kwargs), [])
-        if any(b.shape != a.shape or not torch.equal(b, a.detach())
-               for b, a in zip(before, after, strict=False)):
+        if any(
+            b.shape != a.shape or not torch.equal(b, a.detach())
+            for b, a in zip(before, after, strict=False)
+        ):
             run.mutates.add(self._name)
         kind = "data" if is_data(result) else "object"
         if run.kinds.get(self._name) != "object":
@@ -273,8 +286,7 @@ class ReferenceRun:
     depth: int = 0
 
     def replay(self, cells: list[RefCell], positions: set[int]) -> None:
-        ns: dict[str, Any] = {"__name__": "__notebook__",
-                              "__builtins__": namespace_builtins()}
+        ns: dict[str, Any] = {"__name__": "__notebook__", "__builtins__": namespace_builtins()}
 
         for index, cell in enumerate(cells):
             if index in positions:
@@ -283,7 +295,8 @@ class ReferenceRun:
             def fail(stmt: ast.stmt, exc: BaseException, cell: RefCell = cell) -> None:
                 raise GraderError(
                     f"{cell.label} of the notebook fails when the grader runs it (line "
-                    f"{stmt.lineno}): {type(exc).__name__}: {exc}") from exc
+                    f"{stmt.lineno}): {type(exc).__name__}: {exc}"
+                ) from exc
 
             run_statements(cell, ns, fail)
             for name in cell.answers:
@@ -304,8 +317,9 @@ class ReferenceRun:
 class StudentRun:
     """The student side for one graded submission, in one sandbox."""
 
-    def __init__(self, student: Student, cells: list[RefCell], positions: set[int],
-                 kinds: dict[str, str]) -> None:
+    def __init__(
+        self, student: Student, cells: list[RefCell], positions: set[int], kinds: dict[str, str]
+    ) -> None:
         self.link = SandboxLink(student, kinds)
         self.snapshots: dict[int, dict[str, Any]] = {}
         #: Names a skipped statement would have bound, and why it was skipped.
@@ -318,19 +332,23 @@ class StudentRun:
             self.fatal = exc
 
     def _replay(self, cells: list[RefCell], positions: set[int]) -> None:
-        ns: dict[str, Any] = {"__name__": "__notebook__",
-                              "__builtins__": namespace_builtins()}
+        ns: dict[str, Any] = {"__name__": "__notebook__", "__builtins__": namespace_builtins()}
         for index, cell in enumerate(cells):
             if index in positions:
                 self.snapshots[index] = dict(ns)
+
             def skipped(stmt: ast.stmt, exc: BaseException, cell: RefCell = cell) -> None:
                 self._skipped(cell, stmt, exc)
 
             if cell.kind == "setup":
                 run_statements(cell, ns, skipped)
                 continue
-            imports = RefCell(cell.kind, cell.label, "", ast.Module(
-                body=[s for s in cell.tree.body if is_import(s)], type_ignores=[]))
+            imports = RefCell(
+                cell.kind,
+                cell.label,
+                "",
+                ast.Module(body=[s for s in cell.tree.body if is_import(s)], type_ignores=[]),
+            )
             run_statements(imports, ns, skipped)
             for name in cell.answers:
                 try:

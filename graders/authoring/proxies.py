@@ -80,8 +80,7 @@ class HandleProxy:
 
     __slots__ = ("_link", "_target", "type_name", "who")
 
-    def __init__(self, link: SandboxLink, target: str | Handle, type_name: str,
-                 who: str) -> None:
+    def __init__(self, link: SandboxLink, target: str | Handle, type_name: str, who: str) -> None:
         self._link = link
         self._target = target
         self.type_name = type_name
@@ -93,8 +92,9 @@ class HandleProxy:
         return self._link.name_handle(self._target)
 
     def _call_method(self, method: str, *args: Any, keep: bool = True) -> Any:
-        value = self._link.request(self._target, args, method=method, keep=keep,
-                                   what=f"{self.who}.{method}")
+        value = self._link.request(
+            self._target, args, method=method, keep=keep, what=f"{self.who}.{method}"
+        )
         return self._link.result(value, f"{self.who}.{method}(...)") if keep else value
 
     def __getattr__(self, name: str) -> Any:
@@ -104,8 +104,9 @@ class HandleProxy:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         by_name = isinstance(self._target, str)
-        handle = self._link.request(self._target, args, kwargs, seed=0 if by_name else None,
-                                    what=self.who)
+        handle = self._link.request(
+            self._target, args, kwargs, seed=0 if by_name else None, what=self.who
+        )
         function = self._target if isinstance(self._target, str) else None
         return self._link.result(handle, f"{self.who}(...)", function)
 
@@ -134,9 +135,12 @@ class HandleProxy:
         raise self._link.answer(AnswerError(f"`{self.who}` yields more than {MAX_ITEMS} items"))
 
     def _refuse(self, use: str) -> AnswerError:
-        return self._link.answer(AnswerError(
-            f"`{self.who}` is a {self.type_name} object that stays in the sandbox; it cannot "
-            f"be used as {use} (return plain data: a tensor, a number, a list...)"))
+        return self._link.answer(
+            AnswerError(
+                f"`{self.who}` is a {self.type_name} object that stays in the sandbox; it cannot "
+                f"be used as {use} (return plain data: a tensor, a number, a list...)"
+            )
+        )
 
     def __bool__(self) -> bool:
         raise self._refuse("a truth value")
@@ -156,8 +160,9 @@ class HandleProxy:
     def _number(self, method: str, kind: type) -> Any:
         value = self._call_method(method, keep=False)
         if type(value) is not kind:
-            raise self._link.answer(AnswerError(
-                f"{method} of `{self.who}` is not a {kind.__name__}"))
+            raise self._link.answer(
+                AnswerError(f"{method} of `{self.who}` is not a {kind.__name__}")
+            )
         return value
 
     def __float__(self) -> float:
@@ -182,8 +187,9 @@ class HandleProxy:
     __str__ = __repr__
 
     def __instancecheck__(self, obj: Any) -> bool:
-        verdict = self._link.request(self._link.builtin("isinstance"), [obj, self.wire()],
-                                     keep=False, what="isinstance")
+        verdict = self._link.request(
+            self._link.builtin("isinstance"), [obj, self.wire()], keep=False, what="isinstance"
+        )
         return verdict is True
 
     def __mro_entries__(self, bases: tuple[Any, ...]) -> tuple[type, ...]:
@@ -204,8 +210,21 @@ def _sandbox_operator(name: str) -> Callable[..., Any]:
     return method
 
 
-_ARITHMETIC = ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "pow", "and",
-               "or", "xor", "lshift", "rshift")
+_ARITHMETIC = (
+    "add",
+    "sub",
+    "mul",
+    "matmul",
+    "truediv",
+    "floordiv",
+    "mod",
+    "pow",
+    "and",
+    "or",
+    "xor",
+    "lshift",
+    "rshift",
+)
 for _op in _ARITHMETIC:
     setattr(HandleProxy, f"__{_op}__", _sandbox_operator(f"__{_op}__"))
     setattr(HandleProxy, f"__r{_op}__", _sandbox_operator(f"__r{_op}__"))
@@ -227,16 +246,19 @@ class AttrProxy:
         self._resolved = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        handle = self._link.request(self._target, args, kwargs, method=self._name,
-                                    what=self.who)
+        handle = self._link.request(self._target, args, kwargs, method=self._name, what=self.who)
         return self._link.result(handle, f"{self.who}(...)")
 
     def resolve(self) -> Any:
         if not self._resolved:
-            target = (self._target if isinstance(self._target, Handle)
-                      else self._link.name_handle(self._target))
-            handle = self._link.request(self._link.builtin("getattr"), [target, self._name],
-                                        what=self.who)
+            target = (
+                self._target
+                if isinstance(self._target, Handle)
+                else self._link.name_handle(self._target)
+            )
+            handle = self._link.request(
+                self._link.builtin("getattr"), [target, self._name], what=self.who
+            )
             self._value = self._link.result(handle, self.who)
             self._resolved = True
         return self._value
@@ -283,8 +305,7 @@ class AttrProxy:
         return np.asarray(self.resolve(), dtype=dtype)
 
     @classmethod
-    def __torch_function__(cls, func: Any, types: Any, args: Any = (),
-                           kwargs: Any = None) -> Any:
+    def __torch_function__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         def plain(v: Any) -> Any:
             if isinstance(v, AttrProxy):
                 return v.resolve()
@@ -310,8 +331,9 @@ for _op in _ARITHMETIC:
     setattr(AttrProxy, f"__{_op}__", _resolved_operator(_func, False))
     setattr(AttrProxy, f"__r{_op}__", _resolved_operator(_func, True))
 for _op in ("neg", "pos", "abs", "invert"):
-    setattr(AttrProxy, f"__{_op}__", (lambda f: lambda self: f(self.resolve()))(
-        getattr(operator, _op)))
+    setattr(
+        AttrProxy, f"__{_op}__", (lambda f: lambda self: f(self.resolve()))(getattr(operator, _op))
+    )
 
 
 class OpaqueAnswer:
@@ -319,17 +341,19 @@ class OpaqueAnswer:
 
     __slots__ = ("_link", "handle", "type_name", "who")
 
-    def __init__(self, link: SandboxLink, handle: Handle | None, type_name: str,
-                 who: str) -> None:
+    def __init__(self, link: SandboxLink, handle: Handle | None, type_name: str, who: str) -> None:
         self._link = link
         self.handle = handle
         self.type_name = type_name
         self.who = who
 
     def refuse(self) -> AnswerError:
-        return self._link.answer(AnswerError(
-            f"`{self.who}` gave a {self.type_name} object, which cannot leave the sandbox, "
-            "where the solution gives a value (a tensor, a number, a list...)"))
+        return self._link.answer(
+            AnswerError(
+                f"`{self.who}` gave a {self.type_name} object, which cannot leave the sandbox, "
+                "where the solution gives a value (a tensor, a number, a list...)"
+            )
+        )
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") and name.endswith("__"):
@@ -351,8 +375,7 @@ class OpaqueAnswer:
         return self
 
     @classmethod
-    def __torch_function__(cls, func: Any, types: Any, args: Any = (),
-                           kwargs: Any = None) -> Any:
+    def __torch_function__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         for value in (*args, *(kwargs or {}).values()):
             if isinstance(value, OpaqueAnswer):
                 raise value.refuse()
@@ -363,7 +386,28 @@ def _refusing(self: OpaqueAnswer, *args: Any) -> Any:
     raise self.refuse()
 
 
-for _name in ("bool", "eq", "ne", "lt", "le", "gt", "ge", "len", "iter", "contains",
-              "getitem", "call", "float", "int", "index", "neg", "pos", "abs", "invert",
-              "array", *_ARITHMETIC, *(f"r{op}" for op in _ARITHMETIC)):
+for _name in (
+    "bool",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "len",
+    "iter",
+    "contains",
+    "getitem",
+    "call",
+    "float",
+    "int",
+    "index",
+    "neg",
+    "pos",
+    "abs",
+    "invert",
+    "array",
+    *_ARITHMETIC,
+    *(f"r{op}" for op in _ARITHMETIC),
+):
     setattr(OpaqueAnswer, f"__{_name}__", _refusing)

@@ -99,15 +99,15 @@ def softplus(x: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
 EXAMPLE = "print(softplus(torch.tensor([-1.0, 0.0, 1.0])))  # about [0.3133, 0.6931, 1.3133]"
 
 VARIANTS = {
-    "softplus__overflows.py": '''\
+    "softplus__overflows.py": """\
 # Classic mistake: the formula as written; exp(beta * x) overflows to inf for large x.
 import torch
 
 
 def softplus(x, beta=1.0):
     return torch.log(1 + torch.exp(beta * x)) / beta
-''',
-    "softplus__forgets_beta.py": '''\
+""",
+    "softplus__forgets_beta.py": """\
 # Classic mistake: scales the input by beta but forgets to divide the result by it.
 import torch
 
@@ -115,11 +115,11 @@ import torch
 def softplus(x, beta=1.0):
     z = beta * x
     return torch.clamp(z, min=0) + torch.log1p(torch.exp(-z.abs()))
-''',
+""",
 }
 
 ALTERNATIVES = {
-    "softplus__torch_builtin.py": '''\
+    "softplus__torch_builtin.py": """\
 # Correct, written differently: PyTorch's own softplus (it returns x itself where
 # beta * x > 20, which differs from the exact value by less than the tolerance).
 import torch
@@ -127,7 +127,7 @@ import torch
 
 def softplus(x, beta=1.0):
     return torch.nn.functional.softplus(x, beta=beta)
-''',
+""",
 }
 
 PUBLIC_README = """\
@@ -139,8 +139,10 @@ Nothing here is secret: students can read every file of it.
 def new_assignment(slug: str, out: Path, force: bool = False) -> Path:
     """Write the scaffold into `out` (which must not exist or be empty, unless `force`)."""
     if not SLUG.match(slug):
-        raise AuthoringError(f"{slug!r} cannot be an assignment slug (letters, digits, '_', "
-                             "'-' and '.', starting with a letter or digit)")
+        raise AuthoringError(
+            f"{slug!r} cannot be an assignment slug (letters, digits, '_', "
+            "'-' and '.', starting with a letter or digit)"
+        )
     if out.exists() and any(out.iterdir()):
         if not force:
             raise AuthoringError(f"{out} exists and is not empty (--force replaces it)")
@@ -149,18 +151,31 @@ def new_assignment(slug: str, out: Path, force: bool = False) -> Path:
     values = {"slug": slug, "title": title}
     for sub in ("notebooks", "public", "variants", "alternatives"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    (out / "assignment.toml").write_text(ASSIGNMENT_TOML.format(
-        title=json.dumps(title), slug=json.dumps(slug)))
+    (out / "assignment.toml").write_text(
+        ASSIGNMENT_TOML.format(title=json.dumps(title), slug=json.dumps(slug))
+    )
     (out / "reference.py").write_text(REFERENCE_PY.format(**values))
     (out / "tests.py").write_text(TESTS_PY.format(**values))
     (out / "public" / "README.md").write_text(PUBLIC_README)
     solution_code = REFERENCE_PY.format(**values).split('"""\n\n', 1)[1].strip()
-    write_notebook(out / "notebooks" / "starter.ipynb", [
-        ("markdown", INTRO.format(**values)), ("markdown", TASK), ("code", STARTER_CODE),
-        ("code", EXAMPLE)])
-    write_notebook(out / "notebooks" / "solution.ipynb", [
-        ("markdown", INTRO.format(**values)), ("markdown", TASK), ("code", solution_code),
-        ("code", EXAMPLE)])
+    write_notebook(
+        out / "notebooks" / "starter.ipynb",
+        [
+            ("markdown", INTRO.format(**values)),
+            ("markdown", TASK),
+            ("code", STARTER_CODE),
+            ("code", EXAMPLE),
+        ],
+    )
+    write_notebook(
+        out / "notebooks" / "solution.ipynb",
+        [
+            ("markdown", INTRO.format(**values)),
+            ("markdown", TASK),
+            ("code", solution_code),
+            ("code", EXAMPLE),
+        ],
+    )
     for name, text in VARIANTS.items():
         (out / "variants" / name).write_text(text)
     for name, text in ALTERNATIVES.items():

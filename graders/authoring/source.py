@@ -48,8 +48,9 @@ def output_cell(kind: str, source: str, tags: tuple[str, ...] = ()) -> Any:
 
 def notebook_text(cells: list[Any], metadata: dict[str, Any]) -> str:
     kept = {k: metadata[k] for k in KEPT_METADATA if k in metadata}
-    kept.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
-                                   "language": "python"})
+    kept.setdefault(
+        "kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"}
+    )
     text: str = nbformat.writes(new_notebook(cells=cells, metadata=kept))
     return text
 
@@ -87,8 +88,7 @@ def add_public(plan: ImportPlan, text: str) -> None:
 # -- what both formats do with a cell ------------------------------------------------------
 def new_plan(fmt: str, nb: Any, slug: str, per_assert: bool) -> ImportPlan:
     """An empty plan for a source notebook: its title and metadata."""
-    return ImportPlan(fmt, title_of(nb, slug), metadata=dict(nb.metadata),
-                      per_assert=per_assert)
+    return ImportPlan(fmt, title_of(nb, slug), metadata=dict(nb.metadata), per_assert=per_assert)
 
 
 def keep_cell(plan: ImportPlan, kind: str, text: str, where: str) -> None:
@@ -101,8 +101,15 @@ def keep_cell(plan: ImportPlan, kind: str, text: str, where: str) -> None:
     add_public(plan, text)
 
 
-def add_answer(plan: ImportPlan, kind: str, student: str, solution: str, secret: list[str],
-               where: str, tags: tuple[str, ...] = ()) -> None:
+def add_answer(
+    plan: ImportPlan,
+    kind: str,
+    student: str,
+    solution: str,
+    secret: list[str],
+    where: str,
+    tags: tuple[str, ...] = (),
+) -> None:
     """An answer cell: the student's version in the starter, the solution's in the
     solution notebook (and, for code, in reference.py); the solution's lines are secret."""
     add_secret(plan, secret)

@@ -51,20 +51,36 @@ def _lines(text: str) -> str:
 
 
 def assignment_toml(plan: ImportPlan, slug: str, source_name: str) -> str:
-    out = [f"# Imported from the {TOOL_NAMES[plan.fmt]} {source_name!r} by",
-           "# `autograder assignment import`. Edit freely; `autograder course check` checks it.",
-           f"title = {_toml(plan.title)}", f"slug = {_toml(slug)}", "position = 0",
-           f"imported_from = {_toml(plan.fmt)}", f"source = {_toml(source_name)}", ""]
+    out = [
+        f"# Imported from the {TOOL_NAMES[plan.fmt]} {source_name!r} by",
+        "# `autograder assignment import`. Edit freely; `autograder course check` checks it.",
+        f"title = {_toml(plan.title)}",
+        f"slug = {_toml(slug)}",
+        "position = 0",
+        f"imported_from = {_toml(plan.fmt)}",
+        f"source = {_toml(source_name)}",
+        "",
+    ]
     for exercise in plan.exercises:
-        out += ["[[exercises]]", f"# {exercise.origin}", f"slug = {_toml(exercise.slug)}",
-                f"kind = {_toml(exercise.kind)}", f"points = {_toml(exercise.points)}", ""]
+        out += [
+            "[[exercises]]",
+            f"# {exercise.origin}",
+            f"slug = {_toml(exercise.slug)}",
+            f"kind = {_toml(exercise.kind)}",
+            f"points = {_toml(exercise.points)}",
+            "",
+        ]
         if exercise.kind == "manual":
             # A manual exercise is graded with a rubric; neither tool has one to import,
             # so one item worth all the points, for the instructor to split into parts.
-            out += ["[[exercises.rubric.items]]", 'id = "complete"',
-                    f"points = {_toml(exercise.points)}",
-                    'description = "Correct and complete (imported: split this rubric into '
-                    'the parts you grade)."', ""]
+            out += [
+                "[[exercises.rubric.items]]",
+                'id = "complete"',
+                f"points = {_toml(exercise.points)}",
+                'description = "Correct and complete (imported: split this rubric into '
+                'the parts you grade)."',
+                "",
+            ]
     return "\n".join(out)
 
 
@@ -79,17 +95,26 @@ def reference_py(plan: ImportPlan, slug: str, source_name: str) -> str:
         '"""',
     ]
     if any("display(" in c.source for c in plan.ref_cells):
-        header += ["", "", "def display(*objects, **kwargs):",
-                   '    """IPython\'s display(), which shows nothing in the grader."""']
-    body = [f"\n\n# %% [{cell.kind}] {cell.label}\n{cell.source.rstrip()}"
-            for cell in plan.ref_cells]
+        header += [
+            "",
+            "",
+            "def display(*objects, **kwargs):",
+            '    """IPython\'s display(), which shows nothing in the grader."""',
+        ]
+    body = [
+        f"\n\n# %% [{cell.kind}] {cell.label}\n{cell.source.rstrip()}" for cell in plan.ref_cells
+    ]
     return "\n".join(header) + "".join(body) + "\n"
 
 
 def _test_call(test: PlannedTest, per_assert: bool) -> str:
-    args = [f"        {json.dumps(test.name, ensure_ascii=False)},",
-            f"        points={test.points!r},", f"        position={test.position},",
-            f"        style={test.style!r},", f"        visibility={test.visibility!r},"]
+    args = [
+        f"        {json.dumps(test.name, ensure_ascii=False)},",
+        f"        points={test.points!r},",
+        f"        position={test.position},",
+        f"        style={test.style!r},",
+        f"        visibility={test.visibility!r},",
+    ]
     if test.hidden_lines:
         args.append(f"        hidden_lines={test.hidden_lines!r},")
     if per_assert and test.style == "assert":
@@ -101,23 +126,30 @@ def _test_call(test: PlannedTest, per_assert: bool) -> str:
 
 
 def _exercise_block(index: int, exercise: PlannedExercise, per_assert: bool) -> str:
-    head = (f"\n\n# {exercise.origin}: {exercise.points:g} points\n"
-            f"@suite.exercise({exercise.slug!r}, requires={exercise.requires!r})\n"
-            f"def _exercise_{index}(ex: ExerciseBuilder) -> None:\n")
+    head = (
+        f"\n\n# {exercise.origin}: {exercise.points:g} points\n"
+        f"@suite.exercise({exercise.slug!r}, requires={exercise.requires!r})\n"
+        f"def _exercise_{index}(ex: ExerciseBuilder) -> None:\n"
+    )
     return head + "\n".join(_test_call(t, per_assert) for t in exercise.tests)
 
 
 def tests_py(plan: ImportPlan, slug: str, source_name: str) -> str:
-    how = ("all or nothing per test cell, as nbgrader scores them"
-           if plan.fmt == "nbgrader" and not plan.per_assert else
-           "an equal share per top-level assert" if plan.fmt == "nbgrader" else
-           "each question's points split over its test cases as Otter resolves them")
-    text = (f'"""Hidden tests of {slug}, imported from {source_name!r} ({plan.fmt}).\n\n'
-            "Each test is the notebook's own test code. It runs in the trusted grader on the\n"
-            "namespace reference.py's cells give at its position, where the student's names\n"
-            "are proxies into the sandbox (graders/authoring): the student's code answers\n"
-            f'calls with data, the grader decides. Points: {how}.\n"""\n\n'
-            "from graders.dsl import ExerciseBuilder, Suite\n\nsuite = Suite()\n")
+    how = (
+        "all or nothing per test cell, as nbgrader scores them"
+        if plan.fmt == "nbgrader" and not plan.per_assert
+        else "an equal share per top-level assert"
+        if plan.fmt == "nbgrader"
+        else "each question's points split over its test cases as Otter resolves them"
+    )
+    text = (
+        f'"""Hidden tests of {slug}, imported from {source_name!r} ({plan.fmt}).\n\n'
+        "Each test is the notebook's own test code. It runs in the trusted grader on the\n"
+        "namespace reference.py's cells give at its position, where the student's names\n"
+        "are proxies into the sandbox (graders/authoring): the student's code answers\n"
+        f'calls with data, the grader decides. Points: {how}.\n"""\n\n'
+        "from graders.dsl import ExerciseBuilder, Suite\n\nsuite = Suite()\n"
+    )
     autograded = [e for e in plan.exercises if e.kind == "function"]
     for index, exercise in enumerate(autograded, 1):
         text += _exercise_block(index, exercise, plan.per_assert)
@@ -131,11 +163,14 @@ def write_folder(plan: ImportPlan, folder: Path, slug: str, source_name: str) ->
     (folder / "assignment.toml").write_text(assignment_toml(plan, slug, source_name))
     (folder / "reference.py").write_text(reference_py(plan, slug, source_name))
     (folder / "tests.py").write_text(tests_py(plan, slug, source_name))
-    (folder / "notebooks" / "starter.ipynb").write_text(notebook_text(plan.starter,
-                                                                      plan.metadata))
-    (folder / "notebooks" / "solution.ipynb").write_text(notebook_text(plan.solution,
-                                                                       plan.metadata))
+    (folder / "notebooks" / "starter.ipynb").write_text(notebook_text(plan.starter, plan.metadata))
+    (folder / "notebooks" / "solution.ipynb").write_text(
+        notebook_text(plan.solution, plan.metadata)
+    )
     (folder / "public" / "README.md").write_text(PUBLIC_README)
     graded = [e.slug for e in plan.exercises if e.kind == "function"]
-    (folder / "variants" / "README.txt").write_text(VARIANTS_README.format(
-        example=graded[0] if graded else "exercise", exercises=", ".join(graded) or "none"))
+    (folder / "variants" / "README.txt").write_text(
+        VARIANTS_README.format(
+            example=graded[0] if graded else "exercise", exercises=", ".join(graded) or "none"
+        )
+    )

@@ -47,8 +47,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("exercise_id", "slug"),
     )
     with op.batch_alter_table("rubric_items", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_rubric_items_exercise_id"), ["exercise_id"],
-                              unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_rubric_items_exercise_id"), ["exercise_id"], unique=False
+        )
     op.create_table(
         "manual_grades",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -70,10 +71,12 @@ def upgrade() -> None:
         sa.UniqueConstraint("submission_id", "exercise_id"),
     )
     with op.batch_alter_table("manual_grades", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_manual_grades_exercise_id"), ["exercise_id"],
-                              unique=False)
-        batch_op.create_index(batch_op.f("ix_manual_grades_submission_id"), ["submission_id"],
-                              unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_manual_grades_exercise_id"), ["exercise_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_manual_grades_submission_id"), ["submission_id"], unique=False
+        )
 
 
 def downgrade() -> None:

@@ -43,8 +43,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("publications", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_publications_course_id"), ["course_id"],
-                              unique=False)
+        batch_op.create_index(batch_op.f("ix_publications_course_id"), ["course_id"], unique=False)
 
 
 def downgrade() -> None:

@@ -63,8 +63,12 @@ def export_onnx(model: nn.Module, path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, (torch.zeros(1, 64),), str(path), dynamo=False,
-            input_names=["x"], output_names=["logits"],
+            model,
+            (torch.zeros(1, 64),),
+            str(path),
+            dynamo=False,
+            input_names=["x"],
+            output_names=["logits"],
             dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
         )
 
@@ -88,19 +92,40 @@ def samples(workdir: Path, loaded: LoadedAssignment) -> list[ModelSample]:
     torch.jit.script(lookup_table()).save(str(workdir / "lookup_table.pt"))
 
     return [
-        ModelSample("trained DigitsMLP, safetensors", EXERCISE, "trained.safetensors",
-                    min_fraction=1.0),
-        ModelSample("trained DigitsMLP, TorchScript", EXERCISE, "trained.pt",
-                    min_fraction=1.0, same_as="trained DigitsMLP, safetensors"),
-        ModelSample("trained DigitsMLP, ONNX", EXERCISE, "trained.onnx",
-                    min_fraction=1.0, same_as="trained DigitsMLP, safetensors"),
-        ModelSample("untrained DigitsMLP", EXERCISE, "untrained.safetensors",
-                    max_fraction=0.0),
-        ModelSample("wrong head", EXERCISE, "wrong_head.safetensors", max_fraction=0.0,
-                    feedback=("missing: fc2.bias, fc2.weight",
-                              "unexpected: head.bias, head.weight",
-                              "shape of fc1.weight: got (100, 64), expected (128, 64)")),
+        ModelSample(
+            "trained DigitsMLP, safetensors", EXERCISE, "trained.safetensors", min_fraction=1.0
+        ),
+        ModelSample(
+            "trained DigitsMLP, TorchScript",
+            EXERCISE,
+            "trained.pt",
+            min_fraction=1.0,
+            same_as="trained DigitsMLP, safetensors",
+        ),
+        ModelSample(
+            "trained DigitsMLP, ONNX",
+            EXERCISE,
+            "trained.onnx",
+            min_fraction=1.0,
+            same_as="trained DigitsMLP, safetensors",
+        ),
+        ModelSample("untrained DigitsMLP", EXERCISE, "untrained.safetensors", max_fraction=0.0),
+        ModelSample(
+            "wrong head",
+            EXERCISE,
+            "wrong_head.safetensors",
+            max_fraction=0.0,
+            feedback=(
+                "missing: fc2.bias, fc2.weight",
+                "unexpected: head.bias, head.weight",
+                "shape of fc1.weight: got (100, 64), expected (128, 64)",
+            ),
+        ),
         # Clearly below full marks: at most half the points (it gets none today).
-        ModelSample("lookup table of the 1,797 public digits, TorchScript", EXERCISE,
-                    "lookup_table.pt", max_fraction=0.5),
+        ModelSample(
+            "lookup table of the 1,797 public digits, TorchScript",
+            EXERCISE,
+            "lookup_table.pt",
+            max_fraction=0.5,
+        ),
     ]

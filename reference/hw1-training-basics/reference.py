@@ -55,7 +55,7 @@ def train_digits_mlp(seed: int = 0, epochs: int = 60) -> torch.nn.Module:
         perturbed = perturb_digits(inputs, augment)
         permutation = torch.randperm(len(inputs), generator=order)
         for start in range(0, len(inputs), batch):
-            index = permutation[start:start + batch]
+            index = permutation[start : start + batch]
             loss = torch.nn.functional.cross_entropy(
                 model(perturbed[index]), labels[index], label_smoothing=0.1
             )

@@ -51,8 +51,14 @@ UNSURE_REL = 1e-5
 
 
 def _fgsm_case(
-    ex: ExerciseBuilder, name: str, spec: HelperSpec, x: torch.Tensor, y: torch.Tensor,
-    eps: float, points: float, visibility: Visibility = "hidden",
+    ex: ExerciseBuilder,
+    name: str,
+    spec: HelperSpec,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    points: float,
+    visibility: Visibility = "hidden",
 ) -> None:
     args = (spec, x, y, eps)
     cache: dict[str, Any] = {}
@@ -76,7 +82,9 @@ def _fgsm_case(
         if student.last_mutated:
             return Verdict(False, "fgsm modified its input in place; it must leave x unchanged")
         if (
-            detached and isinstance(got, torch.Tensor) and got.shape == want.shape
+            detached
+            and isinstance(got, torch.Tensor)
+            and got.shape == want.shape
             and got.dtype == want.dtype
         ):
             # Before the rounding fix below, which builds a new tensor from `got`.
@@ -84,7 +92,9 @@ def _fgsm_case(
             if attached is not None:
                 return attached
         if (
-            isinstance(got, torch.Tensor) and got.shape == want.shape and got.dtype == want.dtype
+            isinstance(got, torch.Tensor)
+            and got.shape == want.shape
+            and got.dtype == want.dtype
             and bool(unsure.any())
         ):
             allowed = torch.zeros_like(unsure)
@@ -96,27 +106,65 @@ def _fgsm_case(
             verdict.detail = f"call: fgsm({describe_inputs(args, {})})\n" + verdict.detail
         return verdict
 
-    ex.add(TestCase(name, points, run, visibility,
-                    description=f"fgsm({describe_inputs(args, {})})"))
+    ex.add(
+        TestCase(name, points, run, visibility, description=f"fgsm({describe_inputs(args, {})})")
+    )
 
 
 @suite.exercise("fgsm")
 def _fgsm(ex: ExerciseBuilder) -> None:
     ex.contract(detached=True)  # docs/course.md: "Returned detached."
-    _fgsm_case(ex, "example: 4 images, eps 0.1", _model(0), _images(0, 4), _labels(0, 4), 0.1,
-               points=0.5, visibility="visible")
+    _fgsm_case(
+        ex,
+        "example: 4 images, eps 0.1",
+        _model(0),
+        _images(0, 4),
+        _labels(0, 4),
+        0.1,
+        points=0.5,
+        visibility="visible",
+    )
     s = SEEDS
-    _fgsm_case(ex, "large eps: the result stays in [0, 1]", _model(s[0]), _images(s[0], 8),
-               _labels(s[0], 8), 0.3, points=0.5)
-    _fgsm_case(ex, "batch of one", _model(s[1]), _images(s[1], 1), _labels(s[1], 1), 0.05,
-               points=0.5)
-    _fgsm_case(ex, "saturated images (pixels at 0 and 1)", _model(s[2]),
-               _images(s[2], 6, saturated=True), _labels(s[2], 6), 0.2, points=0.5,
-               visibility="after_due")
-    _fgsm_case(ex, "eps 0 leaves the images unchanged", _model(s[0] + 1), _images(s[0] + 1, 3),
-               _labels(s[0] + 1, 3), 0.0, points=0.25)
-    _fgsm_case(ex, "16 images, another model", _model(s[1] + 1), _images(s[1] + 1, 16),
-               _labels(s[1] + 1, 16), 0.03, points=0.75)
+    _fgsm_case(
+        ex,
+        "large eps: the result stays in [0, 1]",
+        _model(s[0]),
+        _images(s[0], 8),
+        _labels(s[0], 8),
+        0.3,
+        points=0.5,
+    )
+    _fgsm_case(
+        ex, "batch of one", _model(s[1]), _images(s[1], 1), _labels(s[1], 1), 0.05, points=0.5
+    )
+    _fgsm_case(
+        ex,
+        "saturated images (pixels at 0 and 1)",
+        _model(s[2]),
+        _images(s[2], 6, saturated=True),
+        _labels(s[2], 6),
+        0.2,
+        points=0.5,
+        visibility="after_due",
+    )
+    _fgsm_case(
+        ex,
+        "eps 0 leaves the images unchanged",
+        _model(s[0] + 1),
+        _images(s[0] + 1, 3),
+        _labels(s[0] + 1, 3),
+        0.0,
+        points=0.25,
+    )
+    _fgsm_case(
+        ex,
+        "16 images, another model",
+        _model(s[1] + 1),
+        _images(s[1] + 1, 16),
+        _labels(s[1] + 1, 16),
+        0.03,
+        points=0.75,
+    )
 
 
 # -- grad_cam -----------------------------------------------------------------------------
@@ -125,29 +173,60 @@ CAM_ATOL = 1e-4
 
 @suite.exercise("grad_cam")
 def _grad_cam(ex: ExerciseBuilder) -> None:
-    def case(name: str, args: tuple[Any, ...], points: float,
-             visibility: Visibility = "hidden") -> None:
+    def case(
+        name: str, args: tuple[Any, ...], points: float, visibility: Visibility = "hidden"
+    ) -> None:
         ex.compare(name, args, points=points, visibility=visibility, atol=CAM_ATOL)
 
     s = SEEDS
-    case("example: 2 images, layer features.3",
-         (_model(0), _images(0, 2), _labels(0, 2), "features.3"), 0.5, "visible")
-    case("layer features.0: no upsampling needed",
-         (_model(s[0]), _images(s[0] + 14, 4), _labels(s[0] + 14, 4), "features.0"), 0.5)
-    case("layer features.4 (after the ReLU), 6 images",
-         (_model(s[1]), _images(s[1] + 10, 6), _labels(s[1] + 10, 6), "features.4"), 0.5)
-    case("batch of one",
-         (_model(s[2]), _images(s[2] + 10, 1), _labels(s[2] + 10, 1), "features.3"), 0.5)
-    case("a map that is zero everywhere stays zero (no division by 0)",
-         (_model(s[0], _dead_class_state(s[0], 9)), _images(s[0] + 20, 3),
-          torch.tensor([9, 3, 9]), "features.4"), 0.5, "after_due")
-    case("pooled layer features.2, 8 images",
-         (_model(s[1] + 1), _images(s[1] + 20, 8), _labels(s[1] + 20, 8), "features.2"), 0.5)
+    case(
+        "example: 2 images, layer features.3",
+        (_model(0), _images(0, 2), _labels(0, 2), "features.3"),
+        0.5,
+        "visible",
+    )
+    case(
+        "layer features.0: no upsampling needed",
+        (_model(s[0]), _images(s[0] + 14, 4), _labels(s[0] + 14, 4), "features.0"),
+        0.5,
+    )
+    case(
+        "layer features.4 (after the ReLU), 6 images",
+        (_model(s[1]), _images(s[1] + 10, 6), _labels(s[1] + 10, 6), "features.4"),
+        0.5,
+    )
+    case(
+        "batch of one",
+        (_model(s[2]), _images(s[2] + 10, 1), _labels(s[2] + 10, 1), "features.3"),
+        0.5,
+    )
+    case(
+        "a map that is zero everywhere stays zero (no division by 0)",
+        (
+            _model(s[0], _dead_class_state(s[0], 9)),
+            _images(s[0] + 20, 3),
+            torch.tensor([9, 3, 9]),
+            "features.4",
+        ),
+        0.5,
+        "after_due",
+    )
+    case(
+        "pooled layer features.2, 8 images",
+        (_model(s[1] + 1), _images(s[1] + 20, 8), _labels(s[1] + 20, 8), "features.2"),
+        0.5,
+    )
     x = _images(s[2] + 20, 5)
-    case("each map is normalised by its own maximum",
-         (_model(s[2] + 1), x, _labels(s[2] + 20, 5), "features.3"), 0.5)
-    case("the target class matters",
-         (_model(s[2] + 1), x, (_labels(s[2] + 20, 5) + 1) % 10, "features.3"), 0.5)
+    case(
+        "each map is normalised by its own maximum",
+        (_model(s[2] + 1), x, _labels(s[2] + 20, 5), "features.3"),
+        0.5,
+    )
+    case(
+        "the target class matters",
+        (_model(s[2] + 1), x, (_labels(s[2] + 20, 5) + 1) % 10, "features.3"),
+        0.5,
+    )
 
 
 # -- integrated_gradients -----------------------------------------------------------------
@@ -155,26 +234,42 @@ def _grad_cam(ex: ExerciseBuilder) -> None:
 def _integrated_gradients(ex: ExerciseBuilder) -> None:
     s = SEEDS
     x = _images(0, 2)
-    ex.compare("example: 2 images, black baseline, 8 steps",
-               (_model(0), x, _labels(0, 2), torch.zeros_like(x), 8), points=0.5,
-               visibility="visible")
+    ex.compare(
+        "example: 2 images, black baseline, 8 steps",
+        (_model(0), x, _labels(0, 2), torch.zeros_like(x), 8),
+        points=0.5,
+        visibility="visible",
+    )
     x = _images(s[0] + 36, 4)
-    ex.compare("noise baseline, 16 steps",
-               (_model(s[0]), x, _labels(s[0] + 36, 4), _images(s[0] + 37, 4) * 0.2, 16),
-               points=0.5)
+    ex.compare(
+        "noise baseline, 16 steps",
+        (_model(s[0]), x, _labels(s[0] + 36, 4), _images(s[0] + 37, 4) * 0.2, 16),
+        points=0.5,
+    )
     x = _images(s[1] + 30, 3)
-    ex.compare("a single step",
-               (_model(s[1]), x, _labels(s[1] + 30, 3), torch.zeros_like(x), 1), points=0.5)
+    ex.compare(
+        "a single step",
+        (_model(s[1]), x, _labels(s[1] + 30, 3), torch.zeros_like(x), 1),
+        points=0.5,
+    )
     x = _images(s[2] + 31, 1)
-    ex.compare("batch of one, 32 steps",
-               (_model(s[2]), x, _labels(s[2] + 31, 1), torch.full_like(x, 0.5), 32),
-               points=0.5, visibility="after_due")
+    ex.compare(
+        "batch of one, 32 steps",
+        (_model(s[2]), x, _labels(s[2] + 31, 1), torch.full_like(x, 0.5), 32),
+        points=0.5,
+        visibility="after_due",
+    )
     x = _images(s[0] + 47, 3)
     baseline = _images(s[0] + 48, 3)
     baseline[1] = x[1]
-    ex.compare("an image equal to its baseline gets zero attribution",
-               (_model(s[0] + 1), x, _labels(s[0] + 47, 3), baseline, 5), points=0.5)
+    ex.compare(
+        "an image equal to its baseline gets zero attribution",
+        (_model(s[0] + 1), x, _labels(s[0] + 47, 3), baseline, 5),
+        points=0.5,
+    )
     x = _images(s[1] + 40, 4, saturated=True)
-    ex.compare("saturated images, 10 steps",
-               (_model(s[1] + 1), x, _labels(s[1] + 40, 4), torch.zeros_like(x), 10),
-               points=0.5)
+    ex.compare(
+        "saturated images, 10 steps",
+        (_model(s[1] + 1), x, _labels(s[1] + 40, 4), torch.zeros_like(x), 10),
+        points=0.5,
+    )

@@ -30,8 +30,12 @@ def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
 
 
 def conv2d_output_shape(
-    h: int, w: int, kernel: int | tuple[int, int], stride: int | tuple[int, int] = 1,
-    padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1,
+    h: int,
+    w: int,
+    kernel: int | tuple[int, int],
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+    dilation: int | tuple[int, int] = 1,
 ) -> tuple[int, int]:
     k, s, p, d = _pair(kernel), _pair(stride), _pair(padding), _pair(dilation)
     return tuple(  # type: ignore[return-value]

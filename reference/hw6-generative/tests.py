@@ -32,12 +32,19 @@ def _reparameterize(ex: ExerciseBuilder) -> None:
     mu, _, noise = _gaussian(SEEDS[1], 10, 4)
     ex.compare("logvar = 0 gives mu + noise", (mu, torch.zeros(10, 4), noise), points=0.125)
     mu, _, noise = _gaussian(SEEDS[2], 6, 5)
-    ex.compare("small variance (logvar = -12)", (mu, torch.full((6, 5), -12.0), noise),
-               points=0.125, visibility="after_due")
+    ex.compare(
+        "small variance (logvar = -12)",
+        (mu, torch.full((6, 5), -12.0), noise),
+        points=0.125,
+        visibility="after_due",
+    )
     ex.compare("three dimensions [4, 5, 6]", _gaussian(SEEDS[0] + 100, 4, 5, 6), points=0.125)
     mu, _, noise = _gaussian(SEEDS[1] + 100, 8, 3)
-    ex.compare("large variance (logvar up to 4)",
-               (mu, torch.linspace(0.0, 4.0, 24).reshape(8, 3), noise), points=0.125)
+    ex.compare(
+        "large variance (logvar up to 4)",
+        (mu, torch.linspace(0.0, 4.0, 24).reshape(8, 3), noise),
+        points=0.125,
+    )
 
 
 # -- 2. vae_loss -------------------------------------------------------------------------------
@@ -56,8 +63,9 @@ def _vae_batch(
     return x, x_logits, mu, logvar
 
 
-def _confident_batch(seed: int, n: int, d: int, z: int, low: float, high: float,
-                     agree: bool = True) -> tuple[torch.Tensor, ...]:
+def _confident_batch(
+    seed: int, n: int, d: int, z: int, low: float, high: float, agree: bool = True
+) -> tuple[torch.Tensor, ...]:
     """Binary x with logits of magnitude in [low, high] (a decoder sure of itself).
 
     agree=True: each logit's sign matches its pixel (a good decoder, tiny BCE terms);
@@ -79,21 +87,33 @@ def _confident_batch(seed: int, n: int, d: int, z: int, low: float, high: float,
 def _vae_loss(ex: ExerciseBuilder) -> None:
     ex.compare("example: N=2, D=4, Z=2", _vae_batch(0, 2, 4, 2), points=0.5, visibility="visible")
     ex.compare("binary pixels, N=16, D=64, Z=8", _vae_batch(SEEDS[0], 16, 64, 8), points=0.25)
-    ex.compare("continuous targets in [0, 1]", _vae_batch(SEEDS[1], 12, 20, 4, binary=False),
-               points=0.25)
+    ex.compare(
+        "continuous targets in [0, 1]", _vae_batch(SEEDS[1], 12, 20, 4, binary=False), points=0.25
+    )
     x, x_logits, mu, logvar = _vae_batch(SEEDS[2], 8, 16, 3)
-    ex.compare("mu = 0, logvar = 0: the KL term is zero",
-               (x, x_logits, torch.zeros_like(mu), torch.zeros_like(logvar)), points=0.25)
-    ex.compare("very confident logits (|logit| near 80) stay finite",
-               _vae_batch(SEEDS[0] + 100, 8, 10, 2, logit_scale=30.0), points=0.5,
-               visibility="after_due")
-    ex.compare("a confident decoder that is right (|logit| 10 to 30)",
-               _confident_batch(SEEDS[1] + 200, 16, 32, 4, 10.0, 30.0), points=0.25)
-    ex.compare("confident logits of either sign (|logit| 15 to 40)",
-               _confident_batch(SEEDS[2] + 200, 8, 24, 3, 15.0, 40.0, agree=False), points=0.5)
+    ex.compare(
+        "mu = 0, logvar = 0: the KL term is zero",
+        (x, x_logits, torch.zeros_like(mu), torch.zeros_like(logvar)),
+        points=0.25,
+    )
+    ex.compare(
+        "very confident logits (|logit| near 80) stay finite",
+        _vae_batch(SEEDS[0] + 100, 8, 10, 2, logit_scale=30.0),
+        points=0.5,
+        visibility="after_due",
+    )
+    ex.compare(
+        "a confident decoder that is right (|logit| 10 to 30)",
+        _confident_batch(SEEDS[1] + 200, 16, 32, 4, 10.0, 30.0),
+        points=0.25,
+    )
+    ex.compare(
+        "confident logits of either sign (|logit| 15 to 40)",
+        _confident_batch(SEEDS[2] + 200, 8, 24, 3, 15.0, 40.0, agree=False),
+        points=0.5,
+    )
     ex.compare("batch of one", _vae_batch(SEEDS[1] + 100, 1, 12, 5), points=0.25)
-    ex.compare("MNIST-sized: D=784, Z=20", _vae_batch(SEEDS[2] + 100, 32, 784, 20),
-               points=0.25)
+    ex.compare("MNIST-sized: D=784, Z=20", _vae_batch(SEEDS[2] + 100, 32, 784, 20), points=0.25)
 
 
 # -- 3. mmd2_rbf -------------------------------------------------------------------------------
@@ -107,8 +127,9 @@ def _samples(seed: int, n: int, m: int, d: int, shift: float = 0.0) -> tuple[tor
 @suite.exercise("mmd2_rbf")
 def _mmd(ex: ExerciseBuilder) -> None:
     x, y = _samples(0, 4, 5, 2, shift=1.0)
-    ex.compare("example: 4 vs 5 points in 2-D, sigma 1", (x, y, 1.0), points=0.5,
-               visibility="visible")
+    ex.compare(
+        "example: 4 vs 5 points in 2-D, sigma 1", (x, y, 1.0), points=0.5, visibility="visible"
+    )
     x, y = _samples(SEEDS[0], 32, 32, 3)
     ex.compare("two samples of one distribution", (x, y, 1.5), points=0.5)
     x, y = _samples(SEEDS[1], 20, 30, 2, shift=0.7)
@@ -156,14 +177,25 @@ def _pair(p: Probe, value: object, shape: torch.Size) -> tuple[torch.Tensor, tor
 @suite.exercise("affine_coupling", requires=["affine_coupling", "affine_coupling_inverse"])
 def _coupling_tests(ex: ExerciseBuilder) -> None:
     x, s, t = _coupling(0, 3, 4)
-    ex.compare("example: forward, N=3, D=4, mask [1, 0, 1, 0]",
-               (x, torch.tensor([1.0, 0.0, 1.0, 0.0]), s, t), points=0.5, visibility="visible")
+    ex.compare(
+        "example: forward, N=3, D=4, mask [1, 0, 1, 0]",
+        (x, torch.tensor([1.0, 0.0, 1.0, 0.0]), s, t),
+        points=0.5,
+        visibility="visible",
+    )
     x, s, t = _coupling(SEEDS[0], 16, 6)
-    ex.compare("forward, N=16, D=6, mask [0, 1, 0, 1, 0, 1]", (x, _alternating(6, False), s, t),
-               points=0.25)
+    ex.compare(
+        "forward, N=16, D=6, mask [0, 1, 0, 1, 0, 1]",
+        (x, _alternating(6, False), s, t),
+        points=0.25,
+    )
     y, s, t = _coupling(SEEDS[1], 12, 5)
-    ex.compare("inverse, N=12, D=5", (y, _alternating(5), s, t), points=0.5,
-               function="affine_coupling_inverse")
+    ex.compare(
+        "inverse, N=12, D=5",
+        (y, _alternating(5), s, t),
+        points=0.5,
+        function="affine_coupling_inverse",
+    )
 
     # The properties use larger batches than the compared cases (N = 64 and 48) and hold
     # every result to the contract (float32, the input's shape) before comparing.
@@ -173,30 +205,53 @@ def _coupling_tests(ex: ExerciseBuilder) -> None:
     @ex.property("inverse(forward(x)) gives x back", points=0.5)
     def _roundtrip(p: Probe) -> None:
         y, _ = _pair(p, p.call("affine_coupling", x_r, mask_r, s_r, t_r), x_r.shape)
-        back = p.tensor(p.call("affine_coupling_inverse", y, mask_r, s_r, t_r),
-                        tuple(x_r.shape), what="affine_coupling_inverse's result")
-        p.compare(back, x_r, rtol=1e-4, atol=1e-5,
-                  path="affine_coupling_inverse(affine_coupling(x)[0])",
-                  hint="the inverse does not undo the forward pass")
+        back = p.tensor(
+            p.call("affine_coupling_inverse", y, mask_r, s_r, t_r),
+            tuple(x_r.shape),
+            what="affine_coupling_inverse's result",
+        )
+        p.compare(
+            back,
+            x_r,
+            rtol=1e-4,
+            atol=1e-5,
+            path="affine_coupling_inverse(affine_coupling(x)[0])",
+            hint="the inverse does not undo the forward pass",
+        )
 
     x, s, t = _coupling(SEEDS[0] + 100, 5, 3)
-    ex.compare("mask of ones is the identity (logdet 0)", (x, torch.ones(3), s, t), points=0.25,
-               visibility="after_due")
+    ex.compare(
+        "mask of ones is the identity (logdet 0)",
+        (x, torch.ones(3), s, t),
+        points=0.25,
+        visibility="after_due",
+    )
 
     y_f, s_f, t_f = _coupling(SEEDS[1] + 100, 48, 6)
     mask_f = _alternating(6)
 
     @ex.property("forward(inverse(y)) gives y back", points=0.5)
     def _roundtrip_other_way(p: Probe) -> None:
-        x = p.tensor(p.call("affine_coupling_inverse", y_f, mask_f, s_f, t_f),
-                     tuple(y_f.shape), what="affine_coupling_inverse's result")
+        x = p.tensor(
+            p.call("affine_coupling_inverse", y_f, mask_f, s_f, t_f),
+            tuple(y_f.shape),
+            what="affine_coupling_inverse's result",
+        )
         again, _ = _pair(p, p.call("affine_coupling", x, mask_f, s_f, t_f), y_f.shape)
-        p.compare(again, y_f, rtol=1e-4, atol=1e-5,
-                  path="affine_coupling(affine_coupling_inverse(y))[0]",
-                  hint="the forward pass does not undo the inverse")
+        p.compare(
+            again,
+            y_f,
+            rtol=1e-4,
+            atol=1e-5,
+            path="affine_coupling(affine_coupling_inverse(y))[0]",
+            hint="the forward pass does not undo the inverse",
+        )
 
     x, _, t = _coupling(SEEDS[2] + 100, 9, 4)
-    ex.compare("s = 0: additive coupling, logdet 0", (x, _alternating(4), torch.zeros(9, 4), t),
-               points=0.25)
+    ex.compare(
+        "s = 0: additive coupling, logdet 0",
+        (x, _alternating(4), torch.zeros(9, 4), t),
+        points=0.25,
+    )
     x, s, t = _coupling(SEEDS[0] + 200, 1, 10)
     ex.compare("batch of one, D=10", (x, _alternating(10, False), s, t), points=0.25)

@@ -10,10 +10,14 @@ def _jacobian(model: nn.Module, params: list[torch.Tensor], x: torch.Tensor) -> 
     for i in range(x.shape[0]):
         out = model(x[i : i + 1]).reshape(())
         grads = torch.autograd.grad(out, params, allow_unused=True)
-        rows.append(torch.cat([
-            (g if g is not None else torch.zeros_like(p)).reshape(-1)
-            for g, p in zip(grads, params, strict=True)
-        ]))
+        rows.append(
+            torch.cat(
+                [
+                    (g if g is not None else torch.zeros_like(p)).reshape(-1)
+                    for g, p in zip(grads, params, strict=True)
+                ]
+            )
+        )
     return torch.stack(rows)
 
 

@@ -26,8 +26,10 @@ from worker.sandbox import launcher
 @pytest.fixture(scope="session")
 def secrets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secrets]:
     """Plant secrets in the grader's environment and on disk, then start a fresh zygote."""
-    saved = {k: os.environ.get(k) for k in ("AUTOGRADER_DATABASE_URL", "AUTOGRADER_BROKER_URL",
-                                            "AUTOGRADER_SECRET_TOKEN")}
+    saved = {
+        k: os.environ.get(k)
+        for k in ("AUTOGRADER_DATABASE_URL", "AUTOGRADER_BROKER_URL", "AUTOGRADER_SECRET_TOKEN")
+    }
     os.environ["AUTOGRADER_DATABASE_URL"] = SECRET_DB
     os.environ["AUTOGRADER_BROKER_URL"] = SECRET_BROKER
     os.environ["AUTOGRADER_SECRET_TOKEN"] = SECRET_TOKEN
@@ -43,8 +45,12 @@ def secrets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secrets]:
     launcher.set_worker_slot(None)
     launcher.worker_slot()
     try:
-        yield Secrets([SECRET_DB, SECRET_BROKER, SECRET_TOKEN, "s3cr3t-Hunter2", canary],
-                      canary_path, canary, reference_lines())
+        yield Secrets(
+            [SECRET_DB, SECRET_BROKER, SECRET_TOKEN, "s3cr3t-Hunter2", canary],
+            canary_path,
+            canary,
+            reference_lines(),
+        )
     finally:
         launcher.shutdown()
         launcher.set_worker_slot(None)

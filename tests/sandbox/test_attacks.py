@@ -37,31 +37,37 @@ from worker.sandbox.host_plan import sandbox_uid
 from worker.sandbox.seccomp import SYSCALLS as _TABLES
 from worker.sandbox.seccomp import machine
 
-SYSCALLS = {k: v for k, v in _TABLES.get(machine(), _TABLES["x86_64"]).items()
-            if k in ("pivot_root", "bpf", "keyctl", "perf_event_open", "io_uring_setup")}
+SYSCALLS = {
+    k: v
+    for k, v in _TABLES.get(machine(), _TABLES["x86_64"]).items()
+    if k in ("pivot_root", "bpf", "keyctl", "perf_event_open", "io_uring_setup")
+}
 
-PRELUDE = '''
+PRELUDE = """
 import os, sys
 def _try(fn):
     try:
         return "GOT:" + repr(fn())[:3000]
     except BaseException as e:
         return "BLOCKED:" + type(e).__name__ + ": " + str(e)[:300]
-'''
+"""
 
-LEAK = '''
+LEAK = """
 def label_smoothing_ce(*args, **kwargs):
     raise RuntimeError(str(RESULT))
 
 def early_stopping_epoch(*args, **kwargs):
     raise RuntimeError(str(RESULT))
-'''
+"""
 
 
 def attack_cell(body: str) -> str:
     """A cell that runs `body` as a function and keeps what it returned (or raised)."""
-    return ("def _attack():\n" + textwrap.indent(textwrap.dedent(body).strip(), "    ")
-            + "\nRESULT = _try(_attack)\nprint(RESULT)\n")
+    return (
+        "def _attack():\n"
+        + textwrap.indent(textwrap.dedent(body).strip(), "    ")
+        + "\nRESULT = _try(_attack)\nprint(RESULT)\n"
+    )
 
 
 def host_passwd_lines() -> list[str]:
@@ -117,9 +123,15 @@ def listeners(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Listeners]:
             except (TimeoutError, OSError):
                 continue
 
-    threads = [threading.Thread(target=serve, args=(s, n, st), daemon=True)
-               for s, n, st in ((tcp, "tcp", True), (udp, "udp", False), (unix, "unix", True),
-                                (abstract, "abstract", True))]
+    threads = [
+        threading.Thread(target=serve, args=(s, n, st), daemon=True)
+        for s, n, st in (
+            (tcp, "tcp", True),
+            (udp, "udp", False),
+            (unix, "unix", True),
+            (abstract, "abstract", True),
+        )
+    ]
     for t in threads:
         t.start()
     yield result
@@ -158,8 +170,11 @@ class Attack:
     max_score: float = 0.0  # what the attack may score at most
 
 
-def simple(name: str, body: str | Callable[[Secrets, Listeners], str],
-           check: Callable[[Ctx], None] | None = None) -> Attack:
+def simple(
+    name: str,
+    body: str | Callable[[Secrets, Listeners], str],
+    check: Callable[[Ctx], None] | None = None,
+) -> Attack:
     def cells(s: Secrets, li: Listeners) -> list[str]:
         text = body(s, li) if callable(body) else body
         return [PRELUDE, attack_cell(text), LEAK]
@@ -234,8 +249,18 @@ def _kills(ctx: Ctx) -> None:
 
 def _kernel(ctx: Ctx) -> None:
     out = ctx.output
-    for call in ("mount", "unshare", "setns", "ptrace", "chroot", "pivot_root", "bpf",
-                 "keyctl", "perf_event_open", "io_uring_setup"):
+    for call in (
+        "mount",
+        "unshare",
+        "setns",
+        "ptrace",
+        "chroot",
+        "pivot_root",
+        "bpf",
+        "keyctl",
+        "perf_event_open",
+        "io_uring_setup",
+    ):
         assert f"{call}:ok" not in out, out[:2000]
         assert f"{call}:" in out, out[:2000]
 
@@ -244,10 +269,14 @@ ATTACKS: list[Attack] = [
     # -- reading hidden files ---------------------------------------------------------------
     simple("read hidden tests by path", f"return open({TESTS_PY!r}).read()"),
     simple("read reference by path", f"return open({REFERENCE_PY!r}).read()"),
-    simple("read reference relative to the cwd",
-           f"return open('../' * 8 + {REFERENCE_PY.lstrip('/')!r}).read()"),
+    simple(
+        "read reference relative to the cwd",
+        f"return open('../' * 8 + {REFERENCE_PY.lstrip('/')!r}).read()",
+    ),
     simple("list the project folder", f"return sorted(os.listdir({str(ROOT)!r}))", _listing),
-    simple("glob the file system for hidden files", '''
+    simple(
+        "glob the file system for hidden files",
+        """
         found = []
         for top, dirs, files in os.walk("/"):
             dirs[:] = [d for d in dirs if d not in ("usr", "site-packages", ".pyenv", "lib")]
@@ -258,13 +287,23 @@ ATTACKS: list[Attack] = [
         found += glob.glob("/**/hw1-training-basics/**", recursive=False)
         found += glob.glob("/*/*/reference/*")
         return found
-    ''', _fs_none_found),
-    simple("read the data folder by absolute path",
-           lambda s, li: f"return open({str(s.canary_path)!r}).read()"),
-    simple("read through /proc/1/root", f'''
+    """,
+        _fs_none_found,
+    ),
+    simple(
+        "read the data folder by absolute path",
+        lambda s, li: f"return open({str(s.canary_path)!r}).read()",
+    ),
+    simple(
+        "read through /proc/1/root",
+        f"""
         return open("/proc/1/root" + {TESTS_PY!r}).read()
-    '''),
-    simple("read /proc environ and cmdline of self, parent and grader", lambda s, li: f'''
+    """,
+    ),
+    simple(
+        "read /proc environ and cmdline of self, parent and grader",
+        lambda s, li: (
+            f"""
         out = []
         for path in ("/proc/self/environ", "/proc/1/environ", "/proc/{os.getpid()}/environ",
                      "/proc/{os.getpid()}/cmdline", "/proc/%d/environ" % os.getppid(),
@@ -276,26 +315,42 @@ ATTACKS: list[Attack] = [
         if not out:
             raise PermissionError("nothing readable")
         return out
-    '''),
+    """
+        ),
+    ),
     simple("environment variables", "return dict(os.environ)", _env),
     # -- network -------------------------------------------------------------------------------
-    simple("connect to PostgreSQL on 127.0.0.1:5432", '''
+    simple(
+        "connect to PostgreSQL on 127.0.0.1:5432",
+        """
         import socket
         s = socket.create_connection(("127.0.0.1", 5432), timeout=2)
         s.sendall(b"\\x00\\x00\\x00\\x08\\x04\\xd2\\x16\\x2f")
         return s.recv(100)
-    '''),
-    simple("connect to Redis on 127.0.0.1:6379", '''
+    """,
+    ),
+    simple(
+        "connect to Redis on 127.0.0.1:6379",
+        """
         import socket
         s = socket.create_connection(("127.0.0.1", 6379), timeout=2)
         s.sendall(b"PING\\r\\n")
         return s.recv(100)
-    '''),
-    simple("HTTP request to a port of the grader's host", lambda s, li: f'''
+    """,
+    ),
+    simple(
+        "HTTP request to a port of the grader's host",
+        lambda s, li: (
+            f"""
         import urllib.request
         return urllib.request.urlopen("http://127.0.0.1:{li.tcp_port}/", timeout=2).read()
-    ''', _nothing_reached),
-    simple("TCP to the outside world and DNS", '''
+    """
+        ),
+        _nothing_reached,
+    ),
+    simple(
+        "TCP to the outside world and DNS",
+        """
         import socket
         for host, port in (("1.1.1.1", 443), ("8.8.8.8", 53), ("10.0.0.1", 80)):
             try:
@@ -304,8 +359,12 @@ ATTACKS: list[Attack] = [
             except OSError:
                 pass
         return socket.getaddrinfo("example.com", 80)
-    '''),
-    simple("UDP to the host and the outside", lambda s, li: f'''
+    """,
+    ),
+    simple(
+        "UDP to the host and the outside",
+        lambda s, li: (
+            f"""
         import socket
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sent = []
@@ -317,8 +376,14 @@ ATTACKS: list[Attack] = [
         if not sent:
             raise OSError("no datagram could be sent")
         return sent
-    ''', _nothing_reached),
-    simple("unix sockets: PostgreSQL's, a host service's, an abstract one", lambda s, li: f'''
+    """
+        ),
+        _nothing_reached,
+    ),
+    simple(
+        "unix sockets: PostgreSQL's, a host service's, an abstract one",
+        lambda s, li: (
+            f"""
         import socket
         for address in ("/var/run/postgresql/.s.PGSQL.5432", "/run/postgresql/.s.PGSQL.5432",
                         {li.unix_path!r}, "\\0" + {li.abstract_name!r}):
@@ -330,8 +395,13 @@ ATTACKS: list[Attack] = [
             except OSError:
                 pass
         raise OSError("no unix socket reachable")
-    ''', _nothing_reached),
-    simple("raw and netlink sockets", '''
+    """
+        ),
+        _nothing_reached,
+    ),
+    simple(
+        "raw and netlink sockets",
+        """
         import socket
         for family, kind in ((socket.AF_NETLINK, socket.SOCK_RAW), (socket.AF_PACKET,
                               socket.SOCK_RAW), (socket.AF_INET, socket.SOCK_RAW)):
@@ -341,11 +411,19 @@ ATTACKS: list[Attack] = [
             except OSError:
                 pass
         raise OSError("no raw socket")
-    '''),
+    """,
+    ),
     # -- resources -----------------------------------------------------------------------------
-    Attack("fork bomb at import", lambda s, li: [
-        PRELUDE, "import os\nwhile True:\n    os.fork()\n", LEAK], lambda ctx: None),
-    Attack("fork bomb in a function", lambda s, li: [PRELUDE, '''
+    Attack(
+        "fork bomb at import",
+        lambda s, li: [PRELUDE, "import os\nwhile True:\n    os.fork()\n", LEAK],
+        lambda ctx: None,
+    ),
+    Attack(
+        "fork bomb in a function",
+        lambda s, li: [
+            PRELUDE,
+            """
 import os
 def label_smoothing_ce(*a, **k):
     while True:
@@ -353,15 +431,31 @@ def label_smoothing_ce(*a, **k):
 def early_stopping_epoch(*a, **k):
     pids = [os.fork() for _ in range(200)]
     return 0
-'''], lambda ctx: None),
-    Attack("memory bomb at import", lambda s, li: [PRELUDE, '''
+""",
+        ],
+        lambda ctx: None,
+    ),
+    Attack(
+        "memory bomb at import",
+        lambda s, li: [
+            PRELUDE,
+            """
 hog = bytearray(64 * 1024 ** 3)
-''', '''
+""",
+            """
 hog = []
 while True:
     hog.append(bytearray(50 * 1024 ** 2))
-''', LEAK], lambda ctx: None),
-    Attack("memory bomb in a function", lambda s, li: [PRELUDE, '''
+""",
+            LEAK,
+        ],
+        lambda ctx: None,
+    ),
+    Attack(
+        "memory bomb in a function",
+        lambda s, li: [
+            PRELUDE,
+            """
 def early_stopping_epoch(*a, **k):
     import numpy
     hog = []
@@ -370,17 +464,32 @@ def early_stopping_epoch(*a, **k):
 def label_smoothing_ce(*a, **k):
     import torch
     return torch.empty(10 ** 12)
-'''], _oom),
-    Attack("infinite loop in a function", lambda s, li: [PRELUDE, '''
+""",
+        ],
+        _oom,
+    ),
+    Attack(
+        "infinite loop in a function",
+        lambda s, li: [
+            PRELUDE,
+            """
 def label_smoothing_ce(*a, **k):
     while True:
         pass
 def early_stopping_epoch(*a, **k):
     return -99
-'''], _timeout),
-    Attack("infinite loop at import", lambda s, li: [
-        PRELUDE, "while True:\n    pass\n", LEAK], _cell_timeout),
-    simple("fill the disk", '''
+""",
+        ],
+        _timeout,
+    ),
+    Attack(
+        "infinite loop at import",
+        lambda s, li: [PRELUDE, "while True:\n    pass\n", LEAK],
+        _cell_timeout,
+    ),
+    simple(
+        "fill the disk",
+        """
         results = []
         def write(where, path, size, chunk=1 << 20):
             try:
@@ -398,8 +507,14 @@ def early_stopping_epoch(*a, **k):
         write("runtime", os.path.join(os.path.dirname(os.__file__), "evil.py"), 1 << 20)
         write("root", "/evil", 1 << 20)
         raise OSError(" ".join(results))
-    ''', _disk),
-    Attack("huge output", lambda s, li: [PRELUDE, '''
+    """,
+        _disk,
+    ),
+    Attack(
+        "huge output",
+        lambda s, li: [
+            PRELUDE,
+            """
 import sys, os
 print("x" * 10 ** 8)
 for _ in range(10 ** 5):
@@ -413,17 +528,32 @@ def label_smoothing_ce(*a, **k):
     raise RuntimeError("e" * 10 ** 6)
 def early_stopping_epoch(*a, **k):
     return "s" * 10 ** 7
-'''], _output_capped),
+""",
+        ],
+        _output_capped,
+    ),
     # -- exits and kills -------------------------------------------------------------------
-    Attack("os._exit and sys.exit", lambda s, li: [PRELUDE, "import os\nos._exit(3)\n", '''
+    Attack(
+        "os._exit and sys.exit",
+        lambda s, li: [
+            PRELUDE,
+            "import os\nos._exit(3)\n",
+            """
 import sys
 def label_smoothing_ce(*a, **k):
     import os
     os._exit(0)
 def early_stopping_epoch(*a, **k):
     sys.exit(0)
-''', "raise SystemExit(1)\n"], _crashed_cell),
-    simple("kill the parent, the grader and the zygote", lambda s, li: f'''
+""",
+            "raise SystemExit(1)\n",
+        ],
+        _crashed_cell,
+    ),
+    simple(
+        "kill the parent, the grader and the zygote",
+        lambda s, li: (
+            f"""
         import signal
         for pid in (os.getppid(), {os.getpid()}, {launcher.get_zygote().proc.pid}):
             try:
@@ -431,8 +561,13 @@ def early_stopping_epoch(*a, **k):
             except OSError:
                 pass
         return "survived"
-    ''', _kills),
-    simple("kill the process group and everything", '''
+    """
+        ),
+        _kills,
+    ),
+    simple(
+        "kill the process group and everything",
+        """
         import signal
         for fn in (lambda: os.killpg(0, signal.SIGKILL),
                    lambda: os.killpg(os.getpgid(0), signal.SIGKILL),
@@ -442,15 +577,25 @@ def early_stopping_epoch(*a, **k):
             except OSError:
                 pass
         return "survived"
-    ''', _kills),
-    simple("kill pid 1", '''
+    """,
+        _kills,
+    ),
+    simple(
+        "kill pid 1",
+        """
         import signal
         os.kill(1, signal.SIGKILL)
         os.kill(1, signal.SIGTERM)
         return "survived"
-    ''', _kills),
+    """,
+        _kills,
+    ),
     # -- cheating the comparison ---------------------------------------------------------
-    Attack("monkey-patch torch.allclose and friends", lambda s, li: [PRELUDE, '''
+    Attack(
+        "monkey-patch torch.allclose and friends",
+        lambda s, li: [
+            PRELUDE,
+            """
 import torch
 torch.allclose = lambda *a, **k: True
 torch.equal = lambda *a, **k: True
@@ -461,8 +606,15 @@ def label_smoothing_ce(logits, target, smoothing=0.0):
     return torch.tensor(123.0)
 def early_stopping_epoch(losses, patience, min_delta=0.0):
     return -99
-'''], lambda ctx: None),
-    Attack("monkey-patch numpy.allclose", lambda s, li: [PRELUDE, '''
+""",
+        ],
+        lambda ctx: None,
+    ),
+    Attack(
+        "monkey-patch numpy.allclose",
+        lambda s, li: [
+            PRELUDE,
+            """
 import numpy, torch
 numpy.allclose = lambda *a, **k: True
 numpy.array_equal = lambda *a, **k: True
@@ -471,8 +623,15 @@ def label_smoothing_ce(logits, target, smoothing=0.0):
     return numpy.float64(-1.0)
 def early_stopping_epoch(losses, patience, min_delta=0.0):
     return numpy.int64(-99)
-'''], lambda ctx: None),
-    Attack("monkey-patch builtins", lambda s, li: [PRELUDE, '''
+""",
+        ],
+        lambda ctx: None,
+    ),
+    Attack(
+        "monkey-patch builtins",
+        lambda s, li: [
+            PRELUDE,
+            """
 import builtins
 builtins.isinstance = lambda *a: True
 builtins.len = lambda x: 0
@@ -481,8 +640,15 @@ def label_smoothing_ce(*a, **k):
     return 0.0
 def early_stopping_epoch(*a, **k):
     return -99
-'''], lambda ctx: None),
-    Attack("monkey-patch graders.compare and the protocol", lambda s, li: [PRELUDE, '''
+""",
+        ],
+        lambda ctx: None,
+    ),
+    Attack(
+        "monkey-patch graders.compare and the protocol",
+        lambda s, li: [
+            PRELUDE,
+            """
 import graders.compare, protocol.codec
 graders.compare.compare = lambda *a, **k: graders.compare.Verdict(True)
 graders.compare.compare_tensors = lambda *a, **k: graders.compare.Verdict(True)
@@ -491,8 +657,15 @@ def label_smoothing_ce(*a, **k):
     return graders.compare.Verdict(True)
 def early_stopping_epoch(*a, **k):
     return {"passed": True, "score": 100}
-'''], lambda ctx: None),
-    Attack("tensor subclass that lies", lambda s, li: [PRELUDE, '''
+""",
+        ],
+        lambda ctx: None,
+    ),
+    Attack(
+        "tensor subclass that lies",
+        lambda s, li: [
+            PRELUDE,
+            """
 import torch
 class Liar(torch.Tensor):
     def __eq__(self, other): return True
@@ -505,8 +678,15 @@ def label_smoothing_ce(*a, **k):
     return torch.zeros(()).as_subclass(Liar)
 def early_stopping_epoch(*a, **k):
     return torch.tensor(-1).as_subclass(Liar)
-'''], lambda ctx: None),
-    Attack("objects that lie in __eq__", lambda s, li: [PRELUDE, '''
+""",
+        ],
+        lambda ctx: None,
+    ),
+    Attack(
+        "objects that lie in __eq__",
+        lambda s, li: [
+            PRELUDE,
+            """
 class Liar(int):
     def __eq__(self, other): return True
     def __ne__(self, other): return False
@@ -520,8 +700,15 @@ def label_smoothing_ce(*a, **k):
     return Anything()
 def early_stopping_epoch(*a, **k):
     return Liar(-5)
-'''], lambda ctx: None),
-    Attack("wrong types and shapes", lambda s, li: [PRELUDE, '''
+""",
+        ],
+        lambda ctx: None,
+    ),
+    Attack(
+        "wrong types and shapes",
+        lambda s, li: [
+            PRELUDE,
+            """
 import torch
 answers = iter([None, "1.0", torch.zeros(5, 5), [1, 2, 3], float("nan"), (x for x in []),
                 lambda: 1, {1: 2}, type("R", (), {"__repr__": lambda s: 1 / 0})()])
@@ -532,11 +719,18 @@ for _ in range(5000):
     nested = [nested]
 def early_stopping_epoch(*a, **k):
     return nested
-'''], lambda ctx: None),
+""",
+        ],
+        lambda ctx: None,
+    ),
     # -- escapes ---------------------------------------------------------------------------
-    Attack("notebook shell escapes", lambda s, li: [PRELUDE, "!cat /etc/passwd\n",
-                                                    "%%bash\ncat /etc/passwd\n",
-                                                    attack_cell(f'''
+    Attack(
+        "notebook shell escapes",
+        lambda s, li: [
+            PRELUDE,
+            "!cat /etc/passwd\n",
+            "%%bash\ncat /etc/passwd\n",
+            attack_cell(f'''
         import subprocess
         out = []
         get_ipython().system("cat /etc/passwd")
@@ -549,8 +743,15 @@ def early_stopping_epoch(*a, **k):
             except Exception as e:
                 out.append(repr(e))
         return out
-    '''), LEAK], _passwd),
-    simple("kernel interfaces: mount, namespaces, ptrace, bpf", lambda s, li: f'''
+    '''),
+            LEAK,
+        ],
+        _passwd,
+    ),
+    simple(
+        "kernel interfaces: mount, namespaces, ptrace, bpf",
+        lambda s, li: (
+            f"""
         import ctypes, errno
         libc = ctypes.CDLL(None, use_errno=True)
         nr = {SYSCALLS!r}
@@ -572,23 +773,36 @@ def early_stopping_epoch(*a, **k):
             out.append(name + (":ok" if r >= 0 else ":" + errno.errorcode.get(
                 ctypes.get_errno(), "?")))
         raise PermissionError(" ".join(out))
-    ''', _kernel),
+    """
+        ),
+        _kernel,
+    ),
 ]
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
-def test_attack(attack: Attack, hw1: LoadedAssignment, factory: SandboxFactory, solution: bytes,
-                secrets: Secrets, listeners: Listeners) -> None:
+def test_attack(
+    attack: Attack,
+    hw1: LoadedAssignment,
+    factory: SandboxFactory,
+    solution: bytes,
+    secrets: Secrets,
+    listeners: Listeners,
+) -> None:
     zygote = launcher.get_zygote()
     report = grade_notebook(hw1, code_notebook(*attack.cells(secrets, listeners)), factory)
 
     # A report, with a score and an outcome for every test.
     assert report.tests and len(report.tests) == sum(
-        len(spec.tests) for spec in hw1.exercises.values() if spec.kind != "model")
-    assert all(t.outcome in ("passed", "failed", "error", "timeout", "oom", "crashed")
-               for t in report.tests)
+        len(spec.tests) for spec in hw1.exercises.values() if spec.kind != "model"
+    )
+    assert all(
+        t.outcome in ("passed", "failed", "error", "timeout", "oom", "crashed")
+        for t in report.tests
+    )
     assert report.score <= attack.max_score + 1e-9, [
-        (t.name, t.outcome, t.score) for t in report.tests if t.score]
+        (t.name, t.outcome, t.score) for t in report.tests if t.score
+    ]
     text = student_text(report)
     assert not secrets.leaked(text), secrets.leaked(text)
     attack.check(Ctx(report, text, secrets, listeners))
@@ -607,12 +821,14 @@ def test_attack(attack: Attack, hw1: LoadedAssignment, factory: SandboxFactory, 
     assert launcher.get_zygote() is zygote and zygote.alive()
     honest = grade_notebook(hw1, solution, factory)
     assert honest.score == honest.max_score == 5, [
-        (t.name, t.outcome, t.feedback) for t in honest.tests if t.outcome != "passed"]
+        (t.name, t.outcome, t.feedback) for t in honest.tests if t.outcome != "passed"
+    ]
     assert not secrets.leaked(student_text(honest))
 
 
-def test_symlink_in_submission_folder(hw1: LoadedAssignment, solution: bytes, secrets: Secrets,
-                                      tmp_path: Path) -> None:
+def test_symlink_in_submission_folder(
+    hw1: LoadedAssignment, solution: bytes, secrets: Secrets, tmp_path: Path
+) -> None:
     """A submission folder holding links to hidden files (an unpacked archive) leaks nothing."""
     folder = tmp_path / "submission"
     folder.mkdir()
@@ -620,7 +836,9 @@ def test_symlink_in_submission_folder(hw1: LoadedAssignment, solution: bytes, se
     (folder / "canary_link").symlink_to(secrets.canary_path)
     (folder / "helper.py").write_text("VALUE = 41\n")
     factory = launcher.sandbox_factory(public_dirs=(hw1.meta.public_dir,), submission_dir=folder)
-    cells = [PRELUDE, attack_cell('''
+    cells = [
+        PRELUDE,
+        attack_cell("""
         import helper
         found = sorted(os.listdir("/submission"))
         got = []
@@ -630,7 +848,9 @@ def test_symlink_in_submission_folder(hw1: LoadedAssignment, solution: bytes, se
             except OSError:
                 pass
         return found, got, helper.VALUE + 1
-    '''), LEAK]
+    """),
+        LEAK,
+    ]
     report = grade_notebook(hw1, code_notebook(*cells), factory)
     assert "42" in report.output  # the submission's own files are there
     assert not secrets.leaked(student_text(report))

@@ -39,7 +39,7 @@ from worker.sandbox.host_plan import sandbox_uid
 
 #: Finds the reply pipe (the only write-only pipe the sandbox holds) and the number of
 #: the request being answered (from the serving frame, as an attacker would).
-FORGE = '''
+FORGE = """
 import fcntl, os, stat, struct, sys, time
 import msgpack
 
@@ -75,126 +75,135 @@ def _forge(make):
         _send_raw(make())
         time.sleep(30)
     return answer
-'''
+"""
 
 
 def _hostile(make_body: str) -> bytes:
     """A notebook whose two hw1 functions answer with the frame `make()` builds."""
     body = textwrap.dedent(make_body).strip()
-    return code_notebook(FORGE, f"def make():\n{textwrap.indent(body, '    ')}\n",
-                         "label_smoothing_ce = _forge(make)\nearly_stopping_epoch = _forge(make)\n")
+    return code_notebook(
+        FORGE,
+        f"def make():\n{textwrap.indent(body, '    ')}\n",
+        "label_smoothing_ce = _forge(make)\nearly_stopping_epoch = _forge(make)\n",
+    )
 
 
 CASES: dict[str, bytes] = {
     # 714 bytes used to overflow the C stack: tuples inside tuples, decoded recursively.
-    "deep nesting": _hostile('''
+    "deep nesting": _hostile("""
 inner = msgpack.packb(None)
 for _ in range(20000):
     inner = msgpack.packb([msgpack.ExtType(2, inner)])
 return msgpack.packb({"ok": True, "seq": _seq(), "value": msgpack.ExtType(2, inner)})
-'''),
-    "deep plain lists": _hostile('''
+"""),
+    "deep plain lists": _hostile("""
 return b"\\x81\\xa5value" + b"\\x91" * 100000 + b"\\xc0"
-'''),
-    "oversized frame header": code_notebook(FORGE, '''
+"""),
+    "oversized frame header": code_notebook(
+        FORGE,
+        """
 def _big(*args, **kwargs):
     _send_raw(b"\\x00" * 64, header=300 * 1024 * 1024)
     time.sleep(30)
 label_smoothing_ce = early_stopping_epoch = _big
-'''),
-    "millions of empty lists": _hostile('''
+""",
+    ),
+    "millions of empty lists": _hostile("""
 return b"\\xdd" + struct.pack(">I", 7_000_000) + b"\\x90" * 7_000_000
-'''),
-    "many small containers": _hostile('''
+"""),
+    "many small containers": _hostile("""
 chunk = msgpack.packb([[]] * 60000)
 return msgpack.packb({"ok": True, "seq": _seq(), "value": [msgpack.ExtType(2, chunk)] * 40})
-'''),
-    "not a message": _hostile('''
+"""),
+    "not a message": _hostile("""
 return msgpack.packb(12345)
-'''),
-    "garbage bytes": _hostile('''
+"""),
+    "garbage bytes": _hostile("""
 return b"\\xc1" * 100
-'''),
-    "truncated document": _hostile('''
+"""),
+    "truncated document": _hostile("""
 return msgpack.packb({"ok": True, "seq": _seq(), "value": list(range(100))})[:-7]
-'''),
-    "error that is not a map": _hostile('''
+"""),
+    "error that is not a map": _hostile("""
 return msgpack.packb({"ok": False, "seq": _seq(), "error": "nope"})
-'''),
-    "error type that is not text": _hostile('''
+"""),
+    "error type that is not text": _hostile("""
 return msgpack.packb({"ok": False, "seq": _seq(), "error": {"type": [1, 2], "message": 3}})
-'''),
-    "ok that is not a boolean": _hostile('''
+"""),
+    "ok that is not a boolean": _hostile("""
 return msgpack.packb({"ok": "yes", "seq": _seq(), "value": 1.0})
-'''),
-    "mutated of the wrong type": _hostile('''
+"""),
+    "mutated of the wrong type": _hostile("""
 return msgpack.packb({"ok": True, "seq": _seq(), "value": 1.0, "mutated": {"a": 1}})
-'''),
-    "event instead of a reply": _hostile('''
+"""),
+    "event instead of a reply": _hostile("""
 return msgpack.packb({"event": "ready", "isolation": "none at all"})
-'''),
-    "reply out of turn": _hostile('''
+"""),
+    "reply out of turn": _hostile("""
 return msgpack.packb({"ok": True, "seq": _seq() + 1000, "value": 1.0})
-'''),
-    "unknown extension type": _hostile('''
+"""),
+    "unknown extension type": _hostile("""
 return msgpack.packb({"ok": True, "seq": _seq(), "value": msgpack.ExtType(99, b"x")})
-'''),
-    "forged tensor payload": _hostile('''
+"""),
+    "forged tensor payload": _hostile("""
 return msgpack.packb({"ok": True, "seq": _seq(),
                       "value": msgpack.ExtType(1, b"\\x08" + b"\\x00" * 7 + b"{}")})
-'''),
-    "numpy array of empty items": _hostile('''
+"""),
+    "numpy array of empty items": _hostile("""
 import io, numpy as np
 buf = io.BytesIO()
 np.save(buf, np.zeros(10 ** 9, dtype="V0"))
 return msgpack.packb({"ok": True, "seq": _seq(), "value": msgpack.ExtType(3, buf.getvalue())})
-'''),
-    "NUL and giant strings in an error": _hostile('''
+"""),
+    "NUL and giant strings in an error": _hostile("""
 huge = "A\\x00\\ud800" * 300000
 return msgpack.packb({"ok": False, "seq": _seq(),
                       "error": {"type": "Boom\\x00" * 50000, "message": huge, "traceback": huge}},
                      unicode_errors="surrogatepass")
-'''),
+"""),
 }
 
 #: The same classes of misbehaviour without forging anything: what the child reports.
 HONEST_BUT_HOSTILE = {
-    "NUL in a raised message": code_notebook('''
+    "NUL in a raised message": code_notebook("""
 def label_smoothing_ce(*args, **kwargs):
     raise ValueError("bad\\x00" * 500000)
 def early_stopping_epoch(*args, **kwargs):
     raise ValueError("\\x00" * 10)
 print("\\x00" * 1000 + "x" * 10_000_000)
-'''),
-    "a value too large to send": code_notebook('''
+"""),
+    "a value too large to send": code_notebook("""
 import torch
 def label_smoothing_ce(*args, **kwargs):
     return torch.zeros(64 * 1024 * 1024 // 4 + 10)
 def early_stopping_epoch(*args, **kwargs):
     return "x" * (32 * 1024 * 1024)
-'''),
-    "a type name of a megabyte": code_notebook('''
+"""),
+    "a type name of a megabyte": code_notebook("""
 def label_smoothing_ce(*args, **kwargs):
     return type("T" * 1_000_000, (), {})()
 def early_stopping_epoch(*args, **kwargs):
     raise type("E" * 1_000_000, (Exception,), {})("x" * 1_000_000)
-'''),
-    "a cell that forges at load time": with_extra_cell(code_notebook(FORGE), '''
+"""),
+    "a cell that forges at load time": with_extra_cell(
+        code_notebook(FORGE),
+        """
 _send_raw(msgpack.packb(12345))
 time.sleep(30)
-'''),
+""",
+    ),
 }
 
 #: An honest solution whose function calls run through a thread pool: it needs threads
 #: of its own uid, which a leaked sandbox holding the uid's process budget would take.
-THREADED_TAIL = '''
+THREADED_TAIL = """
 import concurrent.futures
 _plain_ce = label_smoothing_ce
 def label_smoothing_ce(*args, **kwargs):
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(_plain_ce, *args, **kwargs) for _ in range(8)]
         return futures[0].result()
-'''
+"""
 
 #: What one job may store, whatever the submission did: feedback of its tests, log.
 STORED_BYTES_LIMIT = 200_000
@@ -205,8 +214,13 @@ def _peak_rss_bytes() -> int:
 
 
 def _stored(report: GradeReport) -> str:
-    return json.dumps({"tests": [t.feedback for t in report.tests], "log": report.log(),
-                       "isolation": report.isolation})
+    return json.dumps(
+        {
+            "tests": [t.feedback for t in report.tests],
+            "log": report.log(),
+            "isolation": report.isolation,
+        }
+    )
 
 
 def _wait_gone(uid: int, timeout: float = 5.0) -> list[int]:
@@ -223,7 +237,10 @@ def threaded_solution(solution: bytes) -> bytes:
 
 @pytest.mark.parametrize("name", [*CASES, *HONEST_BUT_HOSTILE])
 def test_a_hostile_reply_costs_the_student_not_the_grader(
-    name: str, hw1: LoadedAssignment, factory: SandboxFactory, threaded_solution: bytes,
+    name: str,
+    hw1: LoadedAssignment,
+    factory: SandboxFactory,
+    threaded_solution: bytes,
 ) -> None:
     notebook = CASES.get(name) or HONEST_BUT_HOSTILE[name]
     peak_before = _peak_rss_bytes()
@@ -242,24 +259,28 @@ def test_a_hostile_reply_costs_the_student_not_the_grader(
     if name in CASES:
         assert {t.outcome for t in report.tests} <= {"crashed", "error"}
         assert any("channel" in t.feedback for t in report.tests), [
-            t.feedback for t in report.tests]
+            t.feedback for t in report.tests
+        ]
     uid = sandbox_uid(launcher.worker_slot())
     if report.isolation and f"uid {uid}" in report.isolation:
         assert _wait_gone(uid) == [], "a sandbox outlived its job"
     honest = grade_notebook(hw1, threaded_solution, factory)
     assert honest.score == honest.max_score == 5, [
-        (t.name, t.outcome, t.feedback[:200]) for t in honest.tests if t.outcome != "passed"]
+        (t.name, t.outcome, t.feedback[:200]) for t in honest.tests if t.outcome != "passed"
+    ]
 
 
 def test_a_reply_too_large_says_so_to_the_student(
-        hw1: LoadedAssignment, factory: SandboxFactory) -> None:
+    hw1: LoadedAssignment, factory: SandboxFactory
+) -> None:
     report = grade_notebook(hw1, HONEST_BUT_HOSTILE["a value too large to send"], factory)
     visible = [t for t in report.tests if t.visibility == "visible"]
     assert visible and all("over the limit" in t.feedback for t in visible)
 
 
-def test_hidden_inputs_never_reach_what_a_student_reads(hw1: LoadedAssignment,
-                                                        factory: SandboxFactory) -> None:
+def test_hidden_inputs_never_reach_what_a_student_reads(
+    hw1: LoadedAssignment, factory: SandboxFactory
+) -> None:
     """A submission that prints and hoards every input it is called with.
 
     Each call prints its input, numbers itself and raises with everything seen so far:
@@ -268,7 +289,7 @@ def test_hidden_inputs_never_reach_what_a_student_reads(hw1: LoadedAssignment,
     inputs a student could read would show up in the output, in a visible or
     after-due test's feedback, or in a hidden test's (released) feedback.
     """
-    spy = code_notebook('''
+    spy = code_notebook("""
 SEEN = []
 def _spy(*args, **kwargs):
     SEEN.append(repr((args, kwargs))[:200])
@@ -277,14 +298,17 @@ def _spy(*args, **kwargs):
 label_smoothing_ce = _spy
 early_stopping_epoch = _spy
 print("loaded")
-''')
+""")
     report = grade_notebook(hw1, spy, factory)
     assert report.output.strip() == "loaded"
-    phases = {v: [t for t in report.tests if t.visibility == v]
-              for v in ("visible", "after_due", "hidden")}
+    phases = {
+        v: [t for t in report.tests if t.visibility == v]
+        for v in ("visible", "after_due", "hidden")
+    }
     assert phases["visible"] and phases["hidden"], "hw1 has visible and hidden tests"
-    visible_calls = sorted(int(t.feedback.split("CALL")[1].split(":")[0])
-                           for t in phases["visible"])
+    visible_calls = sorted(
+        int(t.feedback.split("CALL")[1].split(":")[0]) for t in phases["visible"]
+    )
     # The visible tests made the first calls of the job: no hidden input came before.
     assert visible_calls == list(range(1, len(phases["visible"]) + 1)), visible_calls
     shown_before_hidden = len(phases["visible"]) + len(phases["after_due"])
@@ -297,7 +321,7 @@ print("loaded")
     assert "INPUT" not in student_text(report)
 
 
-GRADER_THAT_DIES = '''
+GRADER_THAT_DIES = """
 import os, sys, time
 from worker.sandbox import launcher
 from worker.sandbox.config import SandboxConfig
@@ -310,16 +334,18 @@ source = ("import subprocess, threading, time\\n"
 sandbox.request({"op": "exec", "index": 1, "source": source, "seq": 1}, timeout=30)
 print(sandbox_uid(launcher.worker_slot()), sandbox.isolation, flush=True)
 time.sleep(300)
-'''
+"""
 
 
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
 def test_a_grading_process_that_dies_takes_its_sandboxes_with_it(
-        how: str, secrets: Secrets) -> None:
+    how: str, secrets: Secrets
+) -> None:
     """The worker's own end (killed, or stopped) is a way out too: nothing outlives it."""
     root = Path(__file__).resolve().parents[2]
-    grader = subprocess.Popen([sys.executable, "-c", GRADER_THAT_DIES], cwd=root,
-                              stdout=subprocess.PIPE, text=True)
+    grader = subprocess.Popen(
+        [sys.executable, "-c", GRADER_THAT_DIES], cwd=root, stdout=subprocess.PIPE, text=True
+    )
     try:
         line = grader.stdout.readline() if grader.stdout else ""
         uid_text, _, isolation = line.partition(" ")
@@ -335,17 +361,27 @@ def test_a_grading_process_that_dies_takes_its_sandboxes_with_it(
             grader.kill()
 
 
-
 def test_no_host_folder_of_the_service_is_named_inside_the_sandbox(
-    hw1: LoadedAssignment, factory: SandboxFactory, secrets: Secrets,
+    hw1: LoadedAssignment,
+    factory: SandboxFactory,
+    secrets: Secrets,
 ) -> None:
     """argv, the environment, every frame and every object the sandbox can reach."""
     settings = get_settings()
-    hidden = sorted({str(p) for p in (settings.course_dir, settings.resolved_data_dir,
-                                      settings.resolved_blob_dir, hw1.meta.public_dir)})
+    hidden = sorted(
+        {
+            str(p)
+            for p in (
+                settings.course_dir,
+                settings.resolved_data_dir,
+                settings.resolved_blob_dir,
+                hw1.meta.public_dir,
+            )
+        }
+    )
     # Reversed, so that the probe's own source and variables do not hold the paths.
     reversed_paths = [path[::-1] for path in hidden]
-    probe = code_notebook(f'''
+    probe = code_notebook(f"""
 import gc, os, sys
 REVERSED = {reversed_paths!r}
 texts = set([" ".join(sys.argv), repr(dict(os.environ))])
@@ -365,7 +401,7 @@ FOUND = sorted({{i for i, r in enumerate(REVERSED) for t in texts if r[::-1] in 
 def label_smoothing_ce(*a, **k):
     raise RuntimeError("FOUND=" + repr(FOUND))
 early_stopping_epoch = label_smoothing_ce
-''')
+""")
     patient = GradeLimits(cell_timeout=60.0, call_timeout=3.0, job_timeout=120.0)
     # A job first: the zygote forks each spare after the previous job, and must not
     # hand that job's host paths on to the next sandbox.

@@ -43,7 +43,8 @@ def _wait_gone(uid: int, timeout: float = 3.0) -> list[int]:
 
 
 def test_isolation_string_names_every_layer(
-        secrets: Secrets, hw1: LoadedAssignment, factory: SandboxFactory, solution: bytes) -> None:
+    secrets: Secrets, hw1: LoadedAssignment, factory: SandboxFactory, solution: bytes
+) -> None:
     require_root()
     sandbox = launcher.start_sandbox(SandboxConfig())
     try:
@@ -81,24 +82,30 @@ def test_zygote_holds_nothing_of_the_grader(secrets: Secrets) -> None:
     assert "AUTOGRADER" not in environ and "s3cr3t" not in environ
     sandbox = launcher.start_sandbox(SandboxConfig())
     try:
-        reply = _exec(sandbox, "import sys, torch\nprint(sorted(sys.modules))\n"
-                               "print(torch.cuda.is_initialized())")
+        reply = _exec(
+            sandbox,
+            "import sys, torch\nprint(sorted(sys.modules))\nprint(torch.cuda.is_initialized())",
+        )
     finally:
         sandbox.close()
     modules = eval(reply["output"].splitlines()[0])  # a list of names, printed by us
     for name in ("torch", "numpy", "protocol.codec", "worker.sandbox.child"):
         assert name in modules
     for name in modules:
-        assert not name.startswith(("graders", "core",
-                                    "api", "_dlp_", "sqlalchemy", "celery")), name
+        assert not name.startswith(("graders", "core", "api", "_dlp_", "sqlalchemy", "celery")), (
+            name
+        )
     assert reply["output"].splitlines()[1] == "False"
 
 
 def test_deadline_kills_the_whole_sandbox(secrets: Secrets) -> None:
     sandbox = launcher.start_sandbox(SandboxConfig())
-    _exec(sandbox, "import subprocess, os\n"
-                   "procs = [subprocess.Popen(['sleep', '300']) for _ in range(3)]\n"
-                   "if os.fork() == 0:\n    os.setsid()\n    import time; time.sleep(300)\n")
+    _exec(
+        sandbox,
+        "import subprocess, os\n"
+        "procs = [subprocess.Popen(['sleep', '300']) for _ in range(3)]\n"
+        "if os.fork() == 0:\n    os.setsid()\n    import time; time.sleep(300)\n",
+    )
     started = time.monotonic()
     with pytest.raises(SandboxTimeout):
         _exec(sandbox, "while True: pass", timeout=0.5)
@@ -153,23 +160,26 @@ time.sleep(60)
 
 
 def test_memory_error_is_oom(
-        secrets: Secrets, hw1: LoadedAssignment, factory: SandboxFactory) -> None:
-    notebook = code_notebook("def early_stopping_epoch(*a, **k):\n"
-                             "    return bytearray(10 ** 11)\n")
+    secrets: Secrets, hw1: LoadedAssignment, factory: SandboxFactory
+) -> None:
+    notebook = code_notebook("def early_stopping_epoch(*a, **k):\n    return bytearray(10 ** 11)\n")
     report = grade_notebook(hw1, notebook, factory)
     assert {t.outcome for t in report.tests if t.exercise == "early_stopping_epoch"} == {"oom"}
 
 
 def test_public_helpers_and_submission_files(
-        secrets: Secrets, hw1: LoadedAssignment, tmp_path: Path) -> None:
+    secrets: Secrets, hw1: LoadedAssignment, tmp_path: Path
+) -> None:
     (tmp_path / "data.txt").write_text("from the submission")
-    factory = launcher.sandbox_factory(public_dirs=(hw1.meta.public_dir,),
-                                       submission_dir=tmp_path)
+    factory = launcher.sandbox_factory(public_dirs=(hw1.meta.public_dir,), submission_dir=tmp_path)
     sandbox = factory()
     try:
-        reply = _exec(sandbox, "import os, sys\nprint(os.getcwd(), open('data.txt').read())\n"
-                               "print([p for p in sys.path if p.startswith('/public')])\n"
-                               "open('/tmp/scratch', 'w').write('ok')")
+        reply = _exec(
+            sandbox,
+            "import os, sys\nprint(os.getcwd(), open('data.txt').read())\n"
+            "print([p for p in sys.path if p.startswith('/public')])\n"
+            "open('/tmp/scratch', 'w').write('ok')",
+        )
     finally:
         sandbox.close()
     lines = reply["output"].splitlines()
@@ -182,7 +192,8 @@ def test_public_helpers_and_submission_files(
 # -- degraded modes ----------------------------------------------------------------------
 @pytest.mark.parametrize("mode", ["userns", "plain"])
 def test_degraded_mode_still_guards(
-        mode: str, secrets: Secrets, hw1: LoadedAssignment, solution: bytes) -> None:
+    mode: str, secrets: Secrets, hw1: LoadedAssignment, solution: bytes
+) -> None:
     extra_slot = slots.lease()  # a zygote of its own needs a slot of its own
     zygote = launcher.Zygote(slot=extra_slot.slot, mode=mode)
     config = SandboxConfig(public_dirs=(hw1.meta.public_dir,))
@@ -191,10 +202,12 @@ def test_degraded_mode_still_guards(
         expected = {"userns": "userns(", "plain": "process+"}[mode]
         assert sandbox.isolation.startswith(expected), sandbox.isolation
         assert "seccomp" in sandbox.isolation
-        reply = _exec(sandbox, f"""
+        reply = _exec(
+            sandbox,
+            f"""
 import os, socket
 out = []
-for path in ({str(HW1_DIR / 'tests.py')!r}, {str(secrets.canary_path)!r}, '/proc/self/environ'):
+for path in ({str(HW1_DIR / "tests.py")!r}, {str(secrets.canary_path)!r}, '/proc/self/environ'):
     try:
         out.append(open(path).read())
     except OSError:
@@ -210,7 +223,8 @@ for address in (('127.0.0.1', 5432), '/var/run/postgresql/.s.PGSQL.5432'):
         out.append('blocked')
 out.append(sorted(k for k in os.environ if 'AUTOGRADER' in k))
 print(out)
-""")
+""",
+        )
         sandbox.close()
         assert reply["output"].strip() == str(["blocked"] * 5 + [[]]), reply
         report = grade_notebook(hw1, solution, lambda: zygote.spawn(config))
@@ -265,17 +279,23 @@ def test_without_root_user_namespaces_are_used(hw1: LoadedAssignment) -> None:
         os.chmod(home, 0o755)
         top = runtime.split("/")[2]
         os.mkdir(os.path.join(home, top))
-        wrap = (f"mount --bind /root/{top} {home}/{top} && mount --rbind {home} /root && ")
+        wrap = f"mount --bind /root/{top} {home}/{top} && mount --rbind {home} /root && "
     script = Path(tempfile.mkdtemp(prefix="autograder-test-script-")) / "nobody.py"
     script.write_text(NOBODY_SCRIPT)
     os.chmod(script.parent, 0o755)
     os.chmod(script, 0o644)
-    command = (wrap + f"cd {ROOT} && {setpriv} --reuid=65534 --regid=65534 --clear-groups "
-               f"env -i PATH=/usr/bin:/bin PYTHONPATH={ROOT} {sys.executable} {script} "
-               f"{HW1_DIR} {HW1_DIR / 'notebooks' / 'solution.ipynb'}")
+    command = (
+        wrap + f"cd {ROOT} && {setpriv} --reuid=65534 --regid=65534 --clear-groups "
+        f"env -i PATH=/usr/bin:/bin PYTHONPATH={ROOT} {sys.executable} {script} "
+        f"{HW1_DIR} {HW1_DIR / 'notebooks' / 'solution.ipynb'}"
+    )
     try:
-        done = subprocess.run([unshare, "-m", "--propagation", "private", "sh", "-c", command],
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [unshare, "-m", "--propagation", "private", "sh", "-c", command],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         shutil.rmtree(script.parent, ignore_errors=True)
         if home:
@@ -285,11 +305,14 @@ def test_without_root_user_namespaces_are_used(hw1: LoadedAssignment) -> None:
     if result["plan"]["mode"] != "userns":
         layer_missing(f"user namespaces are not available to unprivileged users here: {result}")
     assert result["isolation"].startswith(
-        "userns(uid 65534)+namespaces(mnt,net,pid,ipc,uts)+pivot_root+"), result
+        "userns(uid 65534)+namespaces(mnt,net,pid,ipc,uts)+pivot_root+"
+    ), result
     assert "seccomp" in result["isolation"]
     assert result["good"] == 5
-    assert all("No such file" in text or "not defined" in text or "is not" in text
-               for text in result["bad"]), result["bad"]
+    assert all(
+        "No such file" in text or "not defined" in text or "is not" in text
+        for text in result["bad"]
+    ), result["bad"]
 
 
 # -- the filters themselves ----------------------------------------------------------------
@@ -304,8 +327,11 @@ def test_seccomp_tables_match_libseccomp() -> None:
     for arch, table in seccomp.SYSCALLS.items():
         for syscall, number in table.items():
             assert resolve(seccomp.AUDIT_ARCH[arch], syscall.encode()) == number, (arch, syscall)
-        missing = [n for n in seccomp.DENIED if n not in table
-                   and resolve(seccomp.AUDIT_ARCH[arch], n.encode()) >= 0]
+        missing = [
+            n
+            for n in seccomp.DENIED
+            if n not in table and resolve(seccomp.AUDIT_ARCH[arch], n.encode()) >= 0
+        ]
         assert not missing, (arch, missing)
 
 
@@ -327,8 +353,9 @@ def test_runtime_binds_never_hold_the_course(tmp_path: Path) -> None:
     prefix = tmp_path / "usr"
     for sub in ("bin", "lib", "src/app/reference", "src/other"):
         (prefix / sub).mkdir(parents=True)
-    covered = host_plan._cover(str(prefix), [str(prefix / "src/app/reference")],
-                               [str(prefix / "src/app")])
+    covered = host_plan._cover(
+        str(prefix), [str(prefix / "src/app/reference")], [str(prefix / "src/app")]
+    )
     assert sorted(covered) == sorted(str(prefix / s) for s in ("bin", "lib", "src/other"))
 
 
@@ -347,9 +374,12 @@ def test_signals_from_the_sandbox_never_reach_out(secrets: Secrets) -> None:
     zygote = launcher.get_zygote()
     sandbox = launcher.start_sandbox(SandboxConfig())
     try:
-        reply = _exec(sandbox, f"import os, signal\nfor pid in (-1, 0, {os.getpid()}, "
-                               f"{zygote.proc.pid}):\n    try:\n        os.kill(pid, 9)\n"
-                               "    except OSError:\n        pass\n")
+        reply = _exec(
+            sandbox,
+            f"import os, signal\nfor pid in (-1, 0, {os.getpid()}, "
+            f"{zygote.proc.pid}):\n    try:\n        os.kill(pid, 9)\n"
+            "    except OSError:\n        pass\n",
+        )
         assert reply["status"] == "ok"
     finally:
         sandbox.close()
@@ -367,8 +397,9 @@ def test_each_grading_process_of_a_host_leases_its_own_slot() -> None:
             slots.lease(first.slot)
         context = multiprocessing.get_context("spawn")
         queue = context.Queue()
-        workers = [context.Process(target=_grade_in_a_fresh_process, args=(queue,))
-                   for _ in range(2)]
+        workers = [
+            context.Process(target=_grade_in_a_fresh_process, args=(queue,)) for _ in range(2)
+        ]
         for process in workers:
             process.start()
         leased = [queue.get(timeout=120) for _ in workers]

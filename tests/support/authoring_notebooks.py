@@ -15,8 +15,14 @@ _ids = itertools.count(1)
 
 
 def _meta(**fields: Any) -> dict[str, Any]:
-    return {"schema_version": 3, "grade": False, "solution": False, "locked": False,
-            "grade_id": f"cell-{next(_ids)}", **fields}
+    return {
+        "schema_version": 3,
+        "grade": False,
+        "solution": False,
+        "locked": False,
+        "grade_id": f"cell-{next(_ids)}",
+        **fields,
+    }
 
 
 def solution(source: str, kind: str = "code") -> SourceCell:
@@ -32,8 +38,12 @@ def manual(source: str, grade_id: str, points: float, kind: str = "markdown") ->
 
 
 def _write(path: Path, cells: list[Any]) -> Path:
-    nb = new_notebook(cells=cells, metadata={"kernelspec": {
-        "name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb = new_notebook(
+        cells=cells,
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
     nbformat.write(nb, str(path))
     return path
 
@@ -42,8 +52,11 @@ def nbgrader_notebook(path: Path, *cells: SourceCell) -> Path:
     out = []
     for kind, source, meta in cells:
         metadata = {"nbgrader": meta} if meta else {}
-        out.append(new_code_cell(source, metadata=metadata) if kind == "code"
-                   else new_markdown_cell(source, metadata=metadata))
+        out.append(
+            new_code_cell(source, metadata=metadata)
+            if kind == "code"
+            else new_markdown_cell(source, metadata=metadata)
+        )
     return _write(path, out)
 
 

@@ -18,8 +18,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ACTIONS = {"SCMP_ACT_ALLOW": 0x7FFF0000, "SCMP_ACT_KILL": 0x00000000,
-           "SCMP_ACT_KILL_PROCESS": 0x80000000, "SCMP_ACT_LOG": 0x7FFC0000}
+ACTIONS = {
+    "SCMP_ACT_ALLOW": 0x7FFF0000,
+    "SCMP_ACT_KILL": 0x00000000,
+    "SCMP_ACT_KILL_PROCESS": 0x80000000,
+    "SCMP_ACT_LOG": 0x7FFC0000,
+}
 SCMP_ACT_ERRNO = 0x00050000
 
 
@@ -43,8 +47,7 @@ def load(profile_path: Path) -> int:
     lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
     lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
     lib.seccomp_arch_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
-    lib.seccomp_rule_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
-                                     ctypes.c_uint]
+    lib.seccomp_rule_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint]
     lib.seccomp_load.argtypes = [ctypes.c_void_p]
     ctx = lib.seccomp_init(ACTIONS[profile["defaultAction"]])
     native = os.uname().machine
@@ -77,10 +80,13 @@ def main(argv: list[str]) -> int:
         return 2
     count = load(Path(argv[0]))
     status = Path("/proc/self/status").read_text()
-    nnp = next((line.split()[1] for line in status.splitlines()
-                if line.startswith("NoNewPrivs:")), "?")
-    print(f"compose_limits: seccomp profile {argv[0]} loaded ({count} rules), "
-          f"no_new_privs={nnp}", flush=True)
+    nnp = next(
+        (line.split()[1] for line in status.splitlines() if line.startswith("NoNewPrivs:")), "?"
+    )
+    print(
+        f"compose_limits: seccomp profile {argv[0]} loaded ({count} rules), no_new_privs={nnp}",
+        flush=True,
+    )
     os.execvp(argv[2], argv[2:])
     return 1  # not reached
 

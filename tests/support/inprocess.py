@@ -73,12 +73,17 @@ class _Connection:
     def __enter__(self) -> _Connection:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         return None
 
-    def ensure_connection(self, max_retries: int | None = None,
-                          timeout: float | None = None) -> None:
+    def ensure_connection(
+        self, max_retries: int | None = None, timeout: float | None = None
+    ) -> None:
         if not self._queue.reachable:
             raise ConnectionError("the in-process broker is unreachable (set by the test)")
 
@@ -101,8 +106,13 @@ class InProcessQueue:
         self._delivering = False
 
     # -- the part of Celery's app that core.queue uses ---------------------------------
-    def send_task(self, name: str, args: list[Any] | tuple[Any, ...] | None = None,
-                  queue: str | None = None, **_: Any) -> None:
+    def send_task(
+        self,
+        name: str,
+        args: list[Any] | tuple[Any, ...] | None = None,
+        queue: str | None = None,
+        **_: Any,
+    ) -> None:
         if not self.reachable:
             raise ConnectionError("the in-process broker is unreachable (set by the test)")
         self.sent.append(SentTask(name, tuple(args or ()), queue or "cpu"))
@@ -114,11 +124,11 @@ class InProcessQueue:
 
     # -- for the tests -----------------------------------------------------------------
     def waiting(self, queue: str | None = None) -> list[SentTask]:
-        return [t for t in self.sent[self._taken:] if queue is None or t.queue == queue]
+        return [t for t in self.sent[self._taken :] if queue is None or t.queue == queue]
 
     def drop_waiting(self) -> list[SentTask]:
         """Take what waits without delivering it (a broker that lost its messages)."""
-        dropped = self.sent[self._taken:]
+        dropped = self.sent[self._taken :]
         self._taken = len(self.sent)
         return dropped
 
@@ -160,8 +170,13 @@ class InProcessService:
 
     base_url = "http://testserver"
 
-    def __init__(self, folder: Path, template: InProcessService | None = None,
-                 course: str = "dlp", env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        template: InProcessService | None = None,
+        course: str = "dlp",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.folder = folder
         self.template = template
         self.course = course
@@ -213,8 +228,12 @@ class InProcessService:
     def __enter__(self) -> InProcessService:
         return self.start()
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     @property
@@ -243,12 +262,17 @@ class InProcessService:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return TestClient(self.app, headers=headers, raise_server_exceptions=False)
 
-    def submit(self, user: str, assignment: str, filename: str, data: bytes,
-               headers: dict[str, str] | None = None, course: str | None = None
-               ) -> httpx.Response:
+    def submit(
+        self,
+        user: str,
+        assignment: str,
+        filename: str,
+        data: bytes,
+        headers: dict[str, str] | None = None,
+        course: str | None = None,
+    ) -> httpx.Response:
         path = f"/api/v1/courses/{course or self.course}/assignments/{assignment}/submissions"
-        return self.client(user).post(path, files={"file": (filename, data)},
-                                      headers=headers or {})
+        return self.client(user).post(path, files={"file": (filename, data)}, headers=headers or {})
 
     def wait_graded(self, user: str, submission_id: str, timeout: float = 0) -> dict[str, Any]:
         """Grade what waits, then what `user` reads about the submission (final)."""
@@ -258,8 +282,9 @@ class InProcessService:
         assert body.json()["status"] in ("graded", "failed"), (body.json(), self.errors)
         return dict(body.json())
 
-    def grade(self, user: str, assignment: str, filename: str, data: bytes,
-              timeout: float = 0) -> dict[str, Any]:
+    def grade(
+        self, user: str, assignment: str, filename: str, data: bytes, timeout: float = 0
+    ) -> dict[str, Any]:
         """Submit, grade, and return what `user` then reads about the submission."""
         response = self.submit(user, assignment, filename, data)
         assert response.status_code == 202, response.text

@@ -13,4 +13,3 @@ def course_notebook(assignment: str, which: str) -> bytes:
 
 def variants(assignment: str) -> list[Path]:
     return sorted((REFERENCE / assignment / "variants").glob("*.py"))
-

@@ -53,8 +53,9 @@ def student_text(report: GradeReport) -> str:
     return "\n".join(parts)
 
 
-def grade_notebook(hw1: LoadedAssignment, data: bytes, factory: SandboxFactory,
-                   limits: GradeLimits = LIMITS) -> GradeReport:
+def grade_notebook(
+    hw1: LoadedAssignment, data: bytes, factory: SandboxFactory, limits: GradeLimits = LIMITS
+) -> GradeReport:
     return grade(hw1, NOTEBOOK, data, factory, limits=limits)
 
 

@@ -88,8 +88,15 @@ def release_redis_db(url: str) -> None:
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "autograder"), *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout, check=True)
+    return subprocess.run(
+        [str(BIN / "autograder"), *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
 
 
 def wait_http(url: str, timeout: float = 60, proc: subprocess.Popen[Any] | None = None) -> None:
@@ -122,13 +129,20 @@ class Stack:
     # -- processes ------------------------------------------------------------
     def start(self, name: str, *args: str) -> subprocess.Popen[Any]:
         log = open(self.workdir / f"{name}.log", "ab")  # lives with the process
-        proc = subprocess.Popen([str(BIN / "autograder"), *args], env=self.env, cwd=ROOT,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(BIN / "autograder"), *args],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.procs[name] = proc
         return proc
 
-    def start_worker(self, name: str = "worker", queues: str = "cpu,gpu",
-                     concurrency: int = 1) -> subprocess.Popen[Any]:
+    def start_worker(
+        self, name: str = "worker", queues: str = "cpu,gpu", concurrency: int = 1
+    ) -> subprocess.Popen[Any]:
         return self.start(name, "worker", "--queues", queues, "--concurrency", str(concurrency))
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
@@ -170,11 +184,20 @@ class Stack:
         headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
 
-    def submit(self, user: str, assignment: str, filename: str, data: bytes,
-               headers: dict[str, str] | None = None) -> httpx.Response:
+    def submit(
+        self,
+        user: str,
+        assignment: str,
+        filename: str,
+        data: bytes,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         with self.client(user) as c:
-            return c.post(f"/api/v1/courses/{self.course}/assignments/{assignment}/submissions",
-                          files={"file": (filename, data)}, headers=headers or {})
+            return c.post(
+                f"/api/v1/courses/{self.course}/assignments/{assignment}/submissions",
+                files={"file": (filename, data)},
+                headers=headers or {},
+            )
 
     def wait_graded(self, user: str, submission_id: str, timeout: float = 120) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -184,11 +207,14 @@ class Stack:
                 if body.get("status") in ("graded", "failed"):
                     return dict(body)
                 time.sleep(0.2)
-        raise TimeoutError(f"submission {submission_id} not graded in {timeout} s: {body}\n"
-                           f"worker log:\n{self.log('worker')[-3000:]}")
+        raise TimeoutError(
+            f"submission {submission_id} not graded in {timeout} s: {body}\n"
+            f"worker log:\n{self.log('worker')[-3000:]}"
+        )
 
-    def grade(self, user: str, assignment: str, filename: str, data: bytes,
-              timeout: float = 120) -> dict[str, Any]:
+    def grade(
+        self, user: str, assignment: str, filename: str, data: bytes, timeout: float = 120
+    ) -> dict[str, Any]:
         response = self.submit(user, assignment, filename, data)
         assert response.status_code == 202, response.text
         return self.wait_graded(user, response.json()["id"], timeout)
@@ -202,9 +228,14 @@ def base_env(workdir: Path) -> dict[str, str]:
     return env
 
 
-def distributed_stack(workdir: Path, workers: int = 1, extra_env: dict[str, str] | None = None,
-                      concurrency: int = 1, pg_admin_url: str | None = None,
-                      broker_url: str | None = None) -> Stack:
+def distributed_stack(
+    workdir: Path,
+    workers: int = 1,
+    extra_env: dict[str, str] | None = None,
+    concurrency: int = 1,
+    pg_admin_url: str | None = None,
+    broker_url: str | None = None,
+) -> Stack:
     """A fresh database on the shared PostgreSQL (or the server of `pg_admin_url`) and a
     fresh database number of the shared Redis (or `broker_url`, used as given)."""
     admin_url = pg_admin_url or PG_ADMIN_URL
@@ -214,9 +245,14 @@ def distributed_stack(workdir: Path, workers: int = 1, extra_env: dict[str, str]
     env["AUTOGRADER_BROKER_URL"] = broker_url or fresh_redis_db()
     env.update(extra_env or {})
     port = free_port()
-    stack = Stack(base_url=f"http://127.0.0.1:{port}", env=env, workdir=workdir,
-                  database=database, pg_admin_url=admin_url,
-                  owned_redis=None if broker_url else env["AUTOGRADER_BROKER_URL"])
+    stack = Stack(
+        base_url=f"http://127.0.0.1:{port}",
+        env=env,
+        workdir=workdir,
+        database=database,
+        pg_admin_url=admin_url,
+        owned_redis=None if broker_url else env["AUTOGRADER_BROKER_URL"],
+    )
     try:
         cli(env, "migrate")
         api = stack.start("api", "serve", "--port", str(port))
@@ -254,6 +290,7 @@ def dump(obj: Any) -> str:
 # -- private PostgreSQL and Redis servers, for tests that stop and restart them ----------
 # (the shared ones on 5432/6379 serve other people's tests: never stop or flush them)
 
+
 def _pg_bin(name: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     path = found[-1] if found else shutil.which(name)
@@ -285,21 +322,41 @@ class PostgresCluster:
 
             pw = pwd.getpwnam("postgres")
             os.chown(self.root, pw.pw_uid, pw.pw_gid)
-        self._run(_pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
-                  "--no-sync", "-E", "UTF8")
+        self._run(
+            _pg_bin("initdb"),
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
         with open(self.data / "postgresql.conf", "a") as conf:
-            conf.write(f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
-                       f"unix_socket_directories = '{self.data}'\nmax_connections = 300\n"
-                       "shared_buffers = 64MB\n")
+            conf.write(
+                f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{self.data}'\nmax_connections = 300\n"
+                "shared_buffers = 64MB\n"
+            )
         return self
 
     def start(self) -> None:
-        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.root / "pg.log"),
-                  "-w", "-t", "60", "start")
+        self._run(
+            _pg_bin("pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "pg.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop(self, mode: str = "fast") -> None:
-        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "60",
-                  "stop")
+        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
 
     def destroy(self) -> None:
         try:
@@ -321,9 +378,24 @@ class RedisServer:
     def start(self) -> None:
         log = open(self.dir / "redis.log", "ab")  # lives with the process
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--dir", str(self.dir)],
-            stdout=log, stderr=subprocess.STDOUT)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                str(self.dir),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:

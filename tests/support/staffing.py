@@ -44,13 +44,15 @@ def _engine(url: str) -> Engine:
 def stack_db(stack: Deployment) -> Iterator[Session]:
     """A session on the stack's own database (committed on success)."""
     url = stack.env.get("AUTOGRADER_DATABASE_URL") or (
-        f"sqlite:///{stack.env['AUTOGRADER_DATA_DIR']}/autograder.db")
+        f"sqlite:///{stack.env['AUTOGRADER_DATA_DIR']}/autograder.db"
+    )
     with session_scope(_engine(url)) as session:
         yield session
 
 
-def clone_course(stack: Deployment, slug: str, members: dict[str, str],
-                 assignments: tuple[str, ...] = (HW1,)) -> str:
+def clone_course(
+    stack: Deployment, slug: str, members: dict[str, str], assignments: tuple[str, ...] = (HW1,)
+) -> str:
     """A course `slug` with copies of the bundled course's assignments (graded from the
     same reference folders; no caps), `members` {user name: role} enrolled in it. Users
     that do not exist yet are created and their token put in stack.tokens."""
@@ -60,15 +62,34 @@ def clone_course(stack: Deployment, slug: str, members: dict[str, str],
         course = Course(slug=slug, title=f"Course {slug}")
         db.add(course)
         db.flush()
-        for a in db.scalars(select(Assignment).where(Assignment.course_id == source.id,
-                                                     Assignment.slug.in_(assignments))):
-            copy = Assignment(course_id=course.id, slug=a.slug, title=a.title,
-                              position=a.position, due_at=a.due_at, version=a.version,
-                              max_score=a.max_score, late_policy=dict(a.late_policy or {}),
-                              counting_policy="last", cap_total=None, cap_per_day=None)
-            copy.exercises = [Exercise(slug=e.slug, kind=e.kind, max_score=e.max_score,
-                                       position=e.position, device=e.device)
-                              for e in a.exercises]
+        for a in db.scalars(
+            select(Assignment).where(
+                Assignment.course_id == source.id, Assignment.slug.in_(assignments)
+            )
+        ):
+            copy = Assignment(
+                course_id=course.id,
+                slug=a.slug,
+                title=a.title,
+                position=a.position,
+                due_at=a.due_at,
+                version=a.version,
+                max_score=a.max_score,
+                late_policy=dict(a.late_policy or {}),
+                counting_policy="last",
+                cap_total=None,
+                cap_per_day=None,
+            )
+            copy.exercises = [
+                Exercise(
+                    slug=e.slug,
+                    kind=e.kind,
+                    max_score=e.max_score,
+                    position=e.position,
+                    device=e.device,
+                )
+                for e in a.exercises
+            ]
             db.add(copy)
         db.flush()
         for name, role in members.items():
@@ -79,11 +100,19 @@ def clone_course(stack: Deployment, slug: str, members: dict[str, str],
     return slug
 
 
-def submit(stack: Deployment, user: str, course: str, data: bytes, filename: str = "hw1.py",
-           assignment: str = HW1) -> Any:
+def submit(
+    stack: Deployment,
+    user: str,
+    course: str,
+    data: bytes,
+    filename: str = "hw1.py",
+    assignment: str = HW1,
+) -> Any:
     with stack.client(user) as c:
-        return c.post(f"/api/v1/courses/{course}/assignments/{assignment}/submissions",
-                      files={"file": (filename, data)})
+        return c.post(
+            f"/api/v1/courses/{course}/assignments/{assignment}/submissions",
+            files={"file": (filename, data)},
+        )
 
 
 def hw1_source(label_smoothing: bool = True, early_stopping: bool = True) -> bytes:
@@ -93,15 +122,23 @@ def hw1_source(label_smoothing: bool = True, early_stopping: bool = True) -> byt
     if label_smoothing:
         parts.append((ALTERNATIVES / "label_smoothing_ce__torch_builtin.py").read_text())
     else:
-        parts.append("def label_smoothing_ce(logits, target, smoothing):\n"
-                     "    return logits.sum() * 0 + 123.0\n")
+        parts.append(
+            "def label_smoothing_ce(logits, target, smoothing):\n"
+            "    return logits.sum() * 0 + 123.0\n"
+        )
     if early_stopping:
         parts.append((ALTERNATIVES / "early_stopping_epoch__while_loop.py").read_text())
     return ("# %%\n" + "\n# %%\n".join(parts)).encode()
 
 
-def wait_graded(stack: Deployment, user: str, submission_id: str, timeout: float = 180,
-                jobs: int = 1, staff: str = "tina") -> dict[str, Any]:
+def wait_graded(
+    stack: Deployment,
+    user: str,
+    submission_id: str,
+    timeout: float = 180,
+    jobs: int = 1,
+    staff: str = "tina",
+) -> dict[str, Any]:
     """Wait until the submission has `jobs` jobs, all final; returns `user`'s view."""
     deadline = time.monotonic() + timeout
     body: dict[str, Any] = {}
@@ -111,11 +148,14 @@ def wait_graded(stack: Deployment, user: str, submission_id: str, timeout: float
             if history.status_code == 200:
                 body = {"history": history.json()}
                 if len(body["history"]) >= jobs and all(
-                        e["status"] in ("graded", "failed") for e in body["history"]):
+                    e["status"] in ("graded", "failed") for e in body["history"]
+                ):
                     return dict(c.get(f"/api/v1/submissions/{submission_id}").json())
             time.sleep(0.2)
-    raise TimeoutError(f"submission {submission_id} not graded in {timeout} s: {body}\n"
-                       f"worker log:\n{stack.log('worker')[-3000:]}")
+    raise TimeoutError(
+        f"submission {submission_id} not graded in {timeout} s: {body}\n"
+        f"worker log:\n{stack.log('worker')[-3000:]}"
+    )
 
 
 def wait_batch(stack: Deployment, batch_id: str, timeout: float = 300) -> dict[str, Any]:
@@ -130,8 +170,9 @@ def wait_batch(stack: Deployment, batch_id: str, timeout: float = 300) -> dict[s
     raise TimeoutError(f"batch {batch_id} not done in {timeout} s: {body}")
 
 
-def patch_assignment(stack: Deployment, course: str, user: str = "tina",
-                     assignment: str = HW1, **fields: Any) -> dict[str, Any]:
+def patch_assignment(
+    stack: Deployment, course: str, user: str = "tina", assignment: str = HW1, **fields: Any
+) -> dict[str, Any]:
     with stack.client(user) as c:
         response = c.patch(f"/api/v1/courses/{course}/assignments/{assignment}", json=fields)
     assert response.status_code == 200, response.text

@@ -166,8 +166,11 @@ def usable(hierarchies: dict[str, Hierarchy]) -> dict[str, Hierarchy]:
     try:
         for controller in probe.controllers:
             path = probe.dirs[controller]
-            limit = "memory.max" if (controller == "memory" and probe.v2[controller]) else (
-                "memory.limit_in_bytes" if controller == "memory" else "pids.max")
+            limit = (
+                "memory.max"
+                if (controller == "memory" and probe.v2[controller])
+                else ("memory.limit_in_bytes" if controller == "memory" else "pids.max")
+            )
             if os.access(path / limit, os.W_OK) and os.access(path / "cgroup.procs", os.W_OK):
                 ok[controller] = hierarchies[controller]
     finally:
@@ -186,7 +189,7 @@ def sweep(zygote_prefix: str = "z") -> None:
         for entry in entries:
             if not entry.is_dir() or not entry.name.startswith(zygote_prefix):
                 continue
-            owner = entry.name[len(zygote_prefix):].split("-")[0]
+            owner = entry.name[len(zygote_prefix) :].split("-")[0]
             if owner.isdigit() and Path(f"/proc/{owner}").exists():
                 continue
             with contextlib.suppress(OSError):

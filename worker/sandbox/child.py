@@ -151,19 +151,30 @@ class Runtime:
         """
         filename = f"<cell {index}>"
         try:
-            tree = compile(source, filename, "exec", flags=ast.PyCF_ONLY_AST | self.future_flags,
-                           dont_inherit=True)
+            tree = compile(
+                source,
+                filename,
+                "exec",
+                flags=ast.PyCF_ONLY_AST | self.future_flags,
+                dont_inherit=True,
+            )
         except (SyntaxError, ValueError) as exc:
             return {"index": index, "status": "syntax_error", "message": _syntax_message(exc)}
         first_error = ""
         for statement in tree.body:
             try:
-                code = compile(ast.Module(body=[statement], type_ignores=[]), filename, "exec",
-                               flags=self.future_flags, dont_inherit=True)
+                code = compile(
+                    ast.Module(body=[statement], type_ignores=[]),
+                    filename,
+                    "exec",
+                    flags=self.future_flags,
+                    dont_inherit=True,
+                )
                 exec(code, self.module.__dict__)
             except SystemExit as exc:
-                message = (f"line {statement.lineno} called exit({exc.code!r}); that statement "
-                           "was skipped")
+                message = (
+                    f"line {statement.lineno} called exit({exc.code!r}); that statement was skipped"
+                )
             except BaseException as exc:  # any student failure is reported
                 message = trimmed_traceback(exc)
             else:
@@ -342,8 +353,12 @@ def _mutated(snapshots: list[torch.Tensor], args: Any, kwargs: Any) -> list[int]
     return changed
 
 
-def serve(read_fd: int, write_fd: int, public_dirs: list[str],
-          reply_limit: int = REPLY_LIMITS.max_frame_bytes) -> None:
+def serve(
+    read_fd: int,
+    write_fd: int,
+    public_dirs: list[str],
+    reply_limit: int = REPLY_LIMITS.max_frame_bytes,
+) -> None:
     """Answer requests until the grader closes the pipe.
 
     A reply larger than the grader accepts (`reply_limit`) is replaced by an error
@@ -382,7 +397,7 @@ def serve(read_fd: int, write_fd: int, public_dirs: list[str],
             data = frame(error_reply(exc) | {"seq": reply["seq"]})
         view = memoryview(data)
         while view:
-            view = view[wfile.write(view) or 0:]
+            view = view[wfile.write(view) or 0 :]
 
 
 def main() -> None:

@@ -17,6 +17,8 @@ from typing import Any
 from worker.sandbox import cgroups
 
 UID_BASE = 60000
+
+
 @dataclass
 class Plan:
     #: "root" (namespaces + pivot_root + uid switch), "userns" (the same inside a user
@@ -40,8 +42,13 @@ class Plan:
     switch_uid: bool = False
 
     def summary(self) -> dict[str, Any]:
-        return {"mode": self.mode, "uid": self.uid, "landlock_abi": self.landlock_abi,
-                "seccomp": self.seccomp, "cgroups": sorted(self.cgroups)}
+        return {
+            "mode": self.mode,
+            "uid": self.uid,
+            "landlock_abi": self.landlock_abi,
+            "seccomp": self.seccomp,
+            "cgroups": sorted(self.cgroups),
+        }
 
 
 def _inside(path: str, parent: str) -> bool:
@@ -74,7 +81,8 @@ def runtime_paths(secret: list[str], opaque: list[str]) -> tuple[list[str], list
         if not entry or not os.path.isabs(entry) or not os.path.isdir(entry):
             continue
         if entry.endswith(("site-packages", "dist-packages")) or any(
-                _inside(entry, p) for p in prefixes):
+            _inside(entry, p) for p in prefixes
+        ):
             wanted.add(entry)
     secret = [os.path.realpath(p) for p in secret if p]
     opaque = [os.path.realpath(p) for p in opaque if p]
@@ -117,7 +125,6 @@ def _outermost(paths: list[str]) -> list[str]:
         if not any(_inside(real, os.path.realpath(o)) for o in out):
             out.append(path)
     return sorted(out)
-
 
 
 def world_traversable(path: str) -> bool:

@@ -82,9 +82,14 @@ ENV_BASE = {
 class Jail:
     """One sandbox's isolation, applied to the calling (forked) process."""
 
-    def __init__(self, plan: Plan, group: cgroups.SandboxCgroup | None = None,
-                 scratch: str | None = None, pid_namespace: bool = False,
-                 user_namespace: bool = False) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        group: cgroups.SandboxCgroup | None = None,
+        scratch: str | None = None,
+        pid_namespace: bool = False,
+        user_namespace: bool = False,
+    ) -> None:
         self.plan = plan
         self.group = group
         self.scratch = scratch
@@ -149,13 +154,15 @@ class Jail:
             if os.path.islink(path) and os.path.dirname(path) == "/":
                 if not os.path.lexists(root + path):
                     os.symlink(os.readlink(path), root + path)
-        self._bind_runtime(lambda path: not (os.path.islink(path)
-                                             and os.path.dirname(path) == "/"))
+        self._bind_runtime(lambda path: not (os.path.islink(path) and os.path.dirname(path) == "/"))
         etc = root + "/etc"
         os.makedirs(etc, 0o755, exist_ok=True)
         uid, gid = self._inner_ids()
-        write_file(etc + "/passwd", "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-                    f"sandbox:x:{uid}:{gid}:sandbox:/tmp:/usr/sbin/nologin\n")
+        write_file(
+            etc + "/passwd",
+            "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+            f"sandbox:x:{uid}:{gid}:sandbox:/tmp:/usr/sbin/nologin\n",
+        )
         write_file(etc + "/group", f"root:x:0:\nsandbox:x:{gid}:\n")
         write_file(etc + "/hosts", "127.0.0.1 localhost\n::1 localhost\n")
         write_file(etc + "/hostname", SANDBOX_HOSTNAME + "\n")
@@ -168,8 +175,12 @@ class Jail:
                 bind("/dev/" + name, f"{root}/dev/{name}", writable=True)
                 self.dev_nodes.append("/dev/" + name)
         os.mkdir(root + "/dev/shm", 0o1777)
-        for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                             ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        for link, target in (
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ):
             os.symlink(target, f"{root}/dev/{link}")
 
     def _inner_ids(self) -> tuple[int, int]:
@@ -212,8 +223,9 @@ class Jail:
                 self.pivoted = False
         if not self.pivoted:
             public_paths = [p for p in public if os.path.isdir(p)]
-            workdir = submission if submission and os.path.isdir(submission) else (
-                self.scratch or "/")
+            workdir = (
+                submission if submission and os.path.isdir(submission) else (self.scratch or "/")
+            )
         os.chdir(workdir)
         self._close_fds(keep_fds)
         self._rlimits(limits, device)
@@ -222,25 +234,35 @@ class Jail:
         self._restrict(submission, public, device)
         self._environment(device)
         self._stamp("landlock+seccomp+env")
-        sys.path[:] = [workdir, *public_paths,
-                       *[p for p in sys.path if p not in ("", "/", workdir, *public_paths)]]
+        sys.path[:] = [
+            workdir,
+            *public_paths,
+            *[p for p in sys.path if p not in ("", "/", workdir, *public_paths)],
+        ]
         sys.dont_write_bytecode = True
         os.umask(0o022)
         return self.describe()
 
-    def _mount_job(self, submission: str | None, public: list[str], tmp_mb: int,
-                   device: str) -> list[str]:
+    def _mount_job(
+        self, submission: str | None, public: list[str], tmp_mb: int, device: str
+    ) -> list[str]:
         root = self.root
         if submission and os.path.isdir(submission):
             if self.plan.mode != "root" or world_readable(submission):
                 bind(submission, root + "/submission")
             else:
                 # The sandbox's uid could not read it: a private read-only copy instead.
-                mount("sandbox-submission", root + "/submission", "tmpfs", MS_NOSUID | MS_NODEV,
-                      f"size={COPY_LIMIT},nr_inodes=4096,mode=0755")
+                mount(
+                    "sandbox-submission",
+                    root + "/submission",
+                    "tmpfs",
+                    MS_NOSUID | MS_NODEV,
+                    f"size={COPY_LIMIT},nr_inodes=4096,mode=0755",
+                )
                 copy_tree(submission, root + "/submission")
-                mount(None, root + "/submission", None,
-                      MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+                mount(
+                    None, root + "/submission", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV
+                )
         inside: list[str] = []
         for n, path in enumerate(public):
             if not os.path.isdir(path):
@@ -252,11 +274,21 @@ class Jail:
             else:
                 copy_tree(path, target)
             inside.append(f"/public/{n}")
-        mount("sandbox-tmp", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
-              f"size={tmp_mb}m,nr_inodes=4096,mode=1777")
+        mount(
+            "sandbox-tmp",
+            root + "/tmp",
+            "tmpfs",
+            MS_NOSUID | MS_NODEV,
+            f"size={tmp_mb}m,nr_inodes=4096,mode=1777",
+        )
         self._rebind_under("/tmp/")
-        mount("sandbox-shm", root + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-              f"size={tmp_mb}m,nr_inodes=1024,mode=1777")
+        mount(
+            "sandbox-shm",
+            root + "/dev/shm",
+            "tmpfs",
+            MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            f"size={tmp_mb}m,nr_inodes=1024,mode=1777",
+        )
         if device == "cuda":
             self._gpu_nodes()
             with contextlib.suppress(OSError):
@@ -266,8 +298,11 @@ class Jail:
     def _bind_runtime(self, wanted: Callable[[str], bool]) -> None:
         """Bind the runtime and the project's code, read-only, at their host paths."""
         root = self.root
-        for paths, is_dir in ((self.plan.runtime, True), (self.plan.project, True),
-                              (self.plan.runtime_files, False)):
+        for paths, is_dir in (
+            (self.plan.runtime, True),
+            (self.plan.project, True),
+            (self.plan.runtime_files, False),
+        ):
             for path in paths:
                 if wanted(path):
                     real = mirror(root, path, is_dir=is_dir)
@@ -365,15 +400,21 @@ class Jail:
         except OSError as exc:
             self._fail("no_new_privs", exc)
 
-    def _landlock_rules(self, submission: str | None, public: list[str],
-                        device: str) -> list[tuple[str, int]]:
+    def _landlock_rules(
+        self, submission: str | None, public: list[str], device: str
+    ) -> list[tuple[str, int]]:
         read = landlock.READ
         rules: list[tuple[str, int]] = []
         everything = landlock.fs_rights(self.plan.landlock_abi)
         if self.pivoted:
             rules.append(("/", landlock.READ_DIR))
-            rules += [("/etc", read), ("/submission", read), ("/public", read),
-                      ("/tmp", everything), ("/dev/shm", everything)]
+            rules += [
+                ("/etc", read),
+                ("/submission", read),
+                ("/public", read),
+                ("/tmp", everything),
+                ("/dev/shm", everything),
+            ]
             if device == "cuda":
                 rules.append(("/proc", read))
         else:
@@ -385,18 +426,22 @@ class Jail:
         rules += [(p, read) for p in self.plan.runtime]
         rules += [(p, read) for p in self.plan.project]
         rules += [(p, landlock.READ_FILE) for p in self.plan.runtime_files]
-        rules += [(p, landlock.DEVICE) for p in ("/dev/null", "/dev/zero", "/dev/full",
-                                                  "/dev/random", "/dev/urandom")]
+        rules += [
+            (p, landlock.DEVICE)
+            for p in ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+        ]
         if device == "cuda":
-            rules += [(p, landlock.DEVICE | landlock.READ_DIR) for p in self.dev_nodes
-                      if "nvidia" in p]
+            rules += [
+                (p, landlock.DEVICE | landlock.READ_DIR) for p in self.dev_nodes if "nvidia" in p
+            ]
         return rules
 
     def _restrict(self, submission: str | None, public: list[str], device: str) -> None:
         if self.plan.landlock_abi > 0:
             try:
-                abi = landlock.restrict(self._landlock_rules(submission, public, device),
-                                        self.plan.landlock_abi)
+                abi = landlock.restrict(
+                    self._landlock_rules(submission, public, device), self.plan.landlock_abi
+                )
                 self.layers["landlock"] = f"landlock(abi {abi})"
             except OSError as exc:
                 self._fail("landlock", exc)

@@ -52,9 +52,7 @@ def _rlimits(config: SandboxConfig) -> None:
     mb = 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb, limits.memory_mb * mb))
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
-    resource.setrlimit(
-        resource.RLIMIT_FSIZE, (limits.file_size_mb * mb, limits.file_size_mb * mb)
-    )
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_mb * mb, limits.file_size_mb * mb))
     resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     os.setsid()
@@ -214,8 +212,11 @@ class Zygote:
         from_child_r, from_child_w = os.pipe()
         try:
             with self.lock:
-                socket.send_fds(self.sock, [json.dumps({"op": "spawn", "job": job}).encode()],
-                                [to_child_r, from_child_w])
+                socket.send_fds(
+                    self.sock,
+                    [json.dumps({"op": "spawn", "job": job}).encode()],
+                    [to_child_r, from_child_w],
+                )
                 reply, fds = self._receive(READY_TIMEOUT)
         except (OSError, SandboxStartError) as exc:
             for fd in (to_child_w, from_child_r):
@@ -228,8 +229,9 @@ class Zygote:
             for fd in (to_child_w, from_child_r, *fds):
                 os.close(fd)
             raise SandboxStartError(f"no sandbox: {reply.get('error', 'no handles')}")
-        sandbox = _zygote_sandbox(int(reply["pid"]), fds[0], fds[1], to_child_w, from_child_r,
-                                  reply_limits(config))
+        sandbox = _zygote_sandbox(
+            int(reply["pid"]), fds[0], fds[1], to_child_w, from_child_r, reply_limits(config)
+        )
         try:
             hello = sandbox.wait_ready(READY_TIMEOUT)
         except SandboxCrashed as exc:
@@ -260,8 +262,9 @@ def reply_limits(config: SandboxConfig) -> DecodeLimits:
     return REPLY_LIMITS.with_frame_bytes(config.limits.reply_bytes)
 
 
-def _zygote_sandbox(pid: int, pidfd: int, status_fd: int, to_child: int,
-                    from_child: int, limits: DecodeLimits) -> PipeSandbox:
+def _zygote_sandbox(
+    pid: int, pidfd: int, status_fd: int, to_child: int, from_child: int, limits: DecodeLimits
+) -> PipeSandbox:
     state: dict[str, Any] = {"status": None, "oom": 0}
     os.set_blocking(status_fd, False)
 
@@ -300,9 +303,17 @@ def _zygote_sandbox(pid: int, pidfd: int, status_fd: int, to_child: int,
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    return PipeSandbox(pid=pid, to_child=to_child, from_child=from_child,
-                       isolation="zygote", reap=reap, kill=kill, oom=was_oom,
-                       on_close=on_close, limits=limits)
+    return PipeSandbox(
+        pid=pid,
+        to_child=to_child,
+        from_child=from_child,
+        isolation="zygote",
+        reap=reap,
+        kill=kill,
+        oom=was_oom,
+        on_close=on_close,
+        limits=limits,
+    )
 
 
 _zygotes: dict[tuple[int, str], Zygote] = {}
@@ -389,7 +400,9 @@ def start_sandbox(config: SandboxConfig) -> PipeSandbox:
 
 
 def sandbox_factory(
-    public_dirs: tuple[Path, ...] = (), submission_dir: Path | None = None, device: str = "cpu",
+    public_dirs: tuple[Path, ...] = (),
+    submission_dir: Path | None = None,
+    device: str = "cpu",
     memory_mb: int | None = None,
 ) -> Callable[[], PipeSandbox]:
     """A factory for the grading engine: each call gives a fresh sandbox.
@@ -413,8 +426,9 @@ def sandbox_factory(
     return lambda: start_sandbox(config)
 
 
-def sandbox_provider(public_dirs: tuple[Path, ...],
-                     submission_dir: Path | None) -> Callable[[], PipeSandbox]:
+def sandbox_provider(
+    public_dirs: tuple[Path, ...], submission_dir: Path | None
+) -> Callable[[], PipeSandbox]:
     """The engine's SandboxProvider (graders.sandbox_api) for `autograder course check`."""
     return sandbox_factory(public_dirs=public_dirs, submission_dir=submission_dir)
 

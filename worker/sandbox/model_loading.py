@@ -67,8 +67,11 @@ class TorchModel:
 
 def _is_out_of_memory(exc: BaseException) -> bool:
     text = str(exc)
-    return ("can't allocate memory" in text or "std::bad_alloc" in text
-            or "out of memory" in text.lower())
+    return (
+        "can't allocate memory" in text
+        or "std::bad_alloc" in text
+        or "out of memory" in text.lower()
+    )
 
 
 def _last_line(exc: BaseException) -> str:
@@ -138,8 +141,10 @@ def _prefix_hint(got: Mapping[str, Any], expected: Mapping[str, Any]) -> str:
     for key in got:
         head, dot, rest = key.partition(".")
         if dot and rest in expected:
-            return (f" (the keys carry the prefix '{head}.': it looks like the state dict of a "
-                    "module that wraps the model)")
+            return (
+                f" (the keys carry the prefix '{head}.': it looks like the state dict of a "
+                "module that wraps the model)"
+            )
     return ""
 
 
@@ -205,7 +210,7 @@ class OnnxModel:
     def _chunked(self, array: np.ndarray, size: int) -> np.ndarray:
         pieces = []
         for start in range(0, array.shape[0], size):
-            chunk = array[start:start + size]
+            chunk = array[start : start + size]
             real = chunk.shape[0]
             if real < size:
                 pad = np.zeros((size - real, *chunk.shape[1:]), dtype=chunk.dtype)

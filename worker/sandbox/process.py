@@ -62,8 +62,11 @@ class PipeSandbox:
             raise SandboxCrashed(f"the sandbox did not start: {exc}") from exc
         self.isolation = ready.isolation or self.isolation
         self.ready_stamps = dict(ready.stamps)
-        return {"isolation": ready.isolation, "problems": list(ready.problems),
-                "stamps": ready.stamps}
+        return {
+            "isolation": ready.isolation,
+            "problems": list(ready.problems),
+            "stamps": ready.stamps,
+        }
 
     def request(self, message: dict[str, Any], timeout: float) -> Any:
         """Send one request and read one frame back; every way out but a frame closes."""
@@ -121,8 +124,9 @@ class PipeSandbox:
         (size,) = HEADER.unpack(self._read_exact(HEADER.size, deadline))
         if size > self.limits.max_frame_bytes:
             # Refused before a byte of it is read: the sandbox is killed, not drained.
-            raise DecodeError(f"a reply of {size} bytes is over the limit of "
-                              f"{self.limits.max_frame_bytes}")
+            raise DecodeError(
+                f"a reply of {size} bytes is over the limit of {self.limits.max_frame_bytes}"
+            )
         return decode(self._read_exact(size, deadline), self.limits)
 
     def _death_message(self, detail: str) -> str:

@@ -23,6 +23,7 @@ ROOT_TMPFS = "size=8m,nr_inodes=2048,mode=0755"
 DEV_TMPFS = "size=64k,nr_inodes=64,mode=0755"
 COPY_LIMIT = 64 * 1024 * 1024
 
+
 # -- building the new root ---------------------------------------------------------------
 def _source_flags(path: str) -> int:
     """Flags of the mount holding `path` that a remount must keep (locked in a userns)."""
@@ -31,9 +32,14 @@ def _source_flags(path: str) -> int:
     except OSError:
         return 0
     flags = 0
-    for st_flag, ms_flag in ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV),
-                             (os.ST_NOEXEC, MS_NOEXEC), (os.ST_NOATIME, MS_NOATIME),
-                             (os.ST_NODIRATIME, MS_NODIRATIME), (os.ST_RELATIME, MS_RELATIME)):
+    for st_flag, ms_flag in (
+        (os.ST_NOSUID, MS_NOSUID),
+        (os.ST_NODEV, MS_NODEV),
+        (os.ST_NOEXEC, MS_NOEXEC),
+        (os.ST_NOATIME, MS_NOATIME),
+        (os.ST_NODIRATIME, MS_NODIRATIME),
+        (os.ST_RELATIME, MS_RELATIME),
+    ):
         if f & st_flag:
             flags |= ms_flag
     return flags
@@ -72,6 +78,7 @@ def mirror(root: str, host_path: str, is_dir: bool = True) -> str:
                 os.mkdir(inside, 0o755)
         current = candidate
     return current
+
 
 def world_readable(path: str) -> bool:
     try:
@@ -114,7 +121,6 @@ def copy_tree(source: str, target: str, budget: int = COPY_LIMIT) -> int:
         except OSError:
             continue
     return budget
-
 
 
 def write_file(path: str, text: str) -> None:

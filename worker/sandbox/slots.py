@@ -26,8 +26,11 @@ class SlotTaken(RuntimeError):
 
 def lease_folder() -> Path:
     """A folder every worker process of this host sees: /run when root, else /tmp."""
-    base = Path("/run") if os.geteuid() == 0 and os.access("/run", os.W_OK) else Path(
-        tempfile.gettempdir())
+    base = (
+        Path("/run")
+        if os.geteuid() == 0 and os.access("/run", os.W_OK)
+        else Path(tempfile.gettempdir())
+    )
     folder = base / f"autograder-slots-{os.geteuid()}"
     with contextlib.suppress(FileExistsError):
         folder.mkdir(mode=0o700)

@@ -16,8 +16,12 @@ CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
-NAMESPACES = (("mnt", CLONE_NEWNS), ("net", CLONE_NEWNET), ("ipc", CLONE_NEWIPC),
-              ("uts", CLONE_NEWUTS))
+NAMESPACES = (
+    ("mnt", CLONE_NEWNS),
+    ("net", CLONE_NEWNET),
+    ("ipc", CLONE_NEWIPC),
+    ("uts", CLONE_NEWUTS),
+)
 
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -38,13 +42,23 @@ PR_SET_NO_NEW_PRIVS = 38
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                        ctypes.c_char_p]
+_libc.mount.argtypes = [
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_ulong,
+    ctypes.c_char_p,
+]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
-                        ctypes.c_ulong]
+_libc.prctl.argtypes = [
+    ctypes.c_int,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+]
 
 
 def _check(result: int, what: str) -> None:
@@ -61,10 +75,10 @@ def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), "unshare")
 
 
-def mount(source: str | None, target: str | Path, fstype: str | None, flags: int,
-          data: str | None = None) -> None:
-    _check(_libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)),
-           f"mount {target}")
+def mount(
+    source: str | None, target: str | Path, fstype: str | None, flags: int, data: str | None = None
+) -> None:
+    _check(_libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)), f"mount {target}")
 
 
 def umount(target: str | Path, flags: int = 0) -> None:
@@ -101,13 +115,15 @@ def drop_capabilities() -> None:
         _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 
     class Data(ctypes.Structure):
-        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                    ("inheritable", ctypes.c_uint32)]
+        _fields_ = [
+            ("effective", ctypes.c_uint32),
+            ("permitted", ctypes.c_uint32),
+            ("inheritable", ctypes.c_uint32),
+        ]
 
     header = Header(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
     data = (Data * 2)()
     nr = {"x86_64": 126, "aarch64": 91}.get(seccomp.machine())
     if nr is None:
         raise OSError(errno.ENOSYS, "capset: unknown architecture")
-    _check(_libc.syscall(ctypes.c_long(nr), ctypes.byref(header), ctypes.byref(data)),
-           "capset")
+    _check(_libc.syscall(ctypes.c_long(nr), ctypes.byref(header), ctypes.byref(data)), "capset")

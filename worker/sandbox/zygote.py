@@ -182,8 +182,7 @@ def _map_user_namespace(uid: int, gid: int) -> None:
     from worker.sandbox import syscalls
 
     syscalls.unshare(syscalls.CLONE_NEWUSER)
-    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"),
-                       ("gid_map", f"0 {gid} 1")):
+    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
         with open(f"/proc/self/{name}", "w") as f:
             f.write(text)
 
@@ -202,8 +201,15 @@ def _kill_cgroup(group: Any) -> None:
         time.sleep(0.01)
 
 
-def _sandbox(plan: Any, sock: socket.socket, alive_r: int, group: Any, scratch: str | None,
-             pid_namespace: bool, user_namespace: bool) -> None:
+def _sandbox(
+    plan: Any,
+    sock: socket.socket,
+    alive_r: int,
+    group: Any,
+    scratch: str | None,
+    pid_namespace: bool,
+    user_namespace: bool,
+) -> None:
     """The sandbox process (C2). Never returns."""
     code = 0
     write_fd = -1
@@ -236,8 +242,15 @@ def _sandbox(plan: Any, sock: socket.socket, alive_r: int, group: Any, scratch: 
         stamps.update(jail.stamps)
         stamps["ready"] = time.monotonic()
         with os.fdopen(os.dup(write_fd), "wb", buffering=0) as out:
-            write_frame(out, {"event": "ready", "isolation": isolation_text,
-                              "problems": jail.problems, "stamps": stamps})
+            write_frame(
+                out,
+                {
+                    "event": "ready",
+                    "isolation": isolation_text,
+                    "problems": jail.problems,
+                    "stamps": stamps,
+                },
+            )
         limits = SandboxLimits.from_wire(job.get("limits"))
         child.OUTPUT_LIMIT = limits.output_bytes
         reply_limit = limits.reply_bytes
@@ -252,8 +265,7 @@ def _sandbox(plan: Any, sock: socket.socket, alive_r: int, group: Any, scratch: 
                 from protocol.frames import write_frame
 
                 with os.fdopen(os.dup(write_fd), "wb", buffering=0) as out:
-                    write_frame(out, {"event": "failed",
-                                      "error": f"{type(exc).__name__}: {exc}"})
+                    write_frame(out, {"event": "failed", "error": f"{type(exc).__name__}: {exc}"})
         else:
             with contextlib.suppress(Exception):
                 traceback.print_exc()
@@ -305,9 +317,12 @@ def _sweep_scratch() -> None:
     base = tempfile.gettempdir()
     with contextlib.suppress(OSError):
         for name in os.listdir(base):
-            owner = name[len(SCRATCH_PREFIX):].split("-")[0]
-            if name.startswith(SCRATCH_PREFIX) and owner.isdigit() and not os.path.exists(
-                    f"/proc/{owner}"):
+            owner = name[len(SCRATCH_PREFIX) :].split("-")[0]
+            if (
+                name.startswith(SCRATCH_PREFIX)
+                and owner.isdigit()
+                and not os.path.exists(f"/proc/{owner}")
+            ):
                 shutil.rmtree(os.path.join(base, name), ignore_errors=True)
 
 
@@ -317,8 +332,13 @@ def make_plan(options: dict[str, Any]) -> Any:
     slot = int(options.get("slot", 1))
     uid = gid = host_plan.sandbox_uid(slot)
     mode = options.get("mode") or ""
-    all_ns = syscalls.CLONE_NEWNS | syscalls.CLONE_NEWNET | syscalls.CLONE_NEWIPC | \
-        syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWPID
+    all_ns = (
+        syscalls.CLONE_NEWNS
+        | syscalls.CLONE_NEWNET
+        | syscalls.CLONE_NEWIPC
+        | syscalls.CLONE_NEWUTS
+        | syscalls.CLONE_NEWPID
+    )
 
     def userns() -> None:
         syscalls.unshare(syscalls.CLONE_NEWUSER)
@@ -331,13 +351,13 @@ def make_plan(options: dict[str, Any]) -> Any:
             mode = "userns"
         else:
             mode = "plain"
-    runtime, files = host_plan.runtime_paths(options.get("secret", []),
-                                             options.get("opaque", []))
+    runtime, files = host_plan.runtime_paths(options.get("secret", []), options.get("opaque", []))
     # Root switches to the slot's uid; in a user namespace, or without root, the
     # sandbox keeps the worker's uid outside. Without a new root, the slot's uid must
     # be able to read the runtime where it is (not so under a private /root).
-    switch_uid = os.geteuid() == 0 and (mode == "root" or (
-        mode == "plain" and all(host_plan.world_traversable(p) for p in runtime)))
+    switch_uid = os.geteuid() == 0 and (
+        mode == "root" or (mode == "plain" and all(host_plan.world_traversable(p) for p in runtime))
+    )
     if not switch_uid:
         uid, gid = os.geteuid(), os.getegid()
     staging = _staging_dir()
@@ -347,10 +367,18 @@ def make_plan(options: dict[str, Any]) -> Any:
         cgroups.sweep()
         hierarchies = cgroups.usable(cgroups.discover())
     return host_plan.Plan(
-        mode=mode, uid=uid, gid=gid, landlock_abi=landlock.abi_version(),
-        seccomp=seccomp.supported(), cgroups=hierarchies, runtime=runtime,
-        runtime_files=files, project=list(options.get("project", [])), staging=staging,
-        slot=slot, switch_uid=switch_uid,
+        mode=mode,
+        uid=uid,
+        gid=gid,
+        landlock_abi=landlock.abi_version(),
+        seccomp=seccomp.supported(),
+        cgroups=hierarchies,
+        runtime=runtime,
+        runtime_files=files,
+        project=list(options.get("project", [])),
+        staging=staging,
+        slot=slot,
+        switch_uid=switch_uid,
     )
 
 

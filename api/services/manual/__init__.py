@@ -14,5 +14,13 @@ from api.services.manual.feedback import ManualResults, manual_results
 from api.services.manual.grading import HIDDEN_NOTE, answer_view, grading_list, put_grade
 from api.services.manual.rubrics import replace_rubric, rubric_items
 
-__all__ = ["HIDDEN_NOTE", "ManualResults", "answer_view", "grading_list", "manual_results",
-           "put_grade", "replace_rubric", "rubric_items"]
+__all__ = [
+    "HIDDEN_NOTE",
+    "ManualResults",
+    "answer_view",
+    "grading_list",
+    "manual_results",
+    "put_grade",
+    "replace_rubric",
+    "rubric_items",
+]

@@ -53,8 +53,10 @@ class Answer:
     @property
     def sha256(self) -> str:
         """The hash of the tagged cells' sources and outputs: equal hashes, same answer."""
-        body = [[c.cell_type, c.source, [[o.kind, o.text, o.mime, o.data] for o in c.outputs]]
-                for c in self.cells]
+        body = [
+            [c.cell_type, c.source, [[o.kind, o.text, o.mime, o.data] for o in c.outputs]]
+            for c in self.cells
+        ]
         return hashlib.sha256(json.dumps(body, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -92,9 +94,15 @@ def _outputs(raw: Any) -> tuple[Output, ...]:
         if kind == "stream":
             found.append(Output("text", _text(out.get("text"), MAX_OUTPUT_CHARS)))
         elif kind == "error":
-            lines = [_ANSI.sub("", str(line)[:MAX_OUTPUT_CHARS])
-                     for line in (out.get("traceback") or [])[:200]
-                     if isinstance(line, str)] if isinstance(out.get("traceback"), list) else []
+            lines = (
+                [
+                    _ANSI.sub("", str(line)[:MAX_OUTPUT_CHARS])
+                    for line in (out.get("traceback") or [])[:200]
+                    if isinstance(line, str)
+                ]
+                if isinstance(out.get("traceback"), list)
+                else []
+            )
             text = "\n".join(lines) or f"{out.get('ename', 'Error')}: {out.get('evalue', '')}"
             found.append(Output("error", text[:MAX_OUTPUT_CHARS]))
         elif kind in ("execute_result", "display_data"):
@@ -121,11 +129,9 @@ def tagged_cells(data: bytes, slug: str, limits: Limits = API_LIMITS) -> Answer:
     raw = load_json(text, "notebook", limits)
     cells = raw.get("cells") if isinstance(raw, dict) else None
     if not isinstance(cells, list):
-        raise IntakeError("The file is JSON but not a Jupyter notebook: it has no list of "
-                          "'cells'.")
+        raise IntakeError("The file is JSON but not a Jupyter notebook: it has no list of 'cells'.")
     if len(cells) > limits.max_cells:
-        raise IntakeError(f"The notebook has {len(cells)} cells: the limit is "
-                          f"{limits.max_cells}.")
+        raise IntakeError(f"The notebook has {len(cells)} cells: the limit is {limits.max_cells}.")
     found: list[AnswerCell] = []
     budget = limits.max_source_chars
     for index, cell in enumerate(cells, start=1):
@@ -137,8 +143,10 @@ def tagged_cells(data: bytes, slug: str, limits: Limits = API_LIMITS) -> Answer:
         source = _text(cell.get("source", ""), budget + 1)
         budget -= len(source)
         if budget < 0:
-            raise IntakeError(f"The tagged cells are too long: the limit is "
-                              f"{limits.max_source_chars:,} characters in all.")
+            raise IntakeError(
+                f"The tagged cells are too long: the limit is "
+                f"{limits.max_source_chars:,} characters in all."
+            )
         outputs = _outputs(cell.get("outputs")) if cell_type == "code" else ()
         found.append(AnswerCell(index, str(cell_type), source, outputs))
     return Answer(tuple(found))

@@ -39,8 +39,12 @@ def answer_hash(submission: Submission, slug: str) -> str:
         return ""
 
 
-def carry_over(db: Session, assignment: Assignment, users: Select[Any] | None = None,
-               user_id: int | None = None) -> int:
+def carry_over(
+    db: Session,
+    assignment: Assignment,
+    users: Select[Any] | None = None,
+    user_id: int | None = None,
+) -> int:
     """Copy grades to counted submissions that lack them; returns how many were copied
     (and commits them, if any)."""
     exercises = manual_exercises(assignment)
@@ -50,10 +54,14 @@ def carry_over(db: Session, assignment: Assignment, users: Select[Any] | None = 
     if not counted:
         return 0
     by_id = {e.id: e for e in exercises}
-    graded = set(db.execute(
-        select(ManualGrade.submission_id, ManualGrade.exercise_id)
-        .where(ManualGrade.submission_id.in_(list(counted.values())),
-               ManualGrade.exercise_id.in_(list(by_id)))).tuples())
+    graded = set(
+        db.execute(
+            select(ManualGrade.submission_id, ManualGrade.exercise_id).where(
+                ManualGrade.submission_id.in_(list(counted.values())),
+                ManualGrade.exercise_id.in_(list(by_id)),
+            )
+        ).tuples()
+    )
     missing = {(u, e) for u, s in counted.items() for e in by_id if (s, e) not in graded}
     if not missing:
         return 0
@@ -62,9 +70,11 @@ def carry_over(db: Session, assignment: Assignment, users: Select[Any] | None = 
     for grade, owner in db.execute(
         select(ManualGrade, Submission.user_id)
         .join(Submission, Submission.id == ManualGrade.submission_id)
-        .where(Submission.assignment_id == assignment.id,
-               Submission.user_id.in_({u for u, _ in missing}),
-               ManualGrade.exercise_id.in_(list(by_id)))
+        .where(
+            Submission.assignment_id == assignment.id,
+            Submission.user_id.in_({u for u, _ in missing}),
+            ManualGrade.exercise_id.in_(list(by_id)),
+        )
         .order_by(ManualGrade.graded_at.desc(), ManualGrade.id.desc())
     ).tuples():
         earlier.setdefault((owner, grade.exercise_id), grade)
@@ -76,9 +86,15 @@ def carry_over(db: Session, assignment: Assignment, users: Select[Any] | None = 
         assert target is not None
         digest = answer_hash(target, by_id[exercise_id].slug)
         copy = ManualGrade(
-            submission_id=target.id, exercise_id=exercise_id, applied=list(source.applied),
-            adjustment=source.adjustment, comment=source.comment, score=source.score,
-            answer_sha256=digest, grader_id=source.grader_id, graded_at=source.graded_at,
+            submission_id=target.id,
+            exercise_id=exercise_id,
+            applied=list(source.applied),
+            adjustment=source.adjustment,
+            comment=source.comment,
+            score=source.score,
+            answer_sha256=digest,
+            grader_id=source.grader_id,
+            graded_at=source.graded_at,
             needs_review=source.needs_review or not digest or digest != source.answer_sha256,
             carried_from=source.submission_id,
         )

@@ -25,13 +25,60 @@ MAX_HTML_CHARS = 4_000_000
 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 
-_TAGS = {"a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "div", "dl", "dt", "em",
-         "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "ol", "p", "pre",
-         "q", "s", "span", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th",
-         "thead", "tr", "ul"}
-_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "ol": {"start"},
-               "div": {"class"}, "pre": {"class"}, "p": {"class"}, "span": {"class"},
-               "code": {"class"}, "th": {"align"}, "td": {"align"}}
+_TAGS = {
+    "a",
+    "abbr",
+    "b",
+    "blockquote",
+    "br",
+    "code",
+    "dd",
+    "del",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "i",
+    "img",
+    "kbd",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "q",
+    "s",
+    "span",
+    "strong",
+    "sub",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "tfoot",
+    "th",
+    "thead",
+    "tr",
+    "ul",
+}
+_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title"},
+    "ol": {"start"},
+    "div": {"class"},
+    "pre": {"class"},
+    "p": {"class"},
+    "span": {"class"},
+    "code": {"class"},
+    "th": {"align"},
+    "td": {"align"},
+}
 _DATA_IMAGES = tuple(f"data:{mime};base64," for mime in IMAGE_TYPES)
 
 
@@ -69,8 +116,10 @@ def _image(output: Output) -> str:
     # Decoded length without decoding the whole of a huge image first.
     size = len(compact) * 3 // 4
     if size > MAX_IMAGE_BYTES:
-        return (f'<p class="answer-omitted">An image of {_size(size)} was left out: the limit '
-                f"is {_size(MAX_IMAGE_BYTES)} per image.</p>")
+        return (
+            f'<p class="answer-omitted">An image of {_size(size)} was left out: the limit '
+            f"is {_size(MAX_IMAGE_BYTES)} per image.</p>"
+        )
     try:
         raw = base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError):
@@ -91,8 +140,9 @@ def _cell(cell: AnswerCell) -> str:
     if cell.cell_type == "markdown":
         body = _markdown.render(cell.source)
     elif cell.cell_type == "code":
-        body = (f'<pre class="answer-code"><code>{html.escape(cell.source)}</code></pre>'
-                + "".join(_output(o) for o in cell.outputs))
+        body = f'<pre class="answer-code"><code>{html.escape(cell.source)}</code></pre>' + "".join(
+            _output(o) for o in cell.outputs
+        )
     else:
         body = f'<pre class="answer-raw">{html.escape(cell.source)}</pre>'
     return sanitize(f'<div class="answer-cell answer-{cell.cell_type}">{body}</div>')
@@ -117,9 +167,11 @@ def render_answer(answer: Answer, slug: str) -> RenderedAnswer:
         rendered = _cell(cell)
         if size + len(rendered) > MAX_HTML_CHARS:
             left = len(answer.cells) - shown
-            parts.append(f'<p class="answer-omitted">{left} more cell(s) were left out: the '
-                         f"answer passes the {_size(MAX_HTML_CHARS)} limit of a rendered "
-                         "answer.</p>")
+            parts.append(
+                f'<p class="answer-omitted">{left} more cell(s) were left out: the '
+                f"answer passes the {_size(MAX_HTML_CHARS)} limit of a rendered "
+                "answer.</p>"
+            )
             return RenderedAnswer("".join(parts), shown, left)
         parts.append(rendered)
         size += len(rendered)

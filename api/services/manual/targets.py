@@ -18,22 +18,26 @@ def manual_exercise_of(assignment: Assignment, slug: str) -> Exercise:
     for exercise in assignment.exercises:
         if exercise.slug == slug:
             if exercise.kind != "manual":
-                raise NotFound(f"{assignment.slug}/{slug} is graded by tests, not by hand; "
-                               "it has no rubric and no manual grade.")
+                raise NotFound(
+                    f"{assignment.slug}/{slug} is graded by tests, not by hand; "
+                    "it has no rubric and no manual grade."
+                )
             return exercise
     raise NotFound(f"{assignment.slug} has no exercise {slug[:64]!r}.")
 
 
-def staff_exercise(db: Session, member: Membership, assignment: str,
-                   exercise: str) -> tuple[Assignment, Exercise]:
+def staff_exercise(
+    db: Session, member: Membership, assignment: str, exercise: str
+) -> tuple[Assignment, Exercise]:
     """The course's manual exercise, for its TAs and instructors (others: Forbidden)."""
     require_staff(member, "grade manual exercises")
     target = get_assignment(db, member.course, assignment)
     return target, manual_exercise_of(target, exercise)
 
 
-def submission_exercise(db: Session, user: User, submission_id: str,
-                        exercise: str) -> tuple[Submission, Membership, Exercise]:
+def submission_exercise(
+    db: Session, user: User, submission_id: str, exercise: str
+) -> tuple[Submission, Membership, Exercise]:
     """A submission the user may see (its owner, the course's staff; anyone else:
     NotFound) and its assignment's manual exercise `exercise`."""
     submission, member = visible_submission(db, user, submission_id)
@@ -45,9 +49,11 @@ def pseudonyms(db: Session, course_id: int, user_ids: set[int]) -> dict[int, str
     from the ids, so that it never changes between visits)."""
     if not user_ids:
         return {}
-    rows = db.execute(select(Enrollment.user_id, Enrollment.pseudonym)
-                      .where(Enrollment.course_id == course_id,
-                             Enrollment.user_id.in_(user_ids))).tuples()
+    rows = db.execute(
+        select(Enrollment.user_id, Enrollment.pseudonym).where(
+            Enrollment.course_id == course_id, Enrollment.user_id.in_(user_ids)
+        )
+    ).tuples()
     found = {int(u): p for u, p in rows if p}
     for user_id in user_ids - set(found):
         digest = hashlib.sha256(f"{course_id}:{user_id}".encode()).hexdigest()

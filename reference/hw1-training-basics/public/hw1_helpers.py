@@ -80,7 +80,7 @@ def public_indices() -> np.ndarray:
     kept = []
     for digit in range(NUM_CLASSES):
         members = rng.permutation(np.flatnonzero(labels == digit))
-        kept.append(members[round(len(members) * HELD_OUT_SHARE):])
+        kept.append(members[round(len(members) * HELD_OUT_SHARE) :])
     return np.sort(np.concatenate(kept))
 
 
@@ -116,10 +116,10 @@ def perturb_digits(inputs: torch.Tensor, generator: torch.Generator) -> torch.Te
     shift_x = uniform() * MAX_SHIFT * 2 / 8
     shift_y = uniform() * MAX_SHIFT * 2 / 8
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    theta = torch.stack([torch.stack([cos, -sin, shift_x], dim=1),
-                         torch.stack([sin, cos, shift_y], dim=1)], dim=1)
+    theta = torch.stack(
+        [torch.stack([cos, -sin, shift_x], dim=1), torch.stack([sin, cos, shift_y], dim=1)], dim=1
+    )
     grid = F.affine_grid(theta, [n, 1, 8, 8], align_corners=False)
-    warped = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros",
-                           align_corners=False)
+    warped = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     noisy = warped + NOISE_STD * torch.randn(warped.shape, generator=generator)
     return noisy.clamp(0.0, 1.0).reshape(n, 64)

@@ -19,8 +19,9 @@ class ScalarMLP(nn.Module):
     are then not parameters of the tangent kernel).
     """
 
-    def __init__(self, in_dim: int = 2, hidden: int = 16, depth: int = 2,
-                 freeze_first: bool = False) -> None:
+    def __init__(
+        self, in_dim: int = 2, hidden: int = 16, depth: int = 2, freeze_first: bool = False
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = in_dim
@@ -49,8 +50,9 @@ def random_state(model: nn.Module, seed: int, bias_scale: float = 0.1) -> dict[s
     return state
 
 
-def make_model(in_dim: int = 2, hidden: int = 16, depth: int = 2, seed: int = 0,
-               freeze_first: bool = False) -> ScalarMLP:
+def make_model(
+    in_dim: int = 2, hidden: int = 16, depth: int = 2, seed: int = 0, freeze_first: bool = False
+) -> ScalarMLP:
     """A ScalarMLP with `random_state(..., seed)` weights, in eval mode."""
     model = ScalarMLP(in_dim, hidden, depth, freeze_first)
     model.load_state_dict(random_state(model, seed))
