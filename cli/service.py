@@ -22,7 +22,7 @@ DEMO_USERS = (
 def migrate() -> str:
     """Schema to the latest version, then the bundled course into the database."""
     from core.blobs import adopt_folder_blobs
-    from core.courses import sync_course
+    from core.course_sync import sync_course
     from core.db import session_scope
     from core.migrate import upgrade
 

@@ -118,7 +118,7 @@ def record_version(
 ) -> StoredVersion:
     """The `assignment_versions` row for a stored bundle, and the course's assignment
     row and exercises brought to that version (the caller commits)."""
-    from core.courses import sync_assignment
+    from core.course_sync import sync_assignment
 
     row = session.get(AssignmentVersion, meta.version)
     created = row is None

@@ -1,5 +1,5 @@
 """Rubrics in the database: seeded from assignment.toml, replaced by staff, and the
-rescoring of the grades given with them. Shared by the course import (core/courses.py)
+rescoring of the grades given with them. Shared by the course import (core/course_sync.py)
 and the manual grading service (api/services/manual/)."""
 
 from __future__ import annotations
