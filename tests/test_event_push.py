@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -232,16 +233,19 @@ def api_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def test_idle_streams_cost_next_to_nothing(pg_stack: Stack) -> None:
-    with pg_stack.client("bob") as c:
+@contextmanager
+def streaming_submission(stack: Stack, user: str) -> Iterator[str]:
+    """A graded submission of `user` with a job held `running` while the caller's streams
+    are open (so they stay open), failed again afterwards."""
+    with stack.client(user) as c:
         r = c.post(
             f"/api/v1/courses/dlp/assignments/{HW1}/submissions",
             files={"file": ("hw1.py", hw1_source())},
         )
     assert r.status_code == 202
     sid = r.json()["id"]
-    wait_graded(pg_stack, "bob", sid)
-    with stack_db(pg_stack) as db:  # a job that stays running while the streams are open
+    wait_graded(stack, user, sid)
+    with stack_db(stack) as db:
         stuck = GradingJob(
             submission_id=sid,
             status="running",
@@ -252,6 +256,18 @@ def test_idle_streams_cost_next_to_nothing(pg_stack: Stack) -> None:
         db.add(stuck)
         db.flush()
         stuck_id = stuck.id
+    try:
+        yield sid
+    finally:
+        with stack_db(stack) as db:
+            db.execute(
+                update(GradingJob)
+                .where(GradingJob.id == stuck_id)
+                .values(status="failed", error="test", lease_expires_at=None)
+            )
+
+
+def test_idle_streams_cost_next_to_nothing(pg_stack: Stack) -> None:
 
     async def idle(streams: int, seconds: float) -> float:
         headers = {"Authorization": f"Bearer {pg_stack.tokens['bob']}"}
@@ -277,15 +293,8 @@ def test_idle_streams_cost_next_to_nothing(pg_stack: Stack) -> None:
                 await response.aclose()
             return used
 
-    try:
+    with streaming_submission(pg_stack, "bob") as sid:
         share = asyncio.run(idle(50, 4.0))
-    finally:
-        with stack_db(pg_stack) as db:
-            db.execute(
-                update(GradingJob)
-                .where(GradingJob.id == stuck_id)
-                .values(status="failed", error="test", lease_expires_at=None)
-            )
     # The API's sweeper (every second here) runs meanwhile; 50 streams polling every
     # 0.1 s cost most of a core.
     assert share < 0.10, f"50 idle streams used {share:.1%} of a core"
@@ -294,25 +303,6 @@ def test_idle_streams_cost_next_to_nothing(pg_stack: Stack) -> None:
 def test_a_burst_of_page_streams_does_not_run_the_pool_dry(pg_stack: Stack) -> None:
     """120 pages open their event stream at once (more than the connection pool and the
     thread pool hold): every stream opens, and the service answers meanwhile."""
-    with pg_stack.client("alice") as c:
-        r = c.post(
-            f"/api/v1/courses/dlp/assignments/{HW1}/submissions",
-            files={"file": ("hw1.py", hw1_source())},
-        )
-    assert r.status_code == 202
-    sid = r.json()["id"]
-    wait_graded(pg_stack, "alice", sid)
-    with stack_db(pg_stack) as db:  # a job that stays running while the streams are open
-        stuck = GradingJob(
-            submission_id=sid,
-            status="running",
-            attempt=1,
-            reason="test",
-            lease_expires_at=datetime(2100, 1, 1, tzinfo=UTC),
-        )
-        db.add(stuck)
-        db.flush()
-        stuck_id = stuck.id
 
     async def burst(streams: int) -> tuple[list[int], list[int]]:
         cookies = {"ag_session": pg_stack.tokens["alice"]}
@@ -338,14 +328,7 @@ def test_a_burst_of_page_streams_does_not_run_the_pool_dry(pg_stack: Stack) -> N
                 await response.aclose()
             return list(codes), list(probes)
 
-    try:
+    with streaming_submission(pg_stack, "alice") as sid:
         codes, probes = asyncio.run(burst(120))
-    finally:
-        with stack_db(pg_stack) as db:
-            db.execute(
-                update(GradingJob)
-                .where(GradingJob.id == stuck_id)
-                .values(status="failed", error="test", lease_expires_at=None)
-            )
     assert codes == [200] * 120, sorted(set(codes))
     assert probes == [200] * 3, probes
