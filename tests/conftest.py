@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import Browser
 
+from tests.support.browser import CHROMIUM, MISSING, chromium
 from tests.support.inprocess import InProcessService
 from tests.support.stack import Stack, distributed_stack, embedded_stack
 
 #: The fixtures that start servers (processes, PostgreSQL, Redis): not for fast tests.
-SERVER_FIXTURES = frozenset({"pg_stack", "embedded", "any_stack"})
+SERVER_FIXTURES = frozenset({"pg_stack", "embedded", "any_stack", "browser"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -80,3 +82,12 @@ def service(
     ivan (instructor) in course dlp. One per module: tests of a module share it."""
     with InProcessService(tmp_path_factory.mktemp("inprocess"), template=service_template) as s:
         yield s
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium under Playwright, for the page tests of a module."""
+    if not CHROMIUM.exists():
+        pytest.fail(MISSING)
+    with chromium() as started:
+        yield started

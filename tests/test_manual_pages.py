@@ -13,11 +13,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, Page, expect
 
+from tests.support.browser import SHOTS
 from tests.support.manual_answers import (
     GRADING,
     MANUAL,
@@ -27,24 +28,8 @@ from tests.support.manual_answers import (
     fmt,
     student_answer,
 )
-from tests.support.paths import HW2, ROOT
+from tests.support.paths import HW2
 from tests.support.stack import Stack, embedded_stack
-
-pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SHOTS = ROOT / "test-artifacts" / "screenshots"
 
 # Records CSP violations and anything a hostile answer might run, before the page's
 # own scripts.
@@ -78,19 +63,6 @@ def answers(stack: Stack) -> dict[str, str]:
     for student, submission_id in ids.items():
         assert stack.wait_graded(student, submission_id, timeout=600)["status"] == "graded"
     return ids
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing: run ./scripts/browser-deps (as root).")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def watch(page: Page, base_url: str) -> list[str]:

@@ -9,32 +9,17 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from graders.notebooks import code_notebook
+from tests.support.browser import SHOTS
 from tests.support.notebooks import course_notebook
-from tests.support.paths import HW1, HW1_DIR, ROOT
+from tests.support.paths import HW1, HW1_DIR
 from tests.support.stack import Stack
 
-pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright  # noqa: E402
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SHOTS = ROOT / "test-artifacts" / "screenshots"
 SOLUTION = HW1_DIR / "notebooks" / "solution.ipynb"
 
 # Records every value the live status badge takes, from before the page's scripts run.
@@ -47,19 +32,6 @@ new MutationObserver(() => {
   if (window.__statuses[window.__statuses.length - 1] !== s) window.__statuses.push(s);
 }).observe(document, {subtree: true, childList: true, characterData: true});
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing: run ./scripts/browser-deps (as root).")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def new_context(browser: Browser, phone: bool = False) -> BrowserContext:

@@ -12,5 +12,6 @@ isolation      a missing sandbox layer: skip, or fail where CI expects every lay
 inprocess      the fast tier: the real app in-process over SQLite, an in-process queue
                that grades with the worker's own code
 hostile_archives  archives built to attack the publishing endpoint's unpacking
+browser        Debian's Chromium under Playwright for the page tests
 compose_limits a script: run a command under a Docker-style seccomp profile
 """
