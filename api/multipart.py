@@ -24,6 +24,22 @@ from api.settings import get_api_settings
 from core.errors import DomainError, Timeout, TooLarge, Unreadable
 from graders.intake_limits import IntakeTooLarge
 
+
+def upload_body(name: str = "file", description: str = "") -> dict[str, Any]:
+    """The OpenAPI `requestBody` of a route that reads one file with `receive_file`
+    (FastAPI cannot see it: the body is streamed, not declared as a parameter)."""
+    part: dict[str, Any] = {"type": "string", "format": "binary"}
+    if description:
+        part["description"] = description
+    schema = {"type": "object", "required": [name], "properties": {name: part}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": schema}},
+        }
+    }
+
+
 #: Room for the multipart framing (boundaries, part headers, a few small fields).
 OVERHEAD = 64 * 1024
 MAX_PARTS = 10

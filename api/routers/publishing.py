@@ -8,31 +8,13 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import DB, Member, require_instructor
 from api.errors import errors
+from api.multipart import upload_body
 from api.schemas_publishing import PublishedOut
 from api.services import publishing
 
 router = APIRouter(prefix="/api/v1")
 NOTEBOOK_TYPE = "application/x-ipynb+json"
-BUNDLE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["bundle"],
-                    "properties": {
-                        "bundle": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "a .zip or .tar.gz of one assignment folder",
-                        }
-                    },
-                }
-            }
-        },
-    }
-}
+BUNDLE_BODY = upload_body("bundle", "a .zip or .tar.gz of one assignment folder")
 
 
 @router.post(

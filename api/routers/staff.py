@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import DB, Member
 from api.errors import errors
-from api.multipart import receive_file
+from api.multipart import receive_file, upload_body
 from api.schemas import (
     AssignmentPatch,
     AssignmentSettings,
@@ -74,20 +74,7 @@ def delete_extension(
     COURSE + "/roster",
     response_model=RosterOut,
     responses=errors(403, 404, 408, 413),
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {"file": {"type": "string", "format": "binary"}},
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=upload_body(),
 )
 async def upload_roster(request: Request, db: DB, member: Member) -> RosterOut:
     """Enroll a roster CSV (columns id, name, email) as students; instructors only."""

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import DB, CurrentUser, Member
 from api.errors import errors
+from api.multipart import upload_body
 from api.schemas import (
     HistoryEntry,
     JobOut,
@@ -38,20 +39,7 @@ SSE_EVENT = {
         "retry": {"type": "integer"},
     },
 }
-UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                }
-            }
-        },
-    }
-}
+UPLOAD_BODY = upload_body()
 
 
 @router.post(
