@@ -59,28 +59,8 @@ def test_submit_waits_for_grading_and_prints_the_feedback(embedded: Stack) -> No
 
 
 def test_submit_without_waiting_and_the_same_idempotency_key(embedded: Stack) -> None:
-    first = client(
-        embedded,
-        "bob",
-        "submit",
-        str(SOLUTION),
-        "-a",
-        HW1,
-        "--no-wait",
-        "--idempotency-key",
-        "cli-test-once",
-    )
-    again = client(
-        embedded,
-        "bob",
-        "submit",
-        str(SOLUTION),
-        "-a",
-        HW1,
-        "--no-wait",
-        "--idempotency-key",
-        "cli-test-once",
-    )
+    args = ("submit", str(SOLUTION), "-a", HW1, "--no-wait", "--idempotency-key", "cli-test-once")
+    first, again = (client(embedded, "bob", *args) for _ in range(2))
     assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
     assert first.stdout.strip() == again.stdout.strip() != ""
     waited = client(embedded, "bob", "status", first.stdout.strip(), "--wait")

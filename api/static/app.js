@@ -217,9 +217,10 @@
   }
 
   // -- regrades --------------------------------------------------------------------------
-  function postJSON(url, body) {
+  // JSON to the pages' own routes (same-site cookie); the API's sentence on failure.
+  function sendJSON(method, url, body) {
     return fetch(url, {
-      method: "POST",
+      method: method,
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-Requested-With": "fetch" },
       body: JSON.stringify(body),
@@ -229,6 +230,10 @@
         return data;
       });
     });
+  }
+
+  function postJSON(url, body) {
+    return sendJSON("POST", url, body);
   }
 
   function initRegradeAssignment(form) {
@@ -303,20 +308,6 @@
   }
 
   // -- manual grading: rubric toggles, the score preview, saving, keyboard shortcuts ------
-  function sendJSON(method, url, body) {
-    return fetch(url, {
-      method: method,
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-Requested-With": "fetch" },
-      body: JSON.stringify(body),
-    }).then(function (r) {
-      return r.json().catch(function () { return {}; }).then(function (data) {
-        if (!r.ok) throw new Error(data.detail || "The request failed (HTTP " + r.status + ").");
-        return data;
-      });
-    });
-  }
-
   function formatPoints(x) {
     const text = (Math.round(x * 1000) / 1000).toFixed(3).replace(/0+$/, "").replace(/\.$/, "");
     return text === "-0" ? "0" : text;
