@@ -33,7 +33,7 @@ from protocol.limits import REPLY_LIMITS, DecodeLimits
 from worker.sandbox import slots
 from worker.sandbox.config import SandboxConfig, SandboxLimits
 from worker.sandbox.host_plan import sandbox_uid
-from worker.sandbox.process import PipeSandbox
+from worker.sandbox.process import PendingExits, PipeSandbox
 
 log = logging.getLogger("worker.sandbox")
 
@@ -95,12 +95,21 @@ def start_plain(config: SandboxConfig) -> PipeSandbox:
     )
     os.close(to_child_r)
     os.close(from_child_w)
+    try:
+        exit_fd: int | None = os.pidfd_open(proc.pid)
+    except OSError:  # an old kernel: PipeSandbox polls instead
+        exit_fd = None
 
     def kill() -> None:
         try:
             os.killpg(proc.pid, 9)
         except ProcessLookupError:
             pass
+
+    def on_close() -> None:
+        if exit_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(exit_fd)
 
     return PipeSandbox(
         pid=proc.pid,
@@ -109,7 +118,10 @@ def start_plain(config: SandboxConfig) -> PipeSandbox:
         isolation="process+rlimits (no namespaces)",
         reap=lambda pid: None if proc.poll() is None else _status(proc.returncode),
         kill=kill,
+        on_close=on_close,
         limits=reply_limits(config),
+        exit_fd=exit_fd,
+        defer_exit=_pending_exits.add,
     )
 
 
@@ -313,10 +325,14 @@ def _zygote_sandbox(
         oom=was_oom,
         on_close=on_close,
         limits=limits,
+        exit_fd=status_fd,
+        defer_exit=_pending_exits.add,
     )
 
 
 _zygotes: dict[tuple[int, str], Zygote] = {}
+#: This process's killed sandboxes whose exit was not waited for yet.
+_pending_exits = PendingExits()
 _zygotes_lock = threading.Lock()
 _lease: slots.Lease | None = None
 
@@ -373,6 +389,7 @@ def _forget(zygote: Zygote) -> None:
 
 def shutdown() -> None:
     """Stop this process's zygotes (their spare sandboxes die with them)."""
+    _pending_exits.settle()
     with _zygotes_lock:
         zygotes = list(_zygotes.values())
         _zygotes.clear()
@@ -383,6 +400,7 @@ def shutdown() -> None:
 
 def start_sandbox(config: SandboxConfig) -> PipeSandbox:
     """Start one sandbox with the strongest isolation available (see config.isolation)."""
+    _pending_exits.settle()  # the previous sandbox of this process is gone first
     if config.isolation == "none":
         return start_plain(config)
     last: Exception | None = None
@@ -436,8 +454,9 @@ def sandbox_provider(
 def _after_fork_in_child() -> None:
     # A forked worker (Celery prefork) must not talk to its parent's zygotes, nor
     # keep its parent's slot: it leases its own on first use.
-    global _zygotes_lock, _lease
+    global _zygotes_lock, _lease, _pending_exits
     _zygotes.clear()
+    _pending_exits = PendingExits()
     _zygotes_lock = threading.Lock()
     if _lease is not None:
         with contextlib.suppress(OSError):

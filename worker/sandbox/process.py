@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,8 @@ class PipeSandbox:
         oom: Callable[[int], bool] | None = None,
         on_close: Callable[[], None] | None = None,
         limits: DecodeLimits = REPLY_LIMITS,
+        exit_fd: int | None = None,
+        defer_exit: Callable[[PipeSandbox], None] | None = None,
     ) -> None:
         self.pid = pid
         self.to_child = to_child
@@ -40,6 +43,13 @@ class PipeSandbox:
         self._oom = oom
         self._on_close = on_close
         self.limits = limits
+        #: Readable once the sandbox has exited (a pidfd, or the keeper's status pipe):
+        #: waiting for the exit is a select on it, not a poll.
+        self.exit_fd = exit_fd
+        #: Given the killed sandbox instead of waiting for its exit in close()
+        #: (PendingExits.add: the next sandbox's start waits for it instead).
+        self._defer_exit = defer_exit
+        self._finished = False
         self.closed = False
         self.exit_status: int | None = None
         #: time.monotonic() stamps of the sandbox's start, from its "ready" frame
@@ -148,10 +158,18 @@ class PipeSandbox:
 
     def _wait_exit(self, timeout: float) -> int | None:
         deadline = time.monotonic() + timeout
-        while self.exit_status is None and time.monotonic() < deadline:
+        while self.exit_status is None:
             self.exit_status = self._reap(self.pid)
-            if self.exit_status is None:
-                time.sleep(0.01)
+            remaining = deadline - time.monotonic()
+            if self.exit_status is not None or remaining <= 0:
+                break
+            if self.exit_fd is None:
+                time.sleep(min(0.01, remaining))
+                continue
+            try:
+                select.select([self.exit_fd], [], [], remaining)
+            except (OSError, ValueError):  # closed under us: poll the rest
+                self.exit_fd = None
         return self.exit_status
 
     def close(self) -> None:
@@ -170,6 +188,40 @@ class PipeSandbox:
                 os.close(fd)
             except OSError:
                 pass
-        self._wait_exit(2.0)
+        if self._defer_exit is not None:
+            self._defer_exit(self)
+        else:
+            self.finish_close(2.0)
+
+    def finish_close(self, timeout: float) -> None:
+        """Wait (up to timeout) for the killed sandbox's exit, then let its handles go."""
+        if self._finished:
+            return
+        self._finished = True
+        self._wait_exit(timeout)
         if self._on_close is not None:
             self._on_close()
+
+
+class PendingExits:
+    """Sandboxes killed but not yet seen to exit; the next start waits for them.
+
+    A killed sandbox takes 5-7 ms to exit here (the kernel tears down its memory and
+    its namespaces). Waiting for that when the next sandbox of the process starts,
+    rather than when a job's last test has run, takes it off the job's path and keeps
+    the rule that one slot's sandboxes never overlap (they share a uid's budget).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sandboxes: list[PipeSandbox] = []
+
+    def add(self, sandbox: PipeSandbox) -> None:
+        with self._lock:
+            self._sandboxes.append(sandbox)
+
+    def settle(self, timeout: float = 2.0) -> None:
+        with self._lock:
+            sandboxes, self._sandboxes = self._sandboxes, []
+        for sandbox in sandboxes:
+            sandbox.finish_close(timeout)
