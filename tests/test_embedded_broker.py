@@ -126,6 +126,38 @@ def test_a_file_being_written_is_not_read_and_a_broken_one_set_aside(tmp_path: P
 
 
 @pytest.mark.fast
+def test_a_put_wakes_a_waiting_consumer_before_its_next_poll(tmp_path: Path) -> None:
+    """With a 30 s polling interval, a message put by another connection is delivered
+    at once: the put sends a datagram to the consumer's socket in the wake folder."""
+    options = broker_options(tmp_path) | {"polling_interval": 30.0}
+    received: list[tuple[Any, float]] = []
+    queue = Queue("wakeq", Exchange("wakeq", type="direct"), routing_key="wakeq")
+    with Connection(
+        "filesystem://", transport=embedded_broker.Transport, transport_options=options
+    ) as consumer_conn:
+        consumer = consumer_conn.Consumer(
+            [queue], callbacks=[lambda body, message: received.append((body, time.monotonic()))]
+        )
+        consumer.consume()
+        waiting = threading.Thread(target=lambda: consumer_conn.drain_events(timeout=20))
+        waiting.start()
+        time.sleep(0.5)  # the consumer is inside its wait now
+        sockets = list((tmp_path / "wake").glob("*.sock"))
+        with Connection(
+            "filesystem://", transport=embedded_broker.Transport, transport_options=options
+        ) as producer_conn:
+            sent = time.monotonic()
+            producer_conn.Producer().publish(
+                {"job": "w1"}, exchange=queue.exchange, routing_key="wakeq", declare=[queue]
+            )
+        waiting.join(25)
+        consumer.cancel()
+    assert sockets, "the consumer has no wake-up socket"
+    assert [body for body, _ in received] == [{"job": "w1"}]
+    assert received[0][1] - sent < 10, "delivered only at the next poll"
+
+
+@pytest.mark.fast
 def test_install_makes_filesystem_urls_use_it(tmp_path: Path) -> None:
     """The worker's Celery app (and anything after install()) gets our transport."""
     code = (
