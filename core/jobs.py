@@ -12,7 +12,6 @@ score: results are written only by the claim (attempt number) that holds the job
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -21,12 +20,12 @@ from sqlalchemy import Connection, Executable, bindparam, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, object_session
 
-from core import capacity, notify, policy
+from core import capacity, notify
 from core.db import table
-from core.models import Assignment, GradingJob, Submission, TestResult, utcnow
+from core.job_writes import Claim
+from core.models import Assignment, GradingJob, Submission, utcnow
 from core.queue import queue_depths, send_grade
 from core.settings import get_settings
-from graders.outcome import TestOutcome
 
 log = logging.getLogger(__name__)
 
@@ -135,45 +134,6 @@ def dispatch_ids(session: Session, jobs: list[tuple[str, str]]) -> int:
     return len(sent)
 
 
-@dataclass(frozen=True)
-class Claim:
-    job_id: str
-    attempt: int
-
-
-def claim(session: Session, job_id: str, host: str) -> Claim | None:
-    """Take the job if it is waiting (or its holder's lease ran out); None otherwise."""
-    settings = get_settings()
-    now = utcnow()
-    job = session.get(GradingJob, job_id)
-    if job is None:
-        return None
-    attempt = job.attempt + 1
-    result = session.execute(
-        update(GradingJob)
-        .where(
-            GradingJob.id == job_id,
-            GradingJob.attempt == job.attempt,
-            (GradingJob.status == "queued")
-            | ((GradingJob.status == "running") & (GradingJob.lease_expires_at < now)),
-        )
-        .values(
-            status="running",
-            attempt=attempt,
-            started_at=now,
-            worker_host=host,
-            lease_expires_at=now + timedelta(seconds=settings.lease_seconds),
-        )
-    )
-    taken = result.rowcount == 1  # type: ignore[attr-defined]
-    if taken:
-        notify.job_changed(session, job.submission_id)  # delivered with the commit
-    session.commit()
-    if not taken:
-        return None
-    return Claim(job_id, attempt)
-
-
 def heartbeat(session: Session, c: Claim) -> bool:
     settings = get_settings()
     result = session.execute(
@@ -187,57 +147,6 @@ def heartbeat(session: Session, c: Claim) -> bool:
     )
     session.commit()
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-
-def finish(
-    session: Session,
-    c: Claim,
-    results: list[TestOutcome],
-    facts: dict[str, Any],
-) -> bool:
-    """Write the results of a claim (one row per test outcome), atomically; False if the
-    claim is no longer valid."""
-    job = session.scalar(select(GradingJob).where(GradingJob.id == c.job_id).with_for_update())
-    if job is None or job.attempt != c.attempt or job.status != "running":
-        session.rollback()
-        return False
-    submission = job.submission
-    assignment = submission.assignment
-    due = policy.effective_due(session, assignment, submission.user_id)
-    late = policy.late_seconds(submission.submitted_at, due)
-    percent = policy.penalty_percent(assignment.late_policy or {}, late)
-    if job.exercise_slugs is not None and submission.current_job_id:
-        # A regrade of some exercises: the others keep the results they had, so the
-        # current job always holds the whole submission's score.
-        previous = session.get(GradingJob, submission.current_job_id)
-        if previous is not None:
-            results = [
-                *results,
-                *(
-                    r.as_outcome()
-                    for r in previous.results
-                    if r.exercise_slug not in job.exercise_slugs
-                ),
-            ]
-            order = {e.slug: i for i, e in enumerate(assignment.exercises)}
-            results.sort(key=lambda r: order.get(r.exercise, len(order)))
-    raw = round(sum(r.score for r in results), 6)
-    session.add_all(TestResult.of(r, job.id, position) for position, r in enumerate(results))
-    job.status = "graded"
-    job.finished_at = utcnow()
-    job.lease_expires_at = None
-    job.raw_score = raw
-    job.max_score = round(sum(r.max_score for r in results), 6)
-    job.late_seconds = late
-    job.penalty_percent = percent
-    job.score = policy.apply_penalty(raw, percent)
-    job.error = None
-    for key, value in facts.items():
-        setattr(job, key, value)
-    submission.current_job_id = job.id
-    notify.job_changed(session, submission.id)
-    session.commit()
-    return True
 
 
 def release_for_retry(session: Session, c: Claim, reason: str) -> str:

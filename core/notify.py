@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, make_url, text
+from sqlalchemy import Connection, event, make_url, text
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,13 @@ MAX_PAYLOAD = 64  # submission ids are 32 hex digits; anything longer is not our
 Wake = Callable[[str], None]
 
 
+_NOTIFY = text("SELECT pg_notify(:channel, :id)")
+
+
 def job_changed(session: Session, submission_id: str) -> None:
     """Announce, with the transaction's commit, that a job of `submission_id` changed."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": submission_id}
-        )
+        session.execute(_NOTIFY, {"channel": CHANNEL, "id": submission_id})
         return
     pending: set[str] | None = session.info.get(PENDING)
     if pending is None:
@@ -53,6 +54,19 @@ def job_changed(session: Session, submission_id: str) -> None:
         event.listen(session, "after_commit", _send_pending)
         event.listen(session, "after_rollback", _drop_pending)
     pending.add(submission_id)
+
+
+def job_changed_on(conn: Connection, submission_id: str) -> None:
+    """`job_changed` on a Core connection, inside its transaction: PostgreSQL delivers
+    the NOTIFY with the commit. The embedded mode's datagram is `job_changed_after`'s."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_NOTIFY, {"channel": CHANNEL, "id": submission_id})
+
+
+def job_changed_after(conn: Connection, submission_id: str) -> None:
+    """After the commit of a transaction that called `job_changed_on`."""
+    if conn.dialect.name != "postgresql":
+        send_datagrams(socket_folder(), [submission_id])
 
 
 def _send_pending(session: Session) -> None:

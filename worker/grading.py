@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.orm import Session
 
 from core.blobs import get_blob_store
-from core.db import get_sessionmaker
-from core.jobs import Claim, claim, dispatch, finish, heartbeat, release_for_retry
+from core.db import get_engine, get_sessionmaker
+from core.job_writes import Claim, claim_job, finish_job
+from core.jobs import dispatch, heartbeat, release_for_retry
 from core.logs import set_attempt
-from core.models import AssignmentVersion, GradingJob
+from core.models import GradingJob
 from core.settings import get_settings
 from graders.course import load_assignment
 from graders.intake import MODEL_KINDS
@@ -114,24 +114,21 @@ class Heartbeat(threading.Thread):
                 )
 
 
-def take_job(session: Session, job_id: str, host: str) -> tuple[Claim, JobInput] | None:
+def take_job(job_id: str, host: str) -> tuple[Claim, JobInput] | None:
     """Claim the job and read what grading it needs; None if there is nothing to do."""
-    c = claim(session, job_id, host)
-    if c is None:
+    with get_engine().connect() as conn:
+        taken = claim_job(conn, job_id, host)
+    if taken is None:
         return None
-    job = session.get(GradingJob, job_id)
-    assert job is not None
-    # The version the job names (older jobs: the assignment's current one).
-    version = job.assignment_version or job.submission.assignment.version or None
-    bundle = session.get(AssignmentVersion, version) if version else None
+    c, job = taken
     return c, JobInput(
         # The folder's name when it was stored (a course's copy may differ).
-        assignment_slug=bundle.slug if bundle else job.submission.assignment.slug,
-        file_kind=job.submission.file_kind,
-        sha256=job.submission.sha256,
+        assignment_slug=job.bundle_slug or job.assignment_slug,
+        file_kind=job.file_kind,
+        sha256=job.sha256,
         exercise_slugs=job.exercise_slugs,
-        assignment_version=version,
-        bundle_sha256=bundle.bundle_sha256 if bundle else None,
+        assignment_version=job.assignment_version,
+        bundle_sha256=job.bundle_sha256,
     )
 
 
@@ -149,8 +146,7 @@ def grade_delivered(job_id: str, device: str) -> str:
     patience = max(5.0, min(30.0, settings.lease_seconds / 2))
 
     def take() -> tuple[Claim, JobInput] | None:
-        with maker() as session:
-            return take_job(session, job_id, platform.node())
+        return take_job(job_id, platform.node())
 
     try:
         taken = _with_database("claim", job_id, take, patience)
@@ -181,8 +177,8 @@ def grade_delivered(job_id: str, device: str) -> str:
         beat.stopped.set()
 
     def write() -> bool:
-        with maker() as session:
-            return finish(session, c, rows, facts)
+        with get_engine().connect() as conn:
+            return finish_job(conn, c, rows, facts)
 
     # If the database stays away longer, the lease runs out and the job is graded again.
     written = _with_database("finish", job_id, write, patience)
@@ -213,7 +209,9 @@ def assignment_folder(job: JobInput) -> Path:
 
 def run_job(job: JobInput, device: str = "cpu") -> tuple[list[TestOutcome], dict[str, Any]]:
     settings = get_settings()
-    loaded = load_assignment(assignment_folder(job))
+    # A bundle's folder was checked against its version when the cache unpacked it.
+    known_version = job.assignment_version if job.bundle_sha256 else None
+    loaded = load_assignment(assignment_folder(job), known_version)
     data = local_cache().read_blob(get_blob_store(), job.sha256)
     workdir = Path(tempfile.mkdtemp(prefix="job-"))
     try:
