@@ -220,8 +220,14 @@ class LoadedAssignment:
     reference: types.ModuleType
 
 
-def load_assignment(folder: Path) -> LoadedAssignment:
-    return _load_assignment_cached(folder.resolve(), folder_version(folder))
+def load_assignment(folder: Path, version: str | None = None) -> LoadedAssignment:
+    """The assignment in `folder`, loaded once per version of the folder.
+
+    version: the folder's `folder_version` when the caller knows it (the worker's cache
+    checked it when it unpacked the bundle); else the folder is hashed, which reads
+    every file of it.
+    """
+    return _load_assignment_cached(folder.resolve(), version or folder_version(folder))
 
 
 @lru_cache(maxsize=32)

@@ -34,6 +34,9 @@ log = logging.getLogger("autograder.worker")
 KEEP_SECONDS = 600.0
 #: Leftovers of an interrupted fetch older than this are removed.
 STALE_TMP_SECONDS = 3600.0
+#: New entries this process adds between two walks of the whole cache (the other
+#: processes sharing the folder add theirs unseen, so the estimate is recounted).
+RECOUNT_EVERY = 64
 
 
 class MissingContent(RuntimeError):
@@ -54,6 +57,11 @@ class LocalCache:
         self.legacy = legacy
         self.max_bytes = max_bytes
         self.keep_seconds = keep_seconds
+        #: Bytes used at the last walk plus what this process added since: the cache is
+        #: walked (a stat per entry) only when that passes the bound, or every
+        #: RECOUNT_EVERY additions, not for every new blob.
+        self.estimate: int | None = None
+        self.added_since_walk = 0
         self.blobs = root / "blobs"
         self.bundles = root / "bundles"
         self.tmp = root / "tmp"
@@ -85,7 +93,7 @@ class LocalCache:
                 )
                 return self.legacy.path_for(sha256)
             raise MissingContent(str(exc)) from exc
-        self.trim(protect=[path])
+        self._added(path)
         return path
 
     def read_blob(self, store: Blobs, sha256: str) -> bytes:
@@ -144,7 +152,7 @@ class LocalCache:
         log.info(
             "assignment %s version %s unpacked from bundle %s", slug, version, bundle_sha256[:12]
         )
-        self.trim(protect=[top])
+        self._added(top)
         return folder
 
     # -- the bound ----------------------------------------------------------------------
@@ -167,6 +175,26 @@ class LocalCache:
     def used_bytes(self) -> int:
         return sum(size for _, size, _ in self.entries())
 
+    def _added(self, path: Path) -> None:
+        """Account for a new entry; trim when the bound may be passed."""
+        try:
+            size = (
+                sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+                if path.is_dir()
+                else path.stat().st_size
+            )
+        except OSError:
+            size = 0
+        if (
+            self.estimate is not None
+            and self.added_since_walk < RECOUNT_EVERY
+            and self.estimate + size <= self.max_bytes
+        ):
+            self.estimate += size
+            self.added_since_walk += 1
+            return
+        self.trim(protect=[path])
+
     def trim(self, protect: Iterable[Path] = ()) -> int:
         """Evict least recently used entries until under max_bytes; returns bytes freed."""
         kept = {Path(p) for p in protect}
@@ -186,6 +214,7 @@ class LocalCache:
             _remove(path)
             total -= size
             freed += size
+        self.estimate, self.added_since_walk = total, 0
         return freed
 
 
