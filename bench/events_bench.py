@@ -43,7 +43,8 @@ import httpx  # noqa: E402
 from sqlalchemy import Engine, update  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from bench.rush_bench import ANSWERS, cpu_seconds  # noqa: E402
+from bench.proc_cpu import cpu_seconds  # noqa: E402
+from bench.rush_bench import ANSWERS  # noqa: E402
 from core import notify  # noqa: E402
 from core.accounts import add_user  # noqa: E402
 from core.db import make_engine  # noqa: E402

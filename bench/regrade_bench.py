@@ -9,7 +9,8 @@ Its own PostgreSQL cluster and redis-server, `autograder serve` and one
 stack's blob store and database, as an upload would leave them), then each round is one
 POST .../assignments/{a}/regrade and polling GET /api/v1/regrades/{batch} until done.
 
-Printed: submissions per second per round (median, min, max), and the overhead ratio
+Printed: submissions per second per round (median, min, max), the CPU per job of each
+part (the worker's own processes, its sandboxes, the API, PostgreSQL), and the overhead ratio
 = wall time per job / the time the same tests take in a plain Python process: the
 grading engine, the hidden tests and the student's code all in this one process, no
 sandbox, no service (median of a few in-process gradings after a warm-up). Both with
@@ -35,6 +36,7 @@ import httpx  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
+from bench.proc_cpu import cpu_seconds, cpu_split  # noqa: E402
 from core.accounts import add_user  # noqa: E402
 from core.blobs import get_blob_store  # noqa: E402
 from core.db import make_engine  # noqa: E402
@@ -169,10 +171,23 @@ def main() -> int:
         store_submissions(stack.env, assignment, notebook, args.submissions)
         ta = stack.add_user("tina", "ta")
         rates, per_job = [], []
+        pg_pid = int((pg.data / "postmaster.pid").read_text().split()[0])
+        parts: dict[str, list[float]] = {}
+
+        def cpu_now() -> dict[str, float]:
+            grader, sandboxes = cpu_split(stack.procs["worker"].pid, "worker.sandbox.zygote")
+            return {
+                "worker (engine, Celery, database client)": grader,
+                "sandboxes (zygote, keepers, student code)": sandboxes,
+                "API": cpu_seconds(stack.procs["api"].pid),
+                "PostgreSQL": cpu_seconds(pg_pid),
+            }
+
         with httpx.Client(
             base_url=stack.base_url, timeout=60, headers={"Authorization": f"Bearer {ta}"}
         ) as client:
             for _ in range(args.rounds + 1):  # the first round warms the worker up
+                cpu_before = cpu_now()
                 started = time.perf_counter()
                 r = client.post(
                     f"/api/v1/courses/dlp/assignments/{assignment}/regrade",
@@ -186,10 +201,14 @@ def main() -> int:
                         break
                     time.sleep(0.1)
                 wall = time.perf_counter() - started
+                for name, seconds in cpu_now().items():
+                    spent = (seconds - cpu_before[name]) / args.submissions
+                    parts.setdefault(name, []).append(spent)
                 assert body["failed"] == 0 and body["done"] == args.submissions, body
                 rates.append(args.submissions / wall)
                 per_job.append(wall / args.submissions)
         rates, per_job = rates[1:], per_job[1:]
+        parts = {name: values[1:] for name, values in parts.items()}
         baseline = plain_python_seconds(assignment, notebook)
         ratio = [p / baseline for p in per_job]
         slot_ratio = [p * args.slots / baseline for p in per_job]
@@ -204,6 +223,17 @@ def main() -> int:
         print(
             f"  wall time per job: median {statistics.median(per_job) * 1e3:.0f} ms "
             f"(min {min(per_job) * 1e3:.0f}, max {max(per_job) * 1e3:.0f})"
+        )
+        for name, values in parts.items():
+            print(
+                f"  CPU per job, {name}: median {statistics.median(values) * 1e3:.1f} ms "
+                f"(min {min(values) * 1e3:.1f}, max {max(values) * 1e3:.1f})"
+            )
+        total = [sum(values[i] for values in parts.values()) for i in range(len(rates))]
+        print(
+            f"  CPU per job, all of these: median {statistics.median(total) * 1e3:.1f} ms; "
+            f"{len(os.sched_getaffinity(0))} cores carry at most "
+            f"{len(os.sched_getaffinity(0)) / statistics.median(total):.1f} jobs/s"
         )
         print(
             f"  the same tests in a plain Python process: {baseline * 1e3:.0f} ms per "

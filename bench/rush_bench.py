@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
+from bench.proc_cpu import cpu_seconds  # noqa: E402
 from core.accounts import add_user  # noqa: E402
 from core.db import make_engine  # noqa: E402
 from core.models import GradingJob, TestResult  # noqa: E402
@@ -59,31 +60,6 @@ ANSWERS = "".join(
 
 def submission(i: int) -> bytes:
     return f"# %%\nattempt = {i}\n{ANSWERS}".encode()
-
-
-def _stat(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU of the process `pid` and of all its descendants (alive, or reaped by it)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                children.setdefault(int(_stat(int(entry))[1]), []).append(int(entry))
-            except (OSError, IndexError):
-                pass
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            fields = _stat(current)
-        except OSError:
-            continue
-        total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
-        todo.extend(children.get(current, []))
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def postmaster_pid(data_dir: Path) -> int:
