@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 from api.schemas import ExerciseResultOut, HiddenTests, JobOut, SubmissionOut, TestOut
 from api.services.access import is_released
 from api.services.gradebook import counted_submission_ids
-from api.services.manual import manual_results
+from api.services.manual import ManualResults, manual_results
 from core import policy
 from core.capacity import waiting_note
 from core.models import GradingJob, Submission, TestResult, User, utcnow
@@ -38,6 +39,52 @@ def test_visible(visibility: str, staff: bool, released: bool, due_passed: bool)
     return visibility == "after_due" and due_passed
 
 
+@dataclass(frozen=True)
+class ScoreLine:
+    """A submission's status and score as one viewer may see them (the event stream
+    sends only this; `submission_view` adds the tests, cells and notes)."""
+
+    status: str
+    score: float | None
+    raw_score: float | None
+    max_score: float
+    latest: GradingJob | None
+    scored: GradingJob | None
+    manual: ManualResults
+
+
+def score_line(db: Session, submission: Submission, viewer_is_staff: bool) -> ScoreLine:
+    latest = latest_job(db, submission)
+    # The score pointer is read after the latest job: finish commits both together, so
+    # a job seen graded here always comes with its score (the submission row loaded
+    # earlier in this request may predate that commit: "graded" with a null score).
+    current_id = db.scalar(select(Submission.current_job_id).where(Submission.id == submission.id))
+    scored = db.get(GradingJob, current_id) if current_id else None
+    max_score = (
+        scored.max_score
+        if scored is not None and scored.max_score is not None
+        else _expected_max(submission)
+    )
+    # Manual exercises (graded by hand, docs/authoring.md): their grades add to the
+    # automatic score, with the same late penalty, where this viewer may see them.
+    manual = manual_results(db, submission, viewer_is_staff)
+    score = scored.score if scored is not None else None
+    raw_score = scored.raw_score if scored is not None else None
+    if manual.points and scored is not None and score is not None:
+        penalty = scored.penalty_percent or 0.0
+        score = round(score + manual.points * (1.0 - penalty / 100.0), 6)
+        raw_score = round((raw_score or 0.0) + manual.points, 6)
+    return ScoreLine(
+        status=latest.status if latest else "queued",
+        score=score,
+        raw_score=raw_score,
+        max_score=round(max_score + manual.max_score, 6),
+        latest=latest,
+        scored=scored,
+        manual=manual,
+    )
+
+
 def submission_view(
     db: Session, submission: Submission, viewer_is_staff: bool, now: datetime | None = None
 ) -> SubmissionOut:
@@ -45,12 +92,8 @@ def submission_view(
     assignment = submission.assignment
     due = policy.effective_due(db, assignment, submission.user_id)
     late_by = policy.late_seconds(submission.submitted_at, due)
-    latest = latest_job(db, submission)
-    # The score pointer is read after the latest job: finish() commits both together, so
-    # a job seen graded here always comes with its score (the submission row loaded
-    # earlier in this request may predate that commit: "graded" with a null score).
-    current_id = db.scalar(select(Submission.current_job_id).where(Submission.id == submission.id))
-    scored = db.get(GradingJob, current_id) if current_id else None
+    line = score_line(db, submission, viewer_is_staff)
+    latest, scored = line.latest, line.scored
     released = is_released(assignment, now)
     due_passed = due is None or now > due
     exercises: list[ExerciseResultOut] = []
@@ -95,22 +138,7 @@ def submission_view(
                     else None,
                 )
             )
-    max_score = (
-        scored.max_score
-        if scored is not None and scored.max_score is not None
-        else _expected_max(submission)
-    )
-    # Manual exercises (graded by hand, docs/authoring.md): their grades add to the
-    # automatic score, with the same late penalty, where this viewer may see them.
-    manual = manual_results(db, submission, viewer_is_staff)
-    exercises.extend(manual.exercises)
-    max_score = round(max_score + manual.max_score, 6)
-    score = scored.score if scored is not None else None
-    raw_score = scored.raw_score if scored is not None else None
-    if manual.points and scored is not None and score is not None:
-        penalty = scored.penalty_percent or 0.0
-        score = round(score + manual.points * (1.0 - penalty / 100.0), 6)
-        raw_score = round((raw_score or 0.0) + manual.points, 6)
+    exercises.extend(line.manual.exercises)
     log = (scored.log or {}) if scored is not None else {}
     if scored is not None and scored.late_seconds is not None:
         # The lateness the score was computed with (the deadline may have moved since;
@@ -121,11 +149,11 @@ def submission_view(
         assignment=assignment.slug,
         course=assignment.course.slug,
         student=submission.user.name,
-        status=latest.status if latest else "queued",
-        score=score,
-        raw_score=raw_score,
+        status=line.status,
+        score=line.score,
+        raw_score=line.raw_score,
         penalty_percent=scored.penalty_percent if scored is not None else None,
-        max_score=max_score,
+        max_score=line.max_score,
         submitted_at=submission.submitted_at,
         late=late_by > 0,
         late_seconds=late_by,
