@@ -91,6 +91,57 @@ def test_hostile_documents_are_refused_with_a_sentence(data: bytes, words: str) 
     assert words in str(info.value)
 
 
+def _tensor_document(*payload: object) -> bytes:
+    return msgpack.packb(msgpack.ExtType(1, msgpack.packb(list(payload), use_bin_type=True)))
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (_tensor_document("complex64", [1], b"\x00" * 8), "dtype 'complex64' is not accepted"),
+        (_tensor_document("float32", [2, 2], b"\x00" * 12), "does not hold 12 bytes"),
+        (_tensor_document("float32", [-1], b""), "short list of sizes"),
+        (_tensor_document("float32", [1.5], b"\x00" * 4), "short list of sizes"),
+        (_tensor_document("float32", [1] * 65, b"\x00" * 4), "short list of sizes"),
+        (_tensor_document("float32", [1], "abcd"), "data is not bytes"),
+        (_tensor_document("float32", [1]), "not [dtype, shape, bytes]"),
+        (_tensor_document("int64", [2**62, 2**62], b""), "does not hold 0 bytes"),
+        # A safetensors payload (the format tensors had before): not a tensor document.
+        (msgpack.packb(msgpack.ExtType(1, b"\x08" + b"\x00" * 7 + b"{}")), "undecodable"),
+    ],
+)
+def test_a_forged_tensor_is_refused_before_any_tensor_exists(data: bytes, words: str) -> None:
+    with pytest.raises(DecodeError) as info:
+        decode(data, REPLY_LIMITS)
+    assert words in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        torch.randn(3, 4),
+        torch.randn(2, 3, dtype=torch.float64).T,  # not contiguous
+        torch.arange(12).reshape(3, 4)[:, 1],
+        torch.tensor(7, dtype=torch.int16),
+        torch.zeros(0, 5),
+        torch.randn(4).to(torch.bfloat16),
+        torch.tensor([True, False, True]),
+        torch.tensor([1, 255], dtype=torch.uint8),
+    ],
+)
+def test_tensors_cross_with_their_dtype_shape_and_values(value: torch.Tensor) -> None:
+    back = roundtrip(value)
+    assert isinstance(back, torch.Tensor)
+    assert back.dtype == value.dtype and back.shape == value.shape
+    assert torch.equal(back, value)
+    back.zero_()  # a decoded tensor is the grader's own, writable copy
+
+
+def test_a_bool_tensor_from_any_nonzero_byte_holds_true() -> None:
+    decoded = decode(_tensor_document("bool", [3], b"\x00\x02\xff"), REPLY_LIMITS)
+    assert decoded.tolist() == [False, True, True]
+
+
 def test_tuples_inside_tuples_count_toward_depth_without_recursing() -> None:
     inner = msgpack.packb(None)
     for _ in range(100_000):  # once enough to overflow the C stack of a recursive decoder

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import json
 import os
 import shutil
@@ -396,6 +397,16 @@ def _plan_from_socket(sock: socket.socket) -> Any:
     return make_plan(options)
 
 
+def _warm_torch(torch: Any) -> None:
+    """Run once here what nearly every notebook runs, without starting any thread: the
+    CPU dispatcher, printing tensors of the usual dtypes, a loss. Their first use sets
+    up state (formatting, kernels) that every sandbox would otherwise set up again."""
+    torch.zeros(2).add_(1)
+    logits = torch.randn(4, 3)
+    print(logits, torch.tensor([1, 2]), torch.tensor([True]), torch.tensor(0.5), file=io.StringIO())
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 0]), label_smoothing=0.1)
+
+
 def main() -> None:
     sock = socket.socket(fileno=int(sys.argv[1]))
     try:
@@ -410,7 +421,7 @@ def main() -> None:
         # written), ~15 ms of CPU per sandbox for the jail alone.
         from worker.sandbox import child, jail, model_loading  # noqa: F401
 
-        torch.zeros(2).add_(1)  # warm the CPU dispatcher without starting any thread
+        _warm_torch(torch)
         plan = _plan_from_socket(sock)
     except BaseException as exc:
         _send(sock, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
