@@ -7,16 +7,20 @@ secret folder).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import stat
 import sys
 import sysconfig
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
 from worker.sandbox import cgroups
 
 UID_BASE = 60000
+SCRATCH_PREFIX = "autograder-sandbox-z"  # + zygote pid: plain mode's per-sandbox /tmp
 
 
 @dataclass
@@ -144,3 +148,31 @@ def world_traversable(path: str) -> bool:
 
 def sandbox_uid(slot: int) -> int:
     return UID_BASE + slot
+
+
+def staging_dir() -> str:
+    """An empty folder to mount each sandbox's new root on (in its own mount namespace).
+
+    It is only ever a mount point, so one stable folder per uid serves every zygote.
+    """
+    path = os.path.join(tempfile.gettempdir(), f"autograder-sandbox-root-{os.geteuid()}")
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o755)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        return tempfile.mkdtemp(prefix="autograder-sandbox-root-")
+    return path
+
+
+def sweep_scratch() -> None:
+    """Remove the scratch folders of plain-mode sandboxes whose zygote is gone."""
+    base = tempfile.gettempdir()
+    with contextlib.suppress(OSError):
+        for name in os.listdir(base):
+            owner = name[len(SCRATCH_PREFIX) :].split("-")[0]
+            if (
+                name.startswith(SCRATCH_PREFIX)
+                and owner.isdigit()
+                and not os.path.exists(f"/proc/{owner}")
+            ):
+                shutil.rmtree(os.path.join(base, name), ignore_errors=True)

@@ -32,7 +32,6 @@ import time
 import traceback
 from typing import Any
 
-SCRATCH_PREFIX = "autograder-sandbox-z"  # + zygote pid: plain mode's per-sandbox /tmp
 STATUS = struct.Struct("=iB")  # wait status, oom-killed flag (0 no, 1 yes, 2 unknown)
 MESSAGE_MAX = 1 << 16
 
@@ -104,7 +103,7 @@ def _fork_spare(plan: Any, zygote_sock: socket.socket) -> Spare:
 
 
 def _keeper(plan: Any, sock: socket.socket, zygote_pid: int) -> int:
-    from worker.sandbox import cgroups, syscalls
+    from worker.sandbox import cgroups, host_plan, syscalls
 
     syscalls.die_with_parent()
     if os.getppid() != zygote_pid:
@@ -118,7 +117,7 @@ def _keeper(plan: Any, sock: socket.socket, zygote_pid: int) -> int:
             group = None
     scratch = None
     if plan.mode == "plain":
-        scratch = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{zygote_pid}-")
+        scratch = tempfile.mkdtemp(prefix=f"{host_plan.SCRATCH_PREFIX}{zygote_pid}-")
         if os.geteuid() == 0:
             os.chown(scratch, plan.uid, plan.gid)
     pid_namespace = user_namespace = False
@@ -297,36 +296,6 @@ def _probe_fork(fn: Any) -> bool:
     return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
-def _staging_dir() -> str:
-    """An empty folder to mount each sandbox's new root on (in its own mount namespace).
-
-    It is only ever a mount point, so one stable folder per uid serves every zygote.
-    """
-    path = os.path.join(tempfile.gettempdir(), f"autograder-sandbox-root-{os.geteuid()}")
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(path, 0o755)
-    st = os.lstat(path)
-    import stat
-
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
-        return tempfile.mkdtemp(prefix="autograder-sandbox-root-")
-    return path
-
-
-def _sweep_scratch() -> None:
-    """Remove the scratch folders of plain-mode sandboxes whose zygote is gone."""
-    base = tempfile.gettempdir()
-    with contextlib.suppress(OSError):
-        for name in os.listdir(base):
-            owner = name[len(SCRATCH_PREFIX) :].split("-")[0]
-            if (
-                name.startswith(SCRATCH_PREFIX)
-                and owner.isdigit()
-                and not os.path.exists(f"/proc/{owner}")
-            ):
-                shutil.rmtree(os.path.join(base, name), ignore_errors=True)
-
-
 def make_plan(options: dict[str, Any]) -> Any:
     from worker.sandbox import cgroups, host_plan, landlock, seccomp, syscalls
 
@@ -361,8 +330,8 @@ def make_plan(options: dict[str, Any]) -> Any:
     )
     if not switch_uid:
         uid, gid = os.geteuid(), os.getegid()
-    staging = _staging_dir()
-    _sweep_scratch()
+    staging = host_plan.staging_dir()
+    host_plan.sweep_scratch()
     hierarchies: dict[str, Any] = {}
     if os.geteuid() == 0 and mode in ("root", "plain"):
         cgroups.sweep()
