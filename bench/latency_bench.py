@@ -172,6 +172,12 @@ def main() -> int:
         )
         for name, values in results.items():
             print("  " + summary(name, values))
+        total = statistics.median(results["submit to graded"])
+        engine = statistics.median(results["grading (engine)"])
+        print(
+            f"  floor (the grading engine itself, sandbox included): median {engine * 1e3:.0f} ms;"
+            f" submit-to-graded / floor = {total / engine:.2f}x"
+        )
     return 0
 
 
