@@ -39,9 +39,10 @@ import httpx  # noqa: E402
 import nbformat  # noqa: E402
 
 from core.blobs import get_blob_store  # noqa: E402
+from core.job_writes import JobInput  # noqa: E402
 from core.settings import get_settings  # noqa: E402
 from tests.support.stack import embedded_stack  # noqa: E402
-from worker.grading import JobInput, run_job  # noqa: E402
+from worker.grading import run_job  # noqa: E402
 
 HW1 = "hw1-training-basics"
 VENV = Path(os.environ.get("NBGRADER_VENV", "/tmp/nbgrader-bench-venv"))

@@ -58,19 +58,18 @@ class Claim:
 
 
 @dataclass(frozen=True)
-class ClaimedJob:
-    """What grading a claimed job needs to know."""
+class JobInput:
+    """What grading a job needs to know."""
 
-    submission_id: str
+    #: The assignment folder's name (as it was stored with its bundle, when it was).
+    assignment_slug: str
     file_kind: str
     sha256: str
     exercise_slugs: list[str] | None
-    assignment_slug: str
-    #: The version the job names (older jobs: the assignment's current one), if any.
-    assignment_version: str | None
-    #: That version's stored folder name and bundle, when the version is stored.
-    bundle_slug: str | None
-    bundle_sha256: str | None
+    #: The version the job names and its bundle in the blob store. Without either
+    #: (benches, tools), the worker reads the assignment from settings.course_dir.
+    assignment_version: str | None = None
+    bundle_sha256: str | None = None
 
 
 # -- statements, built once ------------------------------------------------------------------
@@ -165,7 +164,7 @@ def _point_submission() -> Executable:
 
 
 # -- claim ------------------------------------------------------------------------------------
-def claim_job(conn: Connection, job_id: str, host: str) -> tuple[Claim, ClaimedJob] | None:
+def claim_job(conn: Connection, job_id: str, host: str) -> tuple[Claim, JobInput] | None:
     """Take the job if it is waiting (or its holder's lease ran out); None otherwise."""
     now = utcnow()
     lease = now + timedelta(seconds=get_settings().lease_seconds)
@@ -180,14 +179,13 @@ def claim_job(conn: Connection, job_id: str, host: str) -> tuple[Claim, ClaimedJ
     notify.job_changed_after(conn, submission_id)
     row = conn.execute(_claimed_statement(), {"job_id": job_id}).one()
     conn.commit()  # the read's own transaction (autobegun)
-    return Claim(job_id, attempt), ClaimedJob(
-        submission_id=submission_id,
+    return Claim(job_id, attempt), JobInput(
+        # The folder's name when it was stored (a course's copy may differ).
+        assignment_slug=row.bundle_slug or row.slug,
         file_kind=row.file_kind,
         sha256=row.sha256,
         exercise_slugs=row.exercise_slugs,
-        assignment_slug=row.slug,
         assignment_version=row.version,
-        bundle_slug=row.bundle_slug,
         bundle_sha256=row.bundle_sha256,
     )
 
@@ -237,7 +235,10 @@ def finish_job(
         if results:
             conn.execute(
                 _insert_results(),
-                [_result_row(r, c.job_id, position) for position, r in enumerate(results)],
+                [
+                    TestResult.columns_of(r, c.job_id, position)
+                    for position, r in enumerate(results)
+                ],
             )
         conn.execute(
             _point_submission(), {"submission_id": known.submission_id, "job_id": c.job_id}
@@ -245,20 +246,6 @@ def finish_job(
         notify.job_changed_on(conn, known.submission_id)
     notify.job_changed_after(conn, known.submission_id)
     return True
-
-
-def _result_row(outcome: TestOutcome, job_id: str, position: int) -> dict[str, Any]:
-    return {
-        "job_id": job_id,
-        "position": position,
-        "exercise_slug": outcome.exercise,
-        "name": outcome.name,
-        "outcome": outcome.outcome,
-        "score": outcome.score,
-        "max_score": outcome.max_score,
-        "visibility": outcome.visibility,
-        "feedback": outcome.feedback,
-    }
 
 
 def _with_kept_results(
@@ -282,13 +269,7 @@ def _with_kept_results(
     conn.commit()
     merged = [
         *results,
-        *(
-            TestOutcome(
-                r.exercise_slug, r.name, r.outcome, r.score, r.max_score, r.visibility, r.feedback
-            )
-            for r in kept
-            if r.exercise_slug not in known.exercise_slugs
-        ),
+        *(TestResult.outcome_of(r) for r in kept if r.exercise_slug not in known.exercise_slugs),
     ]
     merged.sort(key=lambda r: order.get(r.exercise, len(order)))
     return merged

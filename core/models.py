@@ -241,31 +241,34 @@ class TestResult(Base):
     feedback: Mapped[str] = mapped_column(Text, default="")
     job: Mapped[GradingJob] = relationship(back_populates="results")
 
-    @classmethod
-    def of(cls, outcome: TestOutcome, job_id: str, position: int) -> TestResult:
-        """The row of one test's outcome (graders.outcome), at `position` in its job."""
-        return cls(
-            job_id=job_id,
-            position=position,
-            exercise_slug=outcome.exercise,
-            name=outcome.name,
-            outcome=outcome.outcome,
-            score=outcome.score,
-            max_score=outcome.max_score,
-            visibility=outcome.visibility,
-            feedback=outcome.feedback,
-        )
+    @staticmethod
+    def columns_of(outcome: TestOutcome, job_id: str, position: int) -> dict[str, Any]:
+        """The row of one test's outcome (graders.outcome), at `position` in its job, as
+        the columns an INSERT takes."""
+        return {
+            "job_id": job_id,
+            "position": position,
+            "exercise_slug": outcome.exercise,
+            "name": outcome.name,
+            "outcome": outcome.outcome,
+            "score": outcome.score,
+            "max_score": outcome.max_score,
+            "visibility": outcome.visibility,
+            "feedback": outcome.feedback,
+        }
 
-    def as_outcome(self) -> TestOutcome:
-        """The outcome this row holds (a partial regrade carries it into the new job)."""
+    @staticmethod
+    def outcome_of(row: Any) -> TestOutcome:
+        """The outcome a row holds (a mapped TestResult or a selected row of the table):
+        a partial regrade carries it into the new job."""
         return TestOutcome(
-            self.exercise_slug,
-            self.name,
-            self.outcome,
-            self.score,
-            self.max_score,
-            self.visibility,
-            self.feedback,
+            row.exercise_slug,
+            row.name,
+            row.outcome,
+            row.score,
+            row.max_score,
+            row.visibility,
+            row.feedback,
         )
 
 

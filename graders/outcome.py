@@ -1,6 +1,6 @@
 """One test's result: the record the engine reports, the worker stores and a partial
-regrade carries over. core.models.TestResult is its row (`TestResult.of(outcome)`,
-`row.outcome()`: the one conversion each way). No imports: the API and the CLI read it
+regrade carries over. core.models.TestResult is its row (`TestResult.columns_of` and
+`TestResult.outcome_of`: the one conversion each way). No imports: the API and the CLI read it
 without loading the engine."""
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from core.job_writes import JobInput
 from core.jobs import sweep
 from core.models import GradingJob, utcnow
 from core.queue import GRADE_TASK
@@ -115,7 +116,7 @@ def test_the_same_idempotency_key_is_the_same_submission(
 def test_a_failing_grader_is_retried_then_given_up_with_a_sentence(
     held: InProcessService, course: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(job: grading.JobInput, device: str = "cpu") -> Any:
+    def broken(job: JobInput, device: str = "cpu") -> Any:
         raise OSError("the disk went away")
 
     monkeypatch.setattr(grading, "run_job", broken)

@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,7 +26,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from core.blobs import get_blob_store
 from core.db import get_engine, get_sessionmaker
-from core.job_writes import Claim, claim_job, finish_job
+from core.job_writes import Claim, JobInput, claim_job, finish_job
 from core.jobs import dispatch, heartbeat, release_for_retry
 from core.logs import set_attempt
 from core.models import GradingJob
@@ -50,18 +50,6 @@ log = logging.getLogger("autograder.worker")
 T = TypeVar("T")
 
 MODEL_SUFFIX = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}
-
-
-@dataclass(frozen=True)
-class JobInput:
-    assignment_slug: str
-    file_kind: str
-    sha256: str
-    exercise_slugs: list[str] | None
-    #: The version the job names and its bundle in the blob store. Without either
-    #: (benches, tools), the assignment is read from settings.course_dir.
-    assignment_version: str | None = None
-    bundle_sha256: str | None = None
 
 
 class ClaimUnavailable(Exception):
@@ -117,19 +105,7 @@ class Heartbeat(threading.Thread):
 def take_job(job_id: str, host: str) -> tuple[Claim, JobInput] | None:
     """Claim the job and read what grading it needs; None if there is nothing to do."""
     with get_engine().connect() as conn:
-        taken = claim_job(conn, job_id, host)
-    if taken is None:
-        return None
-    c, job = taken
-    return c, JobInput(
-        # The folder's name when it was stored (a course's copy may differ).
-        assignment_slug=job.bundle_slug or job.assignment_slug,
-        file_kind=job.file_kind,
-        sha256=job.sha256,
-        exercise_slugs=job.exercise_slugs,
-        assignment_version=job.assignment_version,
-        bundle_sha256=job.bundle_sha256,
-    )
+        return claim_job(conn, job_id, host)
 
 
 def grade_delivered(job_id: str, device: str) -> str:
