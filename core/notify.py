@@ -133,20 +133,34 @@ class _Datagrams(asyncio.DatagramProtocol):
             self.wake(data.decode("ascii", "replace"))
 
 
-async def listen_sockets(folder: Path, wake: Wake, stopped: asyncio.Event) -> None:
-    """Receive the embedded mode's datagrams until `stopped`; the socket is removed."""
-    folder.mkdir(parents=True, exist_ok=True)
+def bind_socket(folder: Path, fallback: str) -> tuple[socket.socket, Path] | None:
+    """This process's datagram socket in `folder` (`<pid>-<token>.sock`, non-blocking),
+    or None, with a warning that names `fallback`, where it cannot be made (a path too
+    long for a unix socket, a folder it cannot write)."""
     path = folder / f"{os.getpid()}-{secrets.token_hex(4)}.sock"
     if len(str(path)) > MAX_SOCKET_PATH:
-        log.warning(
-            "event streams: %s is too long for a unix socket; streams fall back to the safety poll",
-            path,
-        )
+        log.warning("%s is too long for a unix socket; %s", path, fallback)
+        return None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(str(path))
+    except OSError as exc:
+        log.warning("no socket at %s (%s); %s", path, exc, fallback)
+        return None
+    sock.setblocking(False)
+    return sock, path
+
+
+async def listen_sockets(folder: Path, wake: Wake, stopped: asyncio.Event) -> None:
+    """Receive the embedded mode's datagrams until `stopped`; the socket is removed."""
+    bound = bind_socket(folder, "event streams fall back to the safety poll")
+    if bound is None:
         await stopped.wait()
         return
-    loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: _Datagrams(wake), local_addr=str(path), family=socket.AF_UNIX
+    sock, path = bound
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: _Datagrams(wake), sock=sock
     )
     try:
         await stopped.wait()

@@ -35,11 +35,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
 import select
 import socket
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from queue import Empty
 from typing import Any
@@ -50,7 +50,7 @@ from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 from kombu.utils.objects import cached_property
 
-from core.notify import MAX_SOCKET_PATH, send_datagrams
+from core.notify import bind_socket, send_datagrams
 
 log = logging.getLogger("autograder.broker")
 
@@ -69,15 +69,20 @@ def message_name(queue: str) -> str:
     return f"{int(round(time.monotonic() * 1000)):015d}_{uuid.uuid4()}.{queue}.msg"
 
 
+def sibling_folder(options: Mapping[str, Any], option: str, base: str, name: str) -> Path:
+    """The folder `options[option]`, else `name` beside the queue folder `base`; made."""
+    given = options.get(option)
+    folder = Path(given) if given else Path(base).resolve().parent / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 class Channel(filesystem.Channel):
     """Atomic puts, claim-by-rename gets, undecodable files never raised."""
 
     # -- folders: siblings of the queue folder unless given --------------------------
     def _sibling(self, option: str, base: str, name: str) -> str:
-        given = self.transport_options.get(option)
-        folder = Path(given) if given else Path(base).resolve().parent / name
-        folder.mkdir(parents=True, exist_ok=True)
-        return str(folder)
+        return str(sibling_folder(self.transport_options, option, base, name))
 
     @cached_property
     def staging_folder(self) -> str:
@@ -223,20 +228,11 @@ class Waker:
 
     def __init__(self, folder: Path) -> None:
         self.owner = os.getpid()
-        self.path = folder / f"{self.owner}-{secrets.token_hex(4)}.sock"
         self.sock: socket.socket | None = None
-        if len(str(self.path)) > MAX_SOCKET_PATH:
-            log.warning("broker: %s is too long for a unix socket; polling only", self.path)
-            return
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            sock.bind(str(self.path))
-        except OSError as exc:
-            log.warning("broker: no wake-up socket (%s); polling only", exc)
-            return
-        sock.setblocking(False)
-        self.sock = sock
+        self.path: Path | None = None
+        bound = bind_socket(folder, "the broker's consumers poll only")
+        if bound is not None:
+            self.sock, self.path = bound
 
     def wait(self, seconds: float) -> None:
         """Until a datagram comes or `seconds` pass; then drop every datagram waiting."""
@@ -249,7 +245,7 @@ class Waker:
                 self.sock.recv(256)
 
     def close(self) -> None:
-        if self.sock is not None and self.owner == os.getpid():
+        if self.sock is not None and self.path is not None and self.owner == os.getpid():
             self.sock.close()
             with contextlib.suppress(OSError):
                 self.path.unlink()
@@ -283,9 +279,8 @@ class Transport(filesystem.Transport):
     def _wake_socket(self) -> Waker:
         if self._waker is None or self._waker.owner != os.getpid():
             options = self.client.transport_options if self.client is not None else {}
-            queues = Path(options.get("data_folder_in") or ".").resolve()
-            folder = options.get("wake_folder") or queues.parent / "wake"
-            self._waker = Waker(Path(folder))
+            queues = options.get("data_folder_in") or "."
+            self._waker = Waker(sibling_folder(options, "wake_folder", queues, "wake"))
         return self._waker
 
     def close_connection(self, connection: Any) -> None:
