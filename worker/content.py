@@ -168,7 +168,7 @@ class LocalCache:
                 shutil.rmtree(top, ignore_errors=True)
                 continue
             with contextlib.suppress(OSError):
-                size = sum(p.stat().st_size for p in top.rglob("*") if p.is_file())
+                size = _bytes_of(top)
                 found.append((top.stat().st_mtime, size, top))
         return found
 
@@ -178,11 +178,7 @@ class LocalCache:
     def _added(self, path: Path) -> None:
         """Account for a new entry; trim when the bound may be passed."""
         try:
-            size = (
-                sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-                if path.is_dir()
-                else path.stat().st_size
-            )
+            size = _bytes_of(path)
         except OSError:
             size = 0
         if (
@@ -216,6 +212,13 @@ class LocalCache:
             freed += size
         self.estimate, self.added_since_walk = total, 0
         return freed
+
+
+def _bytes_of(path: Path) -> int:
+    """A blob's size, or the sum of a bundle folder's files."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
 
 
 def _touch(path: Path) -> None:
